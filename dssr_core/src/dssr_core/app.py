@@ -1,0 +1,382 @@
+"""The Falcon app of the JARVICE legacy downstream API.
+
+``create_app`` has no side effects: it wires resources to a connector and an executor.
+Each resource reads ``args`` (the one form field upstream sends), checks it, calls the
+connector and turns its typed answer into the contract's JSON.
+"""
+
+import base64
+import hmac
+import json
+import logging
+import posixpath
+import time
+
+import falcon
+
+from dssr_core.bearer import email_from_bearer
+from dssr_core.errors import (
+    ClusterUnavailable,
+    ConnectorError,
+    DssrError,
+    Forbidden,
+    InvalidRequest,
+    JobNotFound,
+    NotAvailable,
+    SchedulerRejected,
+)
+from dssr_core.facts import decode_script
+from dssr_core.models import ExitStatus, JobRef, ScriptRequest, Submission, check_job_id, check_job_name
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("dssr_core.access")
+
+STATUS_BY_ERROR = {
+    InvalidRequest: falcon.HTTP_400,
+    Forbidden: falcon.HTTP_403,
+    NotAvailable: falcon.HTTP_404,
+    JobNotFound: falcon.HTTP_404,
+    SchedulerRejected: falcon.HTTP_422,
+    ClusterUnavailable: falcon.HTTP_503,
+    ConnectorError: falcon.HTTP_500,
+}
+MAX_NODES = 100_000
+
+
+def create_app(settings, connector, executor) -> falcon.App:
+    """The WSGI app for ``connector`` and ``executor`` under ``settings``."""
+    middleware = [AccessLog()]
+    if settings.server_key:
+        middleware.append(BasicAuth(settings.server_key))
+    app = falcon.App(middleware=middleware)
+    app.req_options.strip_url_path_trailing_slash = True
+    app.add_error_handler(Exception, _unexpected_error)
+    app.add_error_handler(falcon.HTTPError, _http_error)
+    app.add_error_handler(DssrError, _domain_error)
+
+    reader = ArgsReader(settings.max_body_bytes)
+    app.add_route("/live", Live())
+    app.add_route("/nodes", Nodes())
+    app.add_route("/gc", GarbageCollect(connector))
+    app.add_route("/submit", Submit(reader, connector, executor))
+    app.add_route("/running", Listing(connector.running))
+    app.add_route("/queued", Listing(connector.queued))
+    app.add_route("/runstatus", RunStatusResource(reader, connector))
+    app.add_route("/exitstatus", ExitStatusResource(reader, connector))
+    app.add_route("/terminate", Terminate(reader, connector))
+    app.add_route("/release", Release(reader, connector))
+    app.add_route("/events", Events(reader, connector))
+    app.add_route("/online", Online(reader, connector))
+    app.add_route("/request/pvcls", DataListing(reader, connector))
+    app.add_route("/request/{name}/{number}/{jobid}/{method}", JobRequest(reader, connector))
+    return app
+
+
+# Reading upstream's form ---------------------------------------------------------------
+
+
+class ArgsReader:
+    """Reads the ``args`` form field as a JSON object, within a size limit."""
+
+    def __init__(self, max_body_bytes: int):
+        self.max_body_bytes = max_body_bytes
+
+    def __call__(self, req: falcon.Request) -> dict:
+        length = req.content_length
+        if length is not None and length > self.max_body_bytes:
+            raise falcon.HTTPPayloadTooLarge(
+                description=f"The request body is {length} bytes; the limit is "
+                f"{self.max_body_bytes} (DSSR_MAX_BODY_BYTES)."
+            )
+        if not (req.content_type or "").startswith("application/x-www-form-urlencoded"):
+            raise InvalidRequest(
+                "Send the body as application/x-www-form-urlencoded with one field, args."
+            )
+        try:
+            form = req.get_media()
+        except falcon.MediaNotFoundError:
+            form = {}
+        except falcon.MediaMalformedError:
+            raise InvalidRequest("The body is not a valid url-encoded form.") from None
+        raw = form.get("args") if isinstance(form, dict) else None
+        if raw is None:
+            raise InvalidRequest("The form field args is missing.")
+        if not isinstance(raw, str):
+            raise InvalidRequest("The form field args must appear once.")
+        try:
+            args = json.loads(raw)
+        except ValueError:
+            raise InvalidRequest("The form field args is not valid JSON.") from None
+        if not isinstance(args, dict):
+            raise InvalidRequest("The form field args must be a JSON object.")
+        return args
+
+
+def _integer(args: dict, field: str, *, minimum: int = 0, maximum: int | None = None) -> int:
+    value = args.get(field)
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidRequest(f"args.{field} must be a whole number.")
+    if value < minimum or (maximum is not None and value > maximum):
+        raise InvalidRequest(f"args.{field} must be between {minimum} and {maximum}.")
+    return value
+
+
+def job_ref(args: dict) -> JobRef:
+    """The ``name``, ``number``, ``jobid`` triple, each checked."""
+    return JobRef(
+        name=check_job_name(args.get("name"), "args.name"),
+        number=_integer(args, "number"),
+        jobid=check_job_id(args.get("jobid"), "args.jobid"),
+    )
+
+
+# Resources ----------------------------------------------------------------------------
+
+
+class Live:
+    def on_get(self, req, resp):
+        resp.media = {"status": "OK"}
+
+
+class Nodes:
+    def on_get(self, req, resp):
+        resp.media = True
+
+
+class GarbageCollect:
+    def __init__(self, connector):
+        self.connector = connector
+
+    def on_get(self, req, resp):
+        try:
+            self.connector.gc()
+        except DssrError as error:
+            log.warning("gc: the cluster is not reachable: %s", error.message)
+            resp.status = falcon.HTTP_500
+            resp.media = {"status": "BAD"}
+            return
+        resp.media = {"status": "OK"}
+
+
+class Submit:
+    def __init__(self, read_args, connector, executor):
+        self.read_args = read_args
+        self.connector = connector
+        self.executor = executor
+
+    def on_post(self, req, resp):
+        args = self.read_args(req)
+        name = check_job_name(args.get("name"), "args.name")
+        number = _integer(args, "number")
+        nodes = _integer(args, "nodes", minimum=1, maximum=MAX_NODES)
+        held = args.get("hold", False)
+        if not isinstance(held, bool):
+            raise InvalidRequest("args.hold must be true or false.")
+        template = decode_script(self._script_for_executor(args), f"args.hpc_script.{self.executor.name}")
+        rendered = self.executor.render(ScriptRequest(name, number, nodes, template))
+        submission = Submission(
+            name=name,
+            number=number,
+            script=rendered.script,
+            facts=rendered.facts,
+            held=held,
+            success_marker=rendered.success_marker,
+            user_email=email_from_bearer(args.get("bearer")),
+            bearer=args.get("bearer"),
+        )
+        result = self.connector.submit(submission)
+        log.info("submitted %s/%s as job %s (%d node(s), held=%s)", name, number, result.jobid, nodes, held)
+        resp.media = [result.jobid, self.executor.redact(result.script)]
+
+    def _script_for_executor(self, args: dict) -> object:
+        scripts = args.get("hpc_script")
+        if not isinstance(scripts, dict):
+            raise InvalidRequest("args.hpc_script must be an object of executor name -> base64 script.")
+        if self.executor.name not in scripts:
+            offered = ", ".join(sorted(map(str, scripts))) or "none"
+            raise InvalidRequest(
+                f"args.hpc_script has no script for the executor {self.executor.name!r} "
+                f"that this server runs (it has: {offered})."
+            )
+        return scripts[self.executor.name]
+
+
+class Listing:
+    def __init__(self, list_jobs):
+        self.list_jobs = list_jobs
+
+    def on_get(self, req, resp):
+        resp.media = [[job.name, job.jobid] for job in self.list_jobs()]
+
+
+class _JobResource:
+    def __init__(self, read_args, connector):
+        self.read_args = read_args
+        self.connector = connector
+
+    def on_post(self, req, resp):
+        job = job_ref(self.read_args(req))
+        resp.media = self.answer(job)
+
+
+class RunStatusResource(_JobResource):
+    def answer(self, job):
+        try:
+            return self.connector.runstatus(job).as_contract(job)
+        except JobNotFound:
+            return [None, None, None, None]
+
+
+class ExitStatusResource(_JobResource):
+    def answer(self, job):
+        try:
+            status = self.connector.exitstatus(job)
+        except JobNotFound:
+            status = ExitStatus.unknown()
+        log.info("exit status of %s: %s (rc %s)", job, status.state, status.rc)
+        return status.as_contract()
+
+
+class Terminate(_JobResource):
+    def answer(self, job):
+        try:
+            self.connector.terminate(job)
+        except JobNotFound:
+            log.info("terminate: job %s is not known; nothing to do", job)
+        return True
+
+
+class Release(_JobResource):
+    def answer(self, job):
+        self.connector.release(job)
+        return True
+
+
+class Events(_JobResource):
+    def answer(self, job):
+        return self.connector.events(job)
+
+
+class Online:
+    def __init__(self, read_args, connector):
+        self.read_args = read_args
+        self.connector = connector
+
+    def on_post(self, req, resp):
+        args = self.read_args(req)
+        host, status = args.get("host"), args.get("status")
+        if not isinstance(host, str) or not host:
+            raise InvalidRequest("args.host must be a host name.")
+        self.connector.online(host, str(status))
+        resp.media = True
+
+
+def _query(args: dict) -> dict[str, list[str]]:
+    query = args.get("qs", {})
+    if not isinstance(query, dict):
+        raise InvalidRequest("args.qs must be an object of key -> list of values.")
+    cleaned = {}
+    for key, values in query.items():
+        values = values if isinstance(values, list) else [values]
+        cleaned[str(key)] = [str(v) for v in values]
+    return cleaned
+
+
+class JobRequest:
+    def __init__(self, read_args, connector):
+        self.read_args = read_args
+        self.connector = connector
+
+    def on_post(self, req, resp, name, number, jobid, method):
+        args = self.read_args(req) if req.content_length else {}
+        job = job_ref({"name": name, "number": number, "jobid": jobid})
+        answer = self.connector.request(job, method, _query(args))
+        resp.status = falcon.code_to_http_status(answer.status)
+        if isinstance(answer.body, dict):
+            resp.media = answer.body
+        else:
+            resp.content_type = answer.content_type
+            resp.data = answer.body if isinstance(answer.body, bytes) else answer.body.encode()
+
+
+class DataListing:
+    def __init__(self, read_args, connector):
+        self.read_args = read_args
+        self.connector = connector
+
+    def on_post(self, req, resp):
+        query = _query(self.read_args(req))
+        path = data_path((query.get("path") or ["/"])[-1])
+        details = (query.get("details") or ["false"])[-1].lower() == "true"
+        entries = self.connector.pvcls(path, details)
+        resp.content_type = falcon.MEDIA_TEXT
+        resp.text = "".join(entry.as_line(details) + "\n" for entry in entries)
+
+
+def data_path(path: str) -> str:
+    """A ``pvcls`` path made relative to the data root; ``..`` and odd characters refused."""
+    if "\0" in path or "\n" in path:
+        raise InvalidRequest("qs.path has a control character.")
+    path = path.removeprefix("/data") if path == "/data" or path.startswith("/data/") else path
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise Forbidden("qs.path may not contain '..': listings stay inside the data root.")
+    return posixpath.join(*parts) if parts else ""
+
+
+# Middleware and error handlers ---------------------------------------------------------
+
+
+class AccessLog:
+    """One line per request: method, path, status, milliseconds. No body, no header."""
+
+    def process_request(self, req, resp):
+        req.context.started = time.perf_counter()
+
+    def process_response(self, req, resp, resource, req_succeeded):
+        started = getattr(req.context, "started", None)
+        elapsed = (time.perf_counter() - started) * 1000 if started else 0.0
+        access_log.info("%s %s %s %.1fms", req.method, req.path, resp.status[:3], elapsed)
+
+
+class BasicAuth:
+    """Refuses every caller without the ``JARVICE_SCHED_SERVER_KEY`` credentials but on /live."""
+
+    def __init__(self, server_key: str):
+        self._expected = ("Basic " + base64.b64encode(server_key.encode()).decode()).encode()
+
+    def process_request(self, req, resp):
+        if req.path == "/live":
+            return
+        given = (req.get_header("Authorization") or "").encode()
+        if not hmac.compare_digest(given, self._expected):
+            raise falcon.HTTPUnauthorized(
+                title="401 Unauthorized",
+                description="Send HTTP Basic credentials that match JARVICE_SCHED_SERVER_KEY.",
+                challenges=['Basic realm="dssr"'],
+            )
+
+
+def _domain_error(req, resp, error, params):
+    status = next(
+        (code for cls, code in STATUS_BY_ERROR.items() if isinstance(error, cls)), falcon.HTTP_500
+    )
+    if status == falcon.HTTP_500:
+        log.error("%s %s failed: %s", req.method, req.path, error.message)
+    raise falcon.HTTPError(status, title=status, description=error.message)
+
+
+def _http_error(req, resp, error, params):
+    resp.status = error.status
+    resp.media = error.to_dict()
+    for name, value in (error.headers or {}).items():
+        resp.set_header(name, value)
+
+
+def _unexpected_error(req, resp, error, params):
+    log.exception("%s %s failed unexpectedly", req.method, req.path)
+    resp.status = falcon.HTTP_500
+    resp.media = {"title": "500 Internal Server Error",
+                  "description": "DSSR failed unexpectedly; its log has the details."}

@@ -1,0 +1,52 @@
+"""Domain errors. The HTTP layer maps each class to a status code; nothing here knows HTTP.
+
+Every message is a sentence meant for the caller: it says what is wrong and, where it can,
+what to do about it. Messages never carry secrets.
+"""
+
+
+class DssrError(Exception):
+    """Base of every error DSSR raises on purpose."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(DssrError):
+    """The caller sent something malformed or not allowed (HTTP 400)."""
+
+
+class Forbidden(DssrError):
+    """The caller may not do this, e.g. a path outside the data root (HTTP 403)."""
+
+
+class JobNotFound(DssrError):
+    """No job with this reference is known to the connector."""
+
+
+class NotAvailable(DssrError):
+    """The thing asked for does not exist, e.g. a job with no output yet (HTTP 404)."""
+
+
+class SchedulerRejected(DssrError):
+    """The scheduler refused the job, e.g. an unknown partition (HTTP 422).
+
+    The message carries the scheduler's own words.
+    """
+
+
+class ClusterUnavailable(DssrError):
+    """The cluster or scheduler cannot be reached or did not answer (HTTP 503)."""
+
+
+class ConnectorError(DssrError):
+    """The connector failed in a way that is not the caller's fault (HTTP 500)."""
+
+
+class SettingsError(DssrError):
+    """A setting has a bad value; the message names the setting."""
+
+
+class PluginError(DssrError):
+    """A plugin cannot be selected: unknown name, duplicate name, or failed to load."""

@@ -1,0 +1,56 @@
+"""The base class of executors: upstream's script in, the script to run and its facts out."""
+
+import re
+
+from dssr_core.errors import InvalidRequest
+from dssr_core.facts import PARAMETERS_FIELD
+from dssr_core.models import RenderedJob, ScriptRequest
+
+
+class Executor:
+    """Turns ``hpc_script[<name>]`` into a :class:`RenderedJob`.
+
+    ``secret_names`` lists the variables whose assignments :meth:`redact` removes from the
+    script handed back to upstream and from anything logged.
+    """
+
+    #: The name under which the executor is registered, and the key of ``hpc_script``.
+    name = "executor"
+    secret_names: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_settings(cls, settings):
+        return cls(settings)
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def render(self, request: ScriptRequest) -> RenderedJob:
+        raise NotImplementedError
+
+    @classmethod
+    def template_for(cls, command: str, *, image: str | None = None, cores: int = 1) -> str:
+        """A script template in upstream's form that runs ``command``.
+
+        Used by ``dssr submit --command`` so that a person can submit without upstream.
+        Executors that run images override it; this one runs the command as it is.
+        """
+        if image is not None:
+            raise InvalidRequest(f"The {cls.name} executor runs no image; drop --image.")
+        escaped = command.replace("{", "{{").replace("}", "}}")
+        return (f"#!/bin/bash\n{{{PARAMETERS_FIELD}}}\nJARVICE_CPU_CORES={cores}\n"
+                f"{escaped}\n")
+
+    def redact(self, script: str) -> str:
+        """The script without any line that assigns one of ``secret_names``."""
+        if not self.secret_names:
+            return script
+        names = "|".join(re.escape(n) for n in sorted(self.secret_names))
+        secret_line = re.compile(rf"^\s*(?:export\s+)?(?:{names})=")
+        return "\n".join(
+            line for line in script.split("\n") if not secret_line.match(line)
+        )
+
+    def report(self) -> list[tuple[str, str]]:
+        """Settings for the init report, as (label, value); never a secret."""
+        return []

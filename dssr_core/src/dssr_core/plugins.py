@@ -1,0 +1,145 @@
+"""Plugin discovery and selection: the one place where names become backends."""
+
+import importlib.metadata
+import logging
+
+import attrs
+import pluggy
+
+from dssr_core import hookspecs
+from dssr_core.errors import PluginError
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "dssr"
+PROJECT = "dssr"
+
+#: Where the plugins that ship with DSSR live, to tell users what to install.
+KNOWN_DISTRIBUTIONS = {
+    "dummy": "dssr_dummy",
+    "slurm-cli": "dssr_slurm",
+    "slurmrestd": "dssr_slurm",
+    "singularity": "dssr_singularity",
+    "shell": "dssr_core",
+}
+
+
+@attrs.frozen
+class Backend:
+    """A registered connector or executor with the distribution that brought it."""
+
+    kind: str
+    spec: object
+    plugin: str
+    distribution: str
+    version: str
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@attrs.frozen
+class BrokenPlugin:
+    entry_point: str
+    distribution: str
+    error: str
+
+
+class PluginRegistry:
+    """A plugin manager with its plugins loaded, and the backends they register."""
+
+    def __init__(self, manager: pluggy.PluginManager, broken: dict[str, BrokenPlugin],
+                 origins: dict[str, tuple[str, str]]):
+        self.manager = manager
+        self.broken = broken
+        self._origins = origins
+
+    def backends(self, kind: str) -> dict[str, Backend]:
+        """``kind`` is ``connector`` or ``executor``; fails when two plugins claim a name."""
+        hook = getattr(self.manager.hook, f"dssr_register_{kind}s")
+        found: dict[str, Backend] = {}
+        for impl in hook.get_hookimpls():
+            distribution, version = self._origins.get(impl.plugin_name, (impl.plugin_name, ""))
+            for spec in impl.function() or ():
+                backend = Backend(kind, spec, impl.plugin_name, distribution, version)
+                if spec.name in found:
+                    other = found[spec.name]
+                    raise PluginError(
+                        f"Two plugins register the {kind} {spec.name!r}: "
+                        f"{other.distribution} {other.version} and {distribution} {version}. "
+                        "Uninstall one of them, or block one with DSSR_DISABLE_PLUGINS."
+                    )
+                found[spec.name] = backend
+        return found
+
+    def select(self, kind: str, name: str) -> Backend:
+        """The backend registered under ``name``, or a PluginError that says what to do."""
+        backends = self.backends(kind)
+        if name in backends:
+            return backends[name]
+        if name in self.broken:
+            broken = self.broken[name]
+            raise PluginError(
+                f"The {kind} plugin {name!r} ({broken.distribution}) failed to load: "
+                f"{broken.error}"
+            )
+        installed = ", ".join(sorted(backends)) or "none"
+        hint = KNOWN_DISTRIBUTIONS.get(name)
+        install = (f"pip install ./{hint} (from a DSSR checkout)" if hint
+                   else "pip install the distribution that provides it")
+        raise PluginError(
+            f"No {kind} named {name!r} is installed. Installed {kind}s: {installed}. "
+            f"To add it: {install}."
+        )
+
+
+def make_registry(*, block: tuple[str, ...] = (), load_entry_points: bool = True,
+                  extra_plugins: tuple[object, ...] = ()) -> PluginRegistry:
+    """Build the plugin manager: add the specs, apply blocks, load entry points, check.
+
+    A plugin that fails to import is logged and skipped; it is an error only if selected.
+    ``extra_plugins`` are registered as they are (tests use it for throw-away plugins).
+    """
+    manager = pluggy.PluginManager(PROJECT)
+    manager.add_hookspecs(hookspecs)
+    for name in block:
+        manager.set_blocked(name)
+    broken: dict[str, BrokenPlugin] = {}
+    origins: dict[str, tuple[str, str]] = {}
+    if load_entry_points:
+        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            _load(manager, entry_point, broken, origins)
+    for plugin in extra_plugins:
+        manager.register(plugin)
+    manager.check_pending()
+    return PluginRegistry(manager, broken, origins)
+
+
+def _load(manager, entry_point, broken, origins) -> None:
+    dist = entry_point.dist
+    distribution = dist.metadata["Name"] if dist else "unknown"
+    version = dist.version if dist else ""
+    if manager.is_blocked(entry_point.name):
+        return
+    if manager.get_plugin(entry_point.name) is not None:
+        other = origins.get(entry_point.name, ("unknown", ""))[0]
+        raise PluginError(
+            f"Two distributions provide the plugin {entry_point.name!r}: "
+            f"{other} and {distribution}. Uninstall one of them."
+        )
+    try:
+        plugin = entry_point.load()
+    except Exception as error:  # a broken plugin must not stop the others
+        log.warning("plugin %s from %s failed to load and is skipped: %s: %s",
+                    entry_point.name, distribution, type(error).__name__, error)
+        broken[entry_point.name] = BrokenPlugin(
+            entry_point.name, f"{distribution} {version}".strip(), f"{type(error).__name__}: {error}")
+        return
+    manager.register(plugin, name=entry_point.name)
+    origins[entry_point.name] = (distribution, version)
+
+
+def disabled_plugins(settings) -> tuple[str, ...]:
+    """Entry-point names listed in ``DSSR_DISABLE_PLUGINS`` (comma-separated)."""
+    return settings.get_list("DSSR_DISABLE_PLUGINS")

@@ -1,0 +1,91 @@
+"""The pytest plugin that ``dssr_core`` installs: fixtures for connector authors."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dssr_core.testing.api import ApiClient
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    return find_free_port()
+
+
+def find_free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class DssrServer:
+    """``dssr serve`` running as a subprocess, with an :class:`ApiClient` bound to it."""
+
+    def __init__(self, env: dict[str, str], log_path, auth=None):
+        self.env = env
+        self.log_path = log_path
+        self.auth = auth
+        self.port = find_free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30) -> "DssrServer":
+        env = {**os.environ, **self.env, "WAITRESS_PORT": str(self.port),
+               "WAITRESS_BIND_ADDRESS": "127.0.0.1"}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "dssr_core", "serve"],
+                                            env=env, stdout=log, stderr=subprocess.STDOUT)
+        api = ApiClient.for_url(self.url, timeout=5)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"dssr serve exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if api.get("/live").status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"dssr serve did not answer /live within {timeout} s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def restart(self) -> "DssrServer":
+        self.stop()
+        return self.start()
+
+    def api(self, auth=None) -> ApiClient:
+        return ApiClient.for_url(self.url, auth=auth or self.auth)
+
+    def log(self) -> str:
+        try:
+            return open(self.log_path, encoding="utf-8", errors="replace").read()
+        except OSError:
+            return ""
+
+
+@pytest.fixture
+def dssr_server(tmp_path):
+    """A factory: ``dssr_server(env)`` starts ``dssr serve`` with ``env`` on a free port."""
+    servers = []
+
+    def start(env: dict[str, str], auth=None) -> DssrServer:
+        server = DssrServer(env, tmp_path / f"dssr-serve-{len(servers)}.log", auth=auth)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
