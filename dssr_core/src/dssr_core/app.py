@@ -84,7 +84,7 @@ class ArgsReader:
     def __call__(self, req: falcon.Request) -> dict:
         length = req.content_length
         if length is not None and length > self.max_body_bytes:
-            raise falcon.HTTPPayloadTooLarge(
+            raise falcon.HTTPContentTooLarge(
                 description=f"The request body is {length} bytes; the limit is "
                 f"{self.max_body_bytes} (DSSR_MAX_BODY_BYTES)."
             )

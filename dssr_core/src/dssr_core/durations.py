@@ -45,9 +45,12 @@ def parse_slurm_duration(text: str) -> int:
 
 def parse_walltime(text: str, field: str) -> int:
     """Seconds in a walltime given by upstream (``HH:MM:SS``, ``D-HH:MM:SS`` or minutes)."""
+    text = text.strip()
     try:
-        if text.strip().isdigit():
+        if text.isdigit():
             return int(text) * 60
+        if not text[:1].isdigit():
+            raise ValueError(text)
         return parse_slurm_duration(text)
     except ValueError:
         raise InvalidRequest(
