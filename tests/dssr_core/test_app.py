@@ -177,7 +177,8 @@ def test_bad_submissions_are_400_naming_the_field(api, connector, args, field):
 
 
 def test_scheduler_rejection_carries_its_message(api):
-    template = shell_template("true").replace("JARVICE_CPU_CORES", 'JOBOBJ_DEVICES=["partition=nope"]\nJARVICE_CPU_CORES')
+    template = shell_template("true").replace(
+        "JARVICE_CPU_CORES", 'JOBOBJ_DEVICES=["partition=nope"]\nJARVICE_CPU_CORES')
     answer = api.submit("job-1", template)
     assert answer.status == 422
     assert "invalid partition specified: nope" in answer.json["description"]

@@ -1,0 +1,106 @@
+"""Requests/s and p50/p99 latency of /live and /runstatus on the dummy connector, side by
+side with a bare Falcon + waitress app answering the same shapes (the floor), in one run.
+
+Run: ``nox -s bench`` (or ``python bench/bench_api.py [seconds]``). Prints figures only.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlencode
+
+sys.path.insert(0, str(Path(__file__).parent))
+from loadgen import run_load  # noqa: E402
+
+THREADS = 16
+SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_live(port: int) -> None:
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/live", timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing answers on port {port}")
+
+
+def post(port: int, path: str, args: dict):
+    data = urlencode({"args": json.dumps(args)}).encode()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", data=data, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def start_dssr(state_dir: str, log) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    env = {**os.environ, "WAITRESS_PORT": str(port), "DSSR_THREADS": str(THREADS),
+           "JARVICE_BAREMETAL_CONNECTOR": "dummy", "JARVICE_DUMMY_STATE_DIR": state_dir}
+    process = subprocess.Popen([sys.executable, "-m", "dssr_core", "serve"], env=env,
+                               stdout=log, stderr=log)
+    wait_live(port)
+    return process, port
+
+
+def start_bare(log) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(Path(__file__).parent / "bare_app.py"),
+                                str(port), str(THREADS)], stdout=log, stderr=log)
+    wait_live(port)
+    return process, port
+
+
+def submit_sleeper(port: int) -> dict:
+    template = "#!/bin/bash\n{DOWNSTREAM_PARAMETERS}\nsleep 600\n"
+    import base64
+
+    jobid, _ = post(port, "/submit", {"name": "bench-sleeper", "number": 1, "nodes": 1,
+                                      "hpc_script": {"shell": base64.b64encode(template.encode()).decode()}})
+    job = {"name": "bench-sleeper", "number": 1, "jobid": jobid}
+    for _ in range(100):
+        if post(port, "/runstatus", job)[0]:
+            return job
+        time.sleep(0.1)
+    raise RuntimeError("the benchmark's job did not start")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as state_dir, open(Path(state_dir) / "servers.log", "wb") as log:
+        dssr, dssr_port = start_dssr(state_dir + "/dummy", log)
+        bare, bare_port = start_bare(log)
+        try:
+            job = submit_sleeper(dssr_port)
+            print(f"API benchmark: {SECONDS:.0f} s per figure, {THREADS} server threads, "
+                  f"{os.cpu_count()} CPUs, closed-loop clients on kept-alive connections")
+            print(f"{'endpoint':<11} {'clients':>7} {'server':<10} {'req/s':>8} {'p50 ms':>8} "
+                  f"{'p99 ms':>8} {'errors':>6}  vs floor")
+            for method, path, args in (("GET", "/live", None), ("POST", "/runstatus", job)):
+                for clients in (1, 16):
+                    floor = run_load(bare_port, method, path, args, clients, SECONDS)
+                    ours = run_load(dssr_port, method, path, args, clients, SECONDS)
+                    for label, figures in (("bare", floor), ("dssr", ours)):
+                        ratio = figures["rps"] / floor["rps"] * 100
+                        print(f"{path:<11} {clients:>7} {label:<10} {figures['rps']:>8.0f} "
+                              f"{figures['p50_ms']:>8.2f} {figures['p99_ms']:>8.2f} "
+                              f"{figures['errors']:>6}  {ratio:5.1f}%")
+            post(dssr_port, "/terminate", job)
+        finally:
+            for process in (dssr, bare):
+                process.terminate()
+                process.wait(10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""DSSR's sessions: ``nox -s tests`` (every test), ``lint``, ``bench``."""
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.default_venv_backend = "venv"
+
+LOCAL_DISTRIBUTIONS = (
+    "-e", "./dssr_core",
+    "-e", "./dssr_dummy",
+    "-e", "./dssr_slurm",
+    "-e", "./dssr_singularity",
+)
+TEST_TOOLS = ("pytest>=8", "pytest-timeout>=2.3")
+CLUSTER = "tests/cluster/cluster.sh"
+
+
+@nox.session
+def tests(session):
+    """Run every test: core, dummy, singularity, and the Slurm end-to-end tests on a real cluster."""
+    session.install(*LOCAL_DISTRIBUTIONS, *TEST_TOOLS)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session):
+    """Check the code with ruff."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+
+
+@nox.session
+def bench(session):
+    """Print speed figures: the API against a bare Falcon app, and both Slurm connectors."""
+    session.install(*LOCAL_DISTRIBUTIONS)
+    session.run("python", "bench/bench_api.py", *session.posargs)
+    session.run("bash", CLUSTER, "up", external=True)
+    session.run("python", "bench/bench_slurm_cli.py")
+    session.run("python", "bench/bench_slurmrestd.py")
