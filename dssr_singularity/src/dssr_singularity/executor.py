@@ -1,0 +1,389 @@
+"""The ``singularity`` executor: JARVICE apps in Singularity/Apptainer containers.
+
+It fills upstream's ``{DOWNSTREAM_PARAMETERS}`` with the Singularity block of the legacy API
+(images, credentials, overlay, scratch, proxies, verbosity). It knows no scheduler: the
+connector wraps the rendered script and runs one copy per node.
+"""
+
+import base64
+import importlib.resources
+import logging
+import platform
+import re
+import shlex
+from collections.abc import Mapping
+
+import attrs
+
+from dssr_core.errors import InvalidRequest, SettingsError
+from dssr_core.executor import Executor
+from dssr_core.facts import (
+    PARAMETERS_FIELD,
+    escape_braces,
+    export_lines,
+    job_facts,
+    read_facts,
+    render_template,
+)
+from dssr_core.models import JobFacts, RenderedJob, ScriptRequest
+from dssr_singularity.credentials import (
+    CTRSECRET,
+    DOCKER_SECRET,
+    Credentials,
+    app_credentials,
+    b64,
+)
+from dssr_singularity.images import (
+    ImageRef,
+    canonical_registry,
+    check_registry,
+    check_repo_base,
+    check_tag,
+    go_arch,
+    in_proxy_repos,
+    init_image,
+    is_path_component,
+)
+
+log = logging.getLogger(__name__)
+
+SUCCESS_MARKER = "JARVICE_CMD_SUCCESS"
+DEFAULT_SYSTEM_REGISTRY = "us-docker.pkg.dev"
+DEFAULT_SYSTEM_REPO_BASE = "jarvice-system/images"
+DEFAULT_IMAGES_TAG = "jarvice-master"
+DEFAULT_OVERLAY_MB = 600
+#: Singularity refuses to create a smaller ext3 overlay.
+MIN_OVERLAY_MB = 64
+DEFAULT_TMPDIR = "/tmp"
+#: The ports the legacy downstream hard-coded for an interactive job's services.
+DEFAULT_SERVICE_PORT = 2228
+DEFAULT_SSH_PORT = 2227
+MIN_APPDEFVERSION = 2
+
+_PROXY_LINE = re.compile(r"^\s*(?:export\s+)?SCHTTPS?_PROXY=")
+_USERINFO = re.compile(r"(://)[^/@\s]+@")
+
+
+@attrs.frozen
+class SingularityConfig:
+    """Every setting the executor reads, validated once. Build with :meth:`from_settings`."""
+
+    system_registry: str = DEFAULT_SYSTEM_REGISTRY
+    system_repo_base: str = DEFAULT_SYSTEM_REPO_BASE
+    images_tag: str = DEFAULT_IMAGES_TAG
+    init_username: str = attrs.field(default="", repr=False)
+    init_password: str = attrs.field(default="", repr=False)
+    local_registry: str | None = None
+    local_repo_base: str | None = None
+    proxy_port: int | None = None
+    proxy_repos: tuple[str, ...] = ()
+    global_registries: frozenset[str] = frozenset()
+    scratch_dir: str = ""
+    global_scratch_dir: str = ""
+    tmpdir: str = DEFAULT_TMPDIR
+    overlay_mb: int = DEFAULT_OVERLAY_MB
+    verbose: bool = False
+    http_proxy: str = attrs.field(default="", repr=False)
+    https_proxy: str = attrs.field(default="", repr=False)
+    no_proxy: str = ""
+    interactive: bool = False
+    service_port: int = DEFAULT_SERVICE_PORT
+    ssh_port: int = DEFAULT_SSH_PORT
+    #: Go architecture of the machine DSSR runs on (``amd64`` on x86_64).
+    host_arch: str = attrs.field(factory=lambda: go_arch(platform.machine()))
+
+    @classmethod
+    def from_settings(cls, settings) -> "SingularityConfig":
+        """Read and check every setting; SettingsError names the first bad one."""
+        local_registry = settings.get("JARVICE_LOCAL_REGISTRY")
+        local_repo_base = settings.get("JARVICE_LOCAL_REPO_BASE")
+        if local_registry:
+            local_registry = check_registry(local_registry, "JARVICE_LOCAL_REGISTRY")
+            if not local_repo_base:
+                raise SettingsError("JARVICE_LOCAL_REGISTRY is set without JARVICE_LOCAL_REPO_BASE; "
+                                    "caching mode needs both.")
+            local_repo_base = check_repo_base(local_repo_base, "JARVICE_LOCAL_REPO_BASE")
+        proxy_port = None
+        proxy_repos = settings.get_list("JARVICE_REGISTRY_PROXY_REPOS")
+        if settings.get("JARVICE_REGISTRY_PROXY_PORT"):
+            proxy_port = settings.get_int("JARVICE_REGISTRY_PROXY_PORT", 0, minimum=1,
+                                          maximum=65535)
+            if not proxy_repos:
+                log.warning("JARVICE_REGISTRY_PROXY_PORT is set but JARVICE_REGISTRY_PROXY_REPOS "
+                            "is empty: no app image goes through the registry proxy.")
+        username = _base64_setting(settings, "JARVICE_DOCKER_USERNAME")
+        password = _base64_setting(settings, "JARVICE_DOCKER_PASSWORD")
+        if bool(username) != bool(password):
+            raise SettingsError("JARVICE_DOCKER_USERNAME and JARVICE_DOCKER_PASSWORD go together: "
+                                "set both (base64) or neither.")
+        overlay = settings.get_int("JARVICE_SINGULARITY_OVERLAY_SIZE", DEFAULT_OVERLAY_MB,
+                                   minimum=0, legacy=("JARVICE_SLURM_OVERLAY_SIZE",))
+        if 0 < overlay < MIN_OVERLAY_MB:
+            raise SettingsError(f"JARVICE_SINGULARITY_OVERLAY_SIZE must be 0 (writable tmpfs) or at "
+                                f"least {MIN_OVERLAY_MB} MB, not {overlay}.")
+        return cls(
+            system_registry=check_registry(
+                settings.get("JARVICE_SYSTEM_REGISTRY", DEFAULT_SYSTEM_REGISTRY),
+                "JARVICE_SYSTEM_REGISTRY"),
+            system_repo_base=check_repo_base(
+                settings.get("JARVICE_SYSTEM_REPO_BASE", DEFAULT_SYSTEM_REPO_BASE),
+                "JARVICE_SYSTEM_REPO_BASE"),
+            images_tag=check_tag(
+                settings.get("JARVICE_IMAGES_TAG", DEFAULT_IMAGES_TAG), "JARVICE_IMAGES_TAG"),
+            init_username=username,
+            init_password=password,
+            local_registry=local_registry,
+            local_repo_base=local_repo_base if local_registry else None,
+            proxy_port=proxy_port,
+            proxy_repos=proxy_repos,
+            global_registries=frozenset(
+                canonical_registry(r) for r in settings.get_list("JARVICE_JOB_GLOBAL_REGISTRIES")),
+            scratch_dir=_scratch_directory(settings, "JARVICE_JOB_SCRATCH_DIR"),
+            global_scratch_dir=_scratch_directory(settings, "JARVICE_JOB_GLOBAL_SCRATCH_DIR"),
+            tmpdir=_directory(settings, "JARVICE_SINGULARITY_TMPDIR", DEFAULT_TMPDIR),
+            overlay_mb=overlay,
+            verbose=settings.get_bool("JARVICE_SINGULARITY_VERBOSE", False),
+            http_proxy=settings.get("JARVICE_BAREMETAL_HTTP_PROXY", "",
+                                    legacy=("JARVICE_SLURM_HTTP_PROXY",)),
+            https_proxy=settings.get("JARVICE_BAREMETAL_HTTPS_PROXY", "",
+                                     legacy=("JARVICE_SLURM_HTTPS_PROXY",)),
+            no_proxy=settings.get("JARVICE_BAREMETAL_NO_PROXY", "",
+                                  legacy=("JARVICE_SLURM_NO_PROXY",)),
+            interactive=settings.get_bool("DSSR_SINGULARITY_INTERACTIVE", False),
+            service_port=settings.get_int("DSSR_SINGULARITY_SERVICE_PORT", DEFAULT_SERVICE_PORT,
+                                          minimum=1, maximum=65535),
+            ssh_port=settings.get_int("DSSR_SINGULARITY_SSH_PORT", DEFAULT_SSH_PORT,
+                                      minimum=1, maximum=65535),
+        )
+
+
+def _base64_setting(settings, name: str) -> str:
+    """The decoded text of a base64 setting; the error never shows the value."""
+    text = settings.get(name, "")
+    try:
+        return base64.b64decode("".join(text.split()), validate=True).decode("utf-8")
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise SettingsError(f"{name} must be base64 (of UTF-8 text); the value is not.") from None
+
+
+def _directory(settings, name: str, default: str = "") -> str:
+    """An absolute directory; Singularity's ``-B`` splits on ',' and ':', so neither may appear."""
+    text = settings.get(name, default)
+    if text and (not text.startswith("/") or any(ch in text for ch in ",:\n\r\0")):
+        raise SettingsError(f"{name} must be an absolute directory without ',' or ':', "
+                            f"not {text!r}.")
+    return text
+
+
+def _scratch_directory(settings, name: str) -> str:
+    """A scratch directory with the trailing '/' upstream's scripts expect, or ''."""
+    text = _directory(settings, name)
+    return text.rstrip("/") + "/" if text else ""
+
+
+def _masked_url(text: str) -> str:
+    """``text`` with a URL's user:password@ shown as ***@ (proxies may carry credentials)."""
+    return _USERINFO.sub(r"\1***@", text)
+
+
+class SingularityExecutor(Executor):
+    """Renders upstream's Singularity script (see docs/singularity.md)."""
+
+    name = "singularity"
+    #: The credential exports, and the two facts upstream writes its secrets in.
+    secret_names = Executor.secret_names | {
+        "JARVICE_INIT_DOCKER_USERNAME", "JARVICE_INIT_DOCKER_PASSWORD",
+        "JARVICE_DOCKER_USERNAME", "JARVICE_DOCKER_PASSWORD",
+        DOCKER_SECRET, CTRSECRET,
+    }
+    #: The image ``template_for`` runs when given none.
+    default_image = "docker.io/library/ubuntu:24.04"
+
+    @classmethod
+    def from_settings(cls, settings) -> "SingularityExecutor":
+        return cls(SingularityConfig.from_settings(settings))
+
+    def __init__(self, config: SingularityConfig):
+        self.config = config
+
+    # Rendering ----------------------------------------------------------------------------
+
+    def render(self, request: ScriptRequest) -> RenderedJob:
+        raw = read_facts(request.template)
+        facts = job_facts(raw, request.nodes, require_cores=True)
+        appdefversion = _appdefversion(raw)
+        if facts.interactive and not self.config.interactive:
+            raise InvalidRequest(
+                "Interactive jobs are not supported on this cluster: its operator has not made "
+                "the compute nodes' service ports reachable (DSSR_SINGULARITY_INTERACTIVE).")
+        overlay = self.overlay_mb(facts)
+        app = self.app_image(raw)
+        credentials = app_credentials(raw, app.canonical_registry)
+        init = init_image(self.config.system_registry, self.config.system_repo_base,
+                          self.config.images_tag, appdefversion, self.config.host_arch,
+                          facts.arch)
+        log.info("job %s/%s: app image %s (credentials: %s), init image %s, %s",
+                 request.name, request.number, app.url, credentials.source, init.url,
+                 f"overlay {overlay} MB" if overlay else "writable tmpfs")
+        block = self.parameters(app, init, credentials, overlay, raw.get("JARVICE_CMD", ""))
+        script = render_template(request.template, block)
+        return RenderedJob(script=script, facts=facts, success_marker=SUCCESS_MARKER)
+
+    def overlay_mb(self, facts: JobFacts) -> int:
+        """The job's ``overlay=`` device, else the setting; 0 means ``--writable-tmpfs``."""
+        if facts.overlay_mb is None:
+            return self.config.overlay_mb
+        if 0 < facts.overlay_mb < MIN_OVERLAY_MB:
+            raise InvalidRequest(
+                f"The overlay device must be 0 (writable tmpfs) or at least {MIN_OVERLAY_MB} MB, "
+                f"not {facts.overlay_mb}: Singularity cannot create a smaller overlay.")
+        return facts.overlay_mb
+
+    def app_image(self, raw: dict[str, str]) -> ImageRef:
+        """JOBOBJ_REPO, or its copy in the local registry (caching mode), or via the proxy."""
+        if not raw.get("JOBOBJ_REPO", "").strip():
+            raise InvalidRequest("The script does not set JOBOBJ_REPO (the app image).")
+        repo = ImageRef.parse(raw["JOBOBJ_REPO"], "JOBOBJ_REPO")
+        config = self.config
+        if config.local_registry:
+            nae = raw.get("JOBOBJ_NAE", "").strip()
+            if not nae:
+                raise InvalidRequest("The script does not set JOBOBJ_NAE (the app id), which "
+                                     "caching mode (JARVICE_LOCAL_REGISTRY) needs.")
+            if not is_path_component(nae):
+                raise InvalidRequest("JOBOBJ_NAE must be an app id of lower-case letters, digits "
+                                     f"and . _ -, not {nae[:60]!r}.")
+            return ImageRef(config.local_registry, f"{config.local_repo_base}/{nae}", "latest")
+        if config.proxy_port and in_proxy_repos(repo, config.proxy_repos):
+            return attrs.evolve(repo, registry=f"localhost:{config.proxy_port}", path=repo.hub_path)
+        return repo
+
+    def parameters(self, app: ImageRef, init: ImageRef, credentials: Credentials,
+                   overlay: int, command: str) -> str:
+        """The export block: exactly the Singularity block of the legacy API."""
+        config = self.config
+        username, password = credentials.exports()
+        before = export_lines({
+            "JARVICE_JOB_SCRATCH_DIR": config.scratch_dir,
+            "JARVICE_JOB_GLOBAL_SCRATCH_DIR": config.global_scratch_dir,
+            "JARVICE_JOB_APP_IS_IN_GLOBAL_REGISTRIES":
+                str(app.canonical_registry in config.global_registries),
+            "SINGULARITYENV_JARVICE_SERVICE_PORT": config.service_port,
+            "SINGULARITYENV_JARVICE_SSH_PORT": config.ssh_port,
+            "JARVICE_SINGULARITY_TMPDIR": config.tmpdir,
+        })
+        after = export_lines({
+            "JARVICE_SINGULARITY_OVERLAY_SIZE": overlay,
+            "JARVICE_INIT_DOCKER_USERNAME": b64(config.init_username),
+            "JARVICE_INIT_DOCKER_PASSWORD": b64(config.init_password),
+            "JARVICE_DOCKER_USERNAME": username,
+            "JARVICE_DOCKER_PASSWORD": password,
+            "JARVICE_APP_IMAGE": app.url,
+            "JARVICE_INIT_IMAGE": init.url,
+            "JARVICE_CMD": command,
+            "SV": "true" if config.verbose else "false",
+            "SV_FLAG": "-v" if config.verbose else "-s",
+            "SCHTTP_PROXY": config.http_proxy,
+            "SCHTTPS_PROXY": config.https_proxy,
+            "SCNO_PROXY": config.no_proxy,
+        })
+        return (f"# --- DSSR singularity executor parameters ---\n{before}\n"
+                f'export JOB_LOCAL_USER="$USER"\n{after}\n'
+                "# --- end of DSSR singularity executor parameters ---")
+
+    def redact(self, script: str) -> str:
+        """Remove the credential lines, and hide a proxy's user:password@ if it has one."""
+        lines = super().redact(script).split("\n")
+        return "\n".join(_masked_url(line) if _PROXY_LINE.match(line) else line
+                         for line in lines)
+
+    # Manual submission ----------------------------------------------------------------------
+
+    @classmethod
+    def template_for(cls, command: str, *, image: str | None = None, cores: int = 1) -> str:
+        """An upstream-like JARVICE app job that runs ``command`` in ``image``."""
+        if not command.strip() or any(ch in command for ch in "\n\r\0"):
+            raise InvalidRequest("--command must be one non-empty line; join commands with ';' "
+                                 "or '&&'.")
+        if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
+            raise InvalidRequest(f"cores must be a whole number of at least 1, not {cores!r}.")
+        repo = ImageRef.parse(image or cls.default_image, "--image")
+        return job_template({
+            "JOBOBJ_APPDEFVERSION": 2,
+            "JOBOBJ_INTERACTIVE": "False",
+            "JOBOBJ_REPO": repo,
+            "JARVICE_CPU_CORES": cores,
+            "JARVICE_CMD": command,
+        })
+
+    # Init report ---------------------------------------------------------------------------
+
+    def report(self) -> list[tuple[str, str]]:
+        config = self.config
+        if config.local_registry:
+            apps = f"caching mode: {config.local_registry}/{config.local_repo_base}/<app>:latest"
+        elif config.proxy_port and config.proxy_repos:
+            apps = (f"JOBOBJ_REPO, through localhost:{config.proxy_port} for "
+                    f"{', '.join(config.proxy_repos)}")
+        else:
+            apps = "JOBOBJ_REPO (remote mode)"
+        return [
+            ("init image", f"docker://{config.system_registry}/{config.system_repo_base}/"
+                           f"initv<N>:{config.images_tag}"),
+            ("init image credentials", "set" if config.init_username else "not set"),
+            ("app images", apps),
+            ("global registries", ", ".join(sorted(config.global_registries)) or "none"),
+            ("job scratch dir", config.scratch_dir or "(the job's home directory)"),
+            ("global scratch dir", config.global_scratch_dir or "none"),
+            ("singularity tmp dir", config.tmpdir),
+            ("overlay", f"{config.overlay_mb} MB" if config.overlay_mb else "writable tmpfs"),
+            ("verbose", "yes" if config.verbose else "no"),
+            ("interactive jobs", f"accepted (service port {config.service_port}, ssh port "
+                                 f"{config.ssh_port})" if config.interactive else "refused"),
+            ("http proxy", _masked_url(config.http_proxy) or "none"),
+            ("https proxy", _masked_url(config.https_proxy) or "none"),
+            ("no proxy", config.no_proxy or "none"),
+        ]
+
+
+def _appdefversion(raw: dict[str, str]) -> int:
+    text = raw.get("JOBOBJ_APPDEFVERSION", "").strip()
+    if not text:
+        raise InvalidRequest("The script does not set JOBOBJ_APPDEFVERSION; this downstream needs "
+                             f"app definitions of version {MIN_APPDEFVERSION} or later.")
+    try:
+        version = int(text)
+    except ValueError:
+        raise InvalidRequest(f"JOBOBJ_APPDEFVERSION must be a whole number, not {text!r}.") from None
+    if version < MIN_APPDEFVERSION:
+        raise InvalidRequest(f"JOBOBJ_APPDEFVERSION is {version}; this downstream needs app "
+                             f"definitions of version {MIN_APPDEFVERSION} or later.")
+    return version
+
+
+def job_template(facts: Mapping[str, object]) -> str:
+    """An upstream-like JARVICE app job template: ``facts``, the parameters field, ``job.sh``.
+
+    The facts sit in a quoted here-document, so that bash never interprets them, each value
+    in the one layer of double quotes that ``read_facts`` removes: the executor reads back
+    exactly what was written. Values must be one line. ``job_cores`` tells the body the
+    cores per node. Literal braces are doubled, as in any template.
+    """
+    lines = []
+    for key, value in facts.items():
+        if any(ch in str(value) for ch in "\n\r\0"):
+            raise InvalidRequest(f"{key} must be one line.")
+        lines.append(f'{key}="{value}"')
+    header = (
+        "#!/bin/bash\n"
+        "# An upstream-like JARVICE app job, written by dssr_singularity.\n"
+        "# The facts are for the executor; bash skips them.\n"
+        ": <<'JARVICE_FACTS'\n" + "\n".join(lines) + "\nJARVICE_FACTS\n"
+    )
+    cores = shlex.quote(str(facts.get("JARVICE_CPU_CORES", 1)))
+    body = f"job_cores={cores}\n" + _job_body()
+    return escape_braces(header) + f"{{{PARAMETERS_FIELD}}}\n" + escape_braces(body)
+
+
+def _job_body() -> str:
+    return importlib.resources.files(__package__).joinpath("job.sh").read_text(encoding="utf-8")
