@@ -14,8 +14,12 @@ from dssr_core.testing import ConnectorContract
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-SETTING_CALL = re.compile(r"""\.get(?:_int|_float|_bool|_list|_log_level)?\(\s*["']([A-Z][A-Z0-9_]+)["']""")
+#: ``settings.get*("NAME"`` and helpers called as ``helper(settings, "NAME"``.
+SETTING_CALL = re.compile(
+    r"""(?:settings\.get(?:_int|_float|_bool|_list|_log_level)?\(|\(settings,)\s*["']([A-Z][A-Z0-9_]+)["']""")
 LEGACY_SPELLING = re.compile(r"""legacy=\(([^)]*)\)""")
+#: Variables of the process environment that code reads, not settings of DSSR.
+PROCESS_ENVIRONMENT = {"HOME", "XDG_DATA_HOME", "USER", "PATH", "TMPDIR"}
 
 
 def hook_names():
@@ -40,7 +44,7 @@ def settings_in_code():
         names.update(SETTING_CALL.findall(text))
         for group in LEGACY_SPELLING.findall(text):
             names.update(re.findall(r"[A-Z][A-Z0-9_]+", group))
-    return sorted(names)
+    return sorted(names - PROCESS_ENVIRONMENT)
 
 
 @pytest.mark.parametrize("name", settings_in_code())

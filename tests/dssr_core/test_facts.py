@@ -133,3 +133,4 @@ def test_slurm_durations(text, seconds):
 def test_hours_may_exceed_24():
     assert format_hms(183845) == "51:04:05"
     assert format_hms(None) == "00:00:00"
+

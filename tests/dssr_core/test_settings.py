@@ -84,3 +84,10 @@ def test_legacy_spellings_and_typed_getters():
 ])
 def test_is_secret(name, secret):
     assert is_secret(name) is secret
+
+
+def test_errors_name_the_spelling_that_is_set():
+    settings = Settings.from_env({"JARVICE_SLURM_OVERLAY_SIZE": "-5"})
+    with pytest.raises(SettingsError, match="JARVICE_SLURM_OVERLAY_SIZE must be at least 0, not -5"):
+        settings.get_int("JARVICE_SINGULARITY_OVERLAY_SIZE", 600, minimum=0,
+                         legacy=("JARVICE_SLURM_OVERLAY_SIZE",))

@@ -8,6 +8,7 @@ import sys
 import time
 
 from dssr_core.errors import DssrError
+from dssr_core.facts import escape_braces
 from dssr_core.plugins import disabled_plugins, make_registry
 from dssr_core.report import REPORT_FOOTER, init_report
 from dssr_core.settings import Settings
@@ -19,11 +20,11 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
+    if not getattr(args, "handler", None):
         parser.print_help()
         return 2
     try:
-        return args.command(args) or 0
+        return args.handler(args) or 0
     except DssrError as error:
         print(f"dssr: {error.message}", file=sys.stderr)
         return 2
@@ -40,14 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (WAITRESS_BIND_ADDRESS, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (WAITRESS_PORT, default 5000)")
     serve.add_argument("--threads", type=int, help="worker threads (DSSR_THREADS, default 16)")
-    serve.set_defaults(command=cmd_serve)
+    serve.set_defaults(handler=cmd_serve)
 
     check = commands.add_parser("check", help="print the init report and test the cluster")
     _server_options(check)
-    check.set_defaults(command=cmd_check)
+    check.set_defaults(handler=cmd_check)
 
     plugins = commands.add_parser("plugins", help="list installed connectors and executors")
-    plugins.set_defaults(command=cmd_plugins)
+    plugins.set_defaults(handler=cmd_plugins)
 
     _client_commands(commands)
     return parser
@@ -154,7 +155,7 @@ def _client_commands(commands):
                          help="DSSR server URL (DSSR_SERVER; default http://127.0.0.1:5000)")
         if job:
             sub.add_argument("job", help="the job as name/number/jobid (as submit prints it)")
-        sub.set_defaults(command=func)
+        sub.set_defaults(handler=func)
         return sub
 
     submit = add("submit", "submit a script file or a command", cmd_submit, job=False)
@@ -168,7 +169,8 @@ def _client_commands(commands):
     submit.add_argument("--cores", type=int, default=1, help="cores per node")
     submit.add_argument("--hold", action="store_true", help="submit held, run after release")
     submit.add_argument("--template", action="store_true",
-                        help="the file is already upstream's template ({DOWNSTREAM_PARAMETERS}, doubled braces)")
+                        help="the file is upstream's template already "
+                             "({DOWNSTREAM_PARAMETERS}, doubled braces)")
     add("queued", "list waiting jobs", cmd_list_queued, job=False)
     add("running", "list running jobs", cmd_list_running, job=False)
     add("status", "where and for how long a job runs", _job_call("/runstatus"))
@@ -216,7 +218,7 @@ def _submit_template(args) -> str | None:
 
 def script_to_template(script: str, cores: int) -> str:
     """A plain bash script in upstream's template form: braces doubled, parameters after line 1."""
-    escaped = script.replace("{", "{{").replace("}", "}}")
+    escaped = escape_braces(script)
     first, _, rest = escaped.partition("\n") if escaped.startswith("#!") else ("#!/bin/bash", "", escaped)
     return f"{first}\n{{DOWNSTREAM_PARAMETERS}}\nJARVICE_CPU_CORES={cores}\n{rest}"
 

@@ -3,7 +3,7 @@
 import re
 
 from dssr_core.errors import InvalidRequest
-from dssr_core.facts import PARAMETERS_FIELD
+from dssr_core.facts import PARAMETERS_FIELD, escape_braces
 from dssr_core.models import RenderedJob, ScriptRequest
 
 
@@ -16,7 +16,7 @@ class Executor:
 
     #: The name under which the executor is registered, and the key of ``hpc_script``.
     name = "executor"
-    secret_names: frozenset[str] = frozenset()
+    secret_names: frozenset[str] = frozenset({"JOBOBJ_CTRSECRET", "JOBOBJ_DOCKER_SECRET"})
 
     @classmethod
     def from_settings(cls, settings):
@@ -37,14 +37,11 @@ class Executor:
         """
         if image is not None:
             raise InvalidRequest(f"The {cls.name} executor runs no image; drop --image.")
-        escaped = command.replace("{", "{{").replace("}", "}}")
         return (f"#!/bin/bash\n{{{PARAMETERS_FIELD}}}\nJARVICE_CPU_CORES={cores}\n"
-                f"{escaped}\n")
+                f"{escape_braces(command)}\n")
 
     def redact(self, script: str) -> str:
         """The script without any line that assigns one of ``secret_names``."""
-        if not self.secret_names:
-            return script
         names = "|".join(re.escape(n) for n in sorted(self.secret_names))
         secret_line = re.compile(rf"^\s*(?:export\s+)?(?:{names})=")
         return "\n".join(

@@ -42,6 +42,11 @@ def decode_script(encoded: object, field: str) -> str:
         raise InvalidRequest(f"{field} does not decode to UTF-8 text.") from None
 
 
+def escape_braces(text: str) -> str:
+    """Text made literal inside a template: every brace doubled."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 def render_template(template: str, parameters: str) -> str:
     """Replace ``{DOWNSTREAM_PARAMETERS}`` and turn ``{{``/``}}`` into single braces.
 
@@ -77,10 +82,15 @@ def read_facts(template: str) -> dict[str, str]:
         match = _FACT_LINE.match(line)
         if match and match.group(1) not in facts:
             value = match.group(2).replace("{{", "{").replace("}}", "}")
-            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-                value = value[1:-1]
-            facts[match.group(1)] = value
+            facts[match.group(1)] = _unquoted(value)
     return facts
+
+
+def _unquoted(value: str) -> str:
+    """The value without one layer of matching quotes (JSON inside them stays as it is)."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
 
 
 def export_lines(values: dict[str, object]) -> str:

@@ -77,48 +77,58 @@ class Settings:
 
     def get(self, name: str, default: str | None = None, *, legacy: tuple[str, ...] = ()) -> str | None:
         """The value of ``name``, else of its legacy spellings in order, else ``default``."""
+        found = self._lookup(name, legacy)
+        return default if found is None else found[1]
+
+    def _lookup(self, name: str, legacy: tuple[str, ...]) -> tuple[str, str] | None:
+        """``(the spelling that is set, its value)``, or None."""
         for key in (name, *legacy):
             value = self.values.get(key)
             if value is not None and str(value).strip() != "":
-                return str(value).strip()
-        return default
+                return key, str(value).strip()
+        return None
 
     def get_int(self, name: str, default: int, *, minimum: int | None = None,
                 maximum: int | None = None, legacy: tuple[str, ...] = ()) -> int:
-        text = self.get(name, legacy=legacy)
-        if text is None:
+        found = self._lookup(name, legacy)
+        if found is None:
             return default
+        key, text = found
         try:
             value = int(text)
         except ValueError:
-            raise SettingsError(f"{name} must be a whole number, not {_shown(name, text)}.") from None
-        if minimum is not None and value < minimum or maximum is not None and value > maximum:
-            raise SettingsError(f"{name} must be between {minimum} and {maximum}, not {value}.")
+            raise SettingsError(f"{key} must be a whole number, not {_shown(key, text)}.") from None
+        if minimum is not None and value < minimum:
+            raise SettingsError(f"{key} must be at least {minimum}, not {value}.")
+        if maximum is not None and value > maximum:
+            raise SettingsError(f"{key} must be at most {maximum}, not {value}.")
         return value
 
     def get_float(self, name: str, default: float, *, minimum: float = 0.0,
                   legacy: tuple[str, ...] = ()) -> float:
-        text = self.get(name, legacy=legacy)
-        if text is None:
+        found = self._lookup(name, legacy)
+        if found is None:
             return default
+        key, text = found
         try:
             value = float(text)
         except ValueError:
-            raise SettingsError(f"{name} must be a number, not {_shown(name, text)}.") from None
+            raise SettingsError(f"{key} must be a number, not {_shown(key, text)}.") from None
         if value < minimum:
-            raise SettingsError(f"{name} must be at least {minimum}, not {value}.")
+            raise SettingsError(f"{key} must be at least {minimum}, not {value}.")
         return value
 
     def get_bool(self, name: str, default: bool, *, legacy: tuple[str, ...] = ()) -> bool:
-        text = self.get(name, legacy=legacy)
-        if text is None:
+        found = self._lookup(name, legacy)
+        if found is None:
             return default
+        key, text = found
         lowered = text.lower()
         if lowered in ("1", "true", "yes", "on"):
             return True
         if lowered in ("0", "false", "no", "off"):
             return False
-        raise SettingsError(f"{name} must be true or false, not {_shown(name, text)}.")
+        raise SettingsError(f"{key} must be true or false, not {_shown(key, text)}.")
 
     def get_list(self, name: str, *, legacy: tuple[str, ...] = ()) -> tuple[str, ...]:
         """A comma-separated list, items stripped, empty items dropped."""

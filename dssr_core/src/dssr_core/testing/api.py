@@ -6,6 +6,8 @@ import time
 
 import attrs
 
+from dssr_core.facts import escape_braces
+
 
 @attrs.frozen
 class Answer:
@@ -91,8 +93,7 @@ def encode_script(template: str) -> str:
 
 def shell_template(body: str, cores: int = 1) -> str:
     """A plain bash body in upstream's template form (braces doubled)."""
-    escaped = body.replace("{", "{{").replace("}", "}}")
-    return f"#!/bin/bash\n{{DOWNSTREAM_PARAMETERS}}\nJARVICE_CPU_CORES={cores}\n{escaped}\n"
+    return f"#!/bin/bash\n{{DOWNSTREAM_PARAMETERS}}\nJARVICE_CPU_CORES={cores}\n{escape_braces(body)}\n"
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):
