@@ -119,8 +119,10 @@ class SingularityConfig:
         overlay = settings.get_int("JARVICE_SINGULARITY_OVERLAY_SIZE", DEFAULT_OVERLAY_MB,
                                    minimum=0, legacy=("JARVICE_SLURM_OVERLAY_SIZE",))
         if 0 < overlay < MIN_OVERLAY_MB:
-            raise SettingsError(f"JARVICE_SINGULARITY_OVERLAY_SIZE must be 0 (writable tmpfs) or at "
-                                f"least {MIN_OVERLAY_MB} MB, not {overlay}.")
+            spelling = ("JARVICE_SINGULARITY_OVERLAY_SIZE" if settings.get("JARVICE_SINGULARITY_OVERLAY_SIZE")
+                        else "JARVICE_SLURM_OVERLAY_SIZE")
+            raise SettingsError(f"{spelling} must be 0 (writable tmpfs) or at least {MIN_OVERLAY_MB} MB, "
+                                f"not {overlay}.")
         return cls(
             system_registry=check_registry(
                 settings.get("JARVICE_SYSTEM_REGISTRY", DEFAULT_SYSTEM_REGISTRY),
