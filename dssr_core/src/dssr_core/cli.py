@@ -76,10 +76,52 @@ def _text(value):
 
 
 def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT, stream=sys.stderr)
+    handler = BufferedStderrHandler()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
     slurm_level = settings.get_log_level("JARVICE_SLURM_SCHED_LOGLEVEL", settings.log_level)
     logging.getLogger("dssr_slurm").setLevel(slurm_level)
     logging.getLogger("paramiko").setLevel(max(slurm_level, logging.WARNING))
+
+
+class BufferedStderrHandler(logging.StreamHandler):
+    """Logs to stderr through a buffer flushed every half second, and at once for warnings.
+
+    A write system call per access line made request threads queue behind each other (the
+    API benchmark lost a third of its throughput at 16 clients); buffered, a line costs a few
+    microseconds.
+    """
+
+    def __init__(self, interval: float = 0.5):
+        import atexit
+        import io
+        import threading
+
+        raw = open(sys.stderr.fileno(), "wb", buffering=0, closefd=False)  # noqa: SIM115
+        super().__init__(io.TextIOWrapper(io.BufferedWriter(raw, 1 << 16), encoding="utf-8",
+                                          errors="replace"))
+        self._interval = interval
+        threading.Thread(target=self._flush_regularly, name="log-flush", daemon=True).start()
+        atexit.register(self.flush)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+            with self.lock:
+                self.stream.write(line)
+            if record.levelno >= logging.WARNING:
+                self.flush()
+        except Exception:
+            self.handleError(record)
+
+    def _flush_regularly(self) -> None:
+        import time
+
+        while True:
+            time.sleep(self._interval)
+            self.flush()
 
 
 def build_backends(settings: Settings):
