@@ -1,0 +1,182 @@
+"""Slurm's command-line tools: the command lines DSSR runs and how their answers are read.
+
+Every value that reaches the remote shell goes through ``shlex.quote`` (``quote_command``);
+job ids are checked to be digits before they get here.
+"""
+
+import logging
+
+from dssr_core.durations import parse_slurm_duration
+from dssr_core.errors import ClusterUnavailable, ConnectorError, SchedulerRejected
+from dssr_slurm.jobs import JobRecord, slurm_job_name, upstream_name
+from dssr_slurm.nodelist import expand_nodelist
+from dssr_slurm.options import quoted
+from dssr_slurm.ssh import CommandResult, quote_command
+from dssr_slurm.states import LIVE_STATE_NAMES, state_name
+
+log = logging.getLogger(__name__)
+
+#: squeue's fields: job id, name, owner, long state, time used, node list. Job names of ours
+#: cannot hold ``|`` (dssr_core checks names), so it separates fields safely.
+SQUEUE_FORMAT = "%i|%j|%u|%T|%M|%N"
+SACCT_FIELDS = "JobID,JobName,State,ExitCode,ElapsedRaw,User"
+#: Words in Slurm's error output that mean the controller or the database did not answer.
+UNREACHABLE = ("unable to contact slurm controller", "socket timed out", "connection refused",
+               "zero bytes were transmitted", "transport endpoint is not connected",
+               "problem talking to the database", "connection timed out", "slurmdbd")
+INVALID_JOB = "invalid job id specified"
+EXISTING = "existing"
+SQUEUE_FAILED = 97
+
+
+def squeue_all() -> str:
+    """Every job of every user, finished ones included (for MinJobAge), one line each."""
+    return quote_command("squeue", "--noheader", "--all", "--states=all", f"--format={SQUEUE_FORMAT}")
+
+
+def squeue_job(jobid: str) -> str:
+    return quote_command("squeue", "--noheader", "--all", "--states=all", f"--jobs={jobid}",
+                         f"--format={SQUEUE_FORMAT}")
+
+
+def sacct_job(jobid: str) -> str:
+    return quote_command("sacct", "--allusers", f"--jobs={jobid}", "--allocations", "--noheader",
+                         "--parsable2", f"--format={SACCT_FIELDS}")
+
+
+def submit(name: str, sbatch_arguments: list[str]) -> str:
+    """One remote command: answer the id of a live job of this name, else ``sbatch`` (script on stdin).
+
+    The check uses a fresh ``squeue`` so that a retried submission never runs twice. The umask
+    makes the job's output readable by its owner only (sbatch passes it on to the job).
+    """
+    find_live = quote_command("squeue", "--noheader", "--all", f"--states={LIVE_STATE_NAMES}",
+                              f"--name={slurm_job_name(name)}", "--format=%i")
+    return (f"dssr_found=$({find_live} </dev/null) || exit {SQUEUE_FAILED}; "
+            f'if [ -n "$dssr_found" ]; then echo {EXISTING} $dssr_found; exit 0; fi; '
+            f"umask 077; exec sbatch --parsable {quoted(sbatch_arguments)}")
+
+
+def tail(path: str, lines: int) -> str:
+    """The last lines of a file; exit status 3 when the file does not exist."""
+    return f"[ -f {quote_command(path)} ] || exit 3; exec tail -n {int(lines)} -- {quote_command(path)}"
+
+
+def collect(output: str, lines: int, files: tuple[str, ...]) -> str:
+    """The tail of the output, then every file of the job removed."""
+    return (f"if [ -f {quote_command(output)} ]; then tail -n {int(lines)} -- {quote_command(output)}; fi; "
+            f"rm -f -- {quote_command(*files)}")
+
+
+def list_directory(root: str, path: str) -> str:
+    """One level of ``root/path`` as ``type|mtime|size|name`` records ending in NUL.
+
+    Exit status 3: no such directory; 4: it resolves outside ``root`` (a symbolic link).
+    ``root`` empty means the home directory.
+    """
+    root_arg = root or "."
+    target = f"{root_arg.rstrip('/')}/{path}" if path else root_arg
+    return (f"dssr_root=$(realpath -e -- {quote_command(root_arg)}) && "
+            f"dssr_dir=$(realpath -e -- {quote_command(target)}) && [ -d \"$dssr_dir\" ] || exit 3; "
+            'case "$dssr_dir/" in "${dssr_root%/}"/*) ;; *) exit 4 ;; esac; '
+            "exec find \"$dssr_dir\" -mindepth 1 -maxdepth 1 -printf '%Y|%T@|%s|%P\\0'")
+
+
+def cluster_check() -> str:
+    return "sinfo --version && sinfo --noheader --format='%D|%T'"
+
+
+# Reading answers ------------------------------------------------------------------------
+
+
+def parse_squeue(text: str) -> list[JobRecord]:
+    """Our jobs (named ``jarvice_<name>``) in squeue's output; other lines are skipped."""
+    records = []
+    for line in text.splitlines():
+        record = _squeue_record(line)
+        if record is not None:
+            records.append(record)
+    return records
+
+
+def _squeue_record(line: str) -> JobRecord | None:
+    fields = line.split("|")
+    if len(fields) != 6 or not fields[0].isdigit():
+        return None
+    jobid, slurm_name, user, state, elapsed, nodes = fields
+    name = upstream_name(slurm_name)
+    if name is None:
+        return None
+    return JobRecord(jobid=jobid, name=name, user=user, state=state_name(state),
+                     elapsed_s=_seconds(elapsed), nodes=expand_nodelist(nodes))
+
+
+def parse_sacct(text: str) -> list[JobRecord]:
+    """Our jobs in ``sacct --parsable2`` output of :data:`SACCT_FIELDS`."""
+    records = []
+    for line in text.splitlines():
+        fields = line.split("|")
+        if len(fields) != 6 or not fields[0].isdigit():
+            continue
+        jobid, slurm_name, state, exit_code, elapsed, user = fields
+        name = upstream_name(slurm_name)
+        if name is not None:
+            records.append(JobRecord(jobid=jobid, name=name, user=user, state=state_name(state),
+                                     elapsed_s=int(elapsed) if elapsed.isdigit() else 0,
+                                     exit_code=_exit_code(exit_code)))
+    return records
+
+
+def parse_submit(result: CommandResult) -> tuple[str, bool]:
+    """The job id from :func:`submit`'s answer, and whether it was an existing job."""
+    if result.exit_status == SQUEUE_FAILED:
+        raise unreachable_or_failed("squeue", result)
+    if not result.ok:
+        message = slurm_message(result)
+        if is_unreachable(message):
+            raise ClusterUnavailable(f"Slurm could not take the job: {message}")
+        raise SchedulerRejected(f"Slurm refused the job: {message}")
+    words = result.stdout.split()
+    existing = bool(words) and words[0] == EXISTING
+    jobid = (words[1] if existing and len(words) > 1 else words[0] if words else "").split(";")[0]
+    if not jobid.isdigit():
+        raise ConnectorError("sbatch answered no job id; the DSSR log has its output.")
+    if result.stderr.strip():
+        log.info("sbatch said: %s", slurm_message(result))
+    return jobid, existing
+
+
+def slurm_message(result: CommandResult) -> str:
+    """Slurm's own words: the error lines, joined."""
+    lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()] or lines
+    return " ".join(errors)[:1000] or f"exit status {result.exit_status} and no message"
+
+
+def is_unreachable(message: str) -> bool:
+    lowered = message.lower()
+    return any(word in lowered for word in UNREACHABLE)
+
+
+def is_invalid_job(result: CommandResult) -> bool:
+    return not result.ok and INVALID_JOB in (result.stderr + result.stdout).lower()
+
+
+def unreachable_or_failed(program: str, result: CommandResult) -> Exception:
+    """The error for a Slurm command that failed where it should not: 503 with Slurm's words."""
+    message = slurm_message(result)
+    if is_unreachable(message):
+        return ClusterUnavailable(f"Slurm does not answer ({program}): {message}")
+    return ClusterUnavailable(f"{program} failed on the cluster: {message}")
+
+
+def _seconds(text: str) -> int:
+    try:
+        return parse_slurm_duration(text)
+    except ValueError:
+        return 0
+
+
+def _exit_code(text: str) -> int | None:
+    code = text.split(":")[0]
+    return int(code) if code.isdigit() else None

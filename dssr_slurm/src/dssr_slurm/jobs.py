@@ -1,0 +1,53 @@
+"""What every Slurm connector knows of a job: its Slurm name, its id, one status record."""
+
+import re
+
+import attrs
+
+from dssr_core.errors import InvalidRequest
+from dssr_core.models import JOB_NAME, JobRef
+
+#: Jobs are named ``jarvice_<name>`` in Slurm so that administrators can tell them apart.
+JOB_NAME_PREFIX = "jarvice_"
+_SLURM_JOB_ID = re.compile(r"^[0-9]{1,12}$")
+
+
+def slurm_job_name(name: str) -> str:
+    """The Slurm job name of upstream's job ``name``."""
+    return JOB_NAME_PREFIX + name
+
+
+def upstream_name(slurm_name: str) -> str | None:
+    """Upstream's name of a Slurm job, or None when the job is not one of ours."""
+    if not slurm_name.startswith(JOB_NAME_PREFIX):
+        return None
+    name = slurm_name[len(JOB_NAME_PREFIX):]
+    return name if JOB_NAME.match(name) else None
+
+
+def check_slurm_job_id(jobid: str) -> str:
+    """``jobid`` when it is a Slurm job id (digits), else InvalidRequest."""
+    if not isinstance(jobid, str) or not _SLURM_JOB_ID.match(jobid):
+        raise InvalidRequest(f"jobid must be a Slurm job id (digits only), not {jobid!r:.40}.")
+    return jobid
+
+
+@attrs.frozen
+class JobRecord:
+    """One of our jobs as the scheduler reports it (a line of ``squeue``, ``sacct``, a REST job).
+
+    ``state`` is a long state name (``RUNNING``); ``user`` the job's owner on the cluster.
+    ``exit_code`` is known only from accounting.
+    """
+
+    jobid: str
+    name: str
+    user: str
+    state: str
+    elapsed_s: int = 0
+    nodes: tuple[str, ...] = ()
+    exit_code: int | None = None
+
+    def is_for(self, job: JobRef) -> bool:
+        """Whether this record is ``job``: same id AND same name (Slurm reuses ids)."""
+        return self.jobid == job.jobid and self.name == job.name

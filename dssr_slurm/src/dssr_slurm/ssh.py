@@ -1,0 +1,375 @@
+"""SSH to the cluster with paramiko: one live connection per user, shared by every thread.
+
+A connection (:class:`SshConnection`) is opened on first use, reused by every request and
+thread (each command gets its own session channel on the one transport), kept alive, and
+reopened when it died. Every command has a timeout. Host keys are checked against a
+known_hosts file; an unknown host is refused unless the operator turned trust-on-first-use on,
+which appends the key to the file. Failures become :class:`ClusterUnavailable` with a
+sentence that says what failed; no key ever reaches a log line or a message.
+"""
+
+import io
+import logging
+import os
+import select
+import shlex
+import socket
+import threading
+import time
+
+import attrs
+import paramiko
+
+from dssr_core.errors import ClusterUnavailable, ConnectorError, SettingsError
+from dssr_slurm.users import ClusterAccount, decode_private_key
+
+log = logging.getLogger(__name__)
+
+KEY_CLASSES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
+_known_hosts_lock = threading.Lock()
+
+
+@attrs.frozen
+class SshSettings:
+    """Where and how to connect. ``service_key`` is PEM text and never shown."""
+
+    host: str
+    port: int
+    service_user: str
+    service_key: str = attrs.field(repr=False)
+    known_hosts: str
+    trust_on_first_use: bool = False
+    connect_timeout: float = 10.0
+    command_timeout: float = 30.0
+    keepalive: int = 30
+    max_sessions: int = 10
+
+    @classmethod
+    def from_settings(cls, settings) -> "SshSettings":
+        host = settings.get("JARVICE_SLURM_CLUSTER_ADDR")
+        user = settings.get("JARVICE_SLURM_SSH_USER")
+        key = settings.get("JARVICE_SLURM_SSH_PKEY")
+        for name, value in (("JARVICE_SLURM_CLUSTER_ADDR", host), ("JARVICE_SLURM_SSH_USER", user),
+                            ("JARVICE_SLURM_SSH_PKEY", key)):
+            if not value:
+                raise SettingsError(f"{name} must be set for the slurm-cli connector.")
+        try:
+            key_text = decode_private_key(key)
+        except ValueError:
+            raise SettingsError(
+                "JARVICE_SLURM_SSH_PKEY must be a private key (PEM text or base64 of it).") from None
+        return cls(
+            host=host,
+            port=settings.get_int("JARVICE_SLURM_CLUSTER_PORT", 22, minimum=1, maximum=65535),
+            service_user=user,
+            service_key=key_text,
+            known_hosts=os.path.expanduser(
+                settings.get("JARVICE_SLURM_SSH_KNOWN_HOSTS", "~/.ssh/known_hosts")),
+            trust_on_first_use=settings.get_bool("JARVICE_SLURM_SSH_TRUST_ON_FIRST_USE", False),
+            connect_timeout=settings.get_float("JARVICE_SLURM_SSH_CONNECT_TIMEOUT", 10.0, minimum=0.1),
+            command_timeout=settings.get_float("JARVICE_SLURM_COMMAND_TIMEOUT", 30.0, minimum=0.1),
+            keepalive=settings.get_int("JARVICE_SLURM_SSH_KEEPALIVE", 30, minimum=0),
+            max_sessions=settings.get_int("JARVICE_SLURM_SSH_MAX_SESSIONS", 10, minimum=1, maximum=1000),
+        )
+
+    @property
+    def service_account(self) -> ClusterAccount:
+        return ClusterAccount(self.service_user, self.service_key)
+
+
+@attrs.frozen
+class CommandResult:
+    exit_status: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+def quote_command(*arguments: str) -> str:
+    """A command line for a remote shell, every argument through ``shlex.quote``."""
+    return " ".join(shlex.quote(str(argument)) for argument in arguments)
+
+
+def load_private_key(text: str, what: str) -> paramiko.PKey:
+    """A paramiko key from PEM text, trying ed25519, ECDSA and RSA; SettingsError naming ``what``."""
+    for key_class in KEY_CLASSES:
+        try:
+            return key_class.from_private_key(io.StringIO(text))
+        except paramiko.PasswordRequiredException:
+            raise SettingsError(f"{what} is protected by a passphrase; give a key without one.") from None
+        except (paramiko.SSHException, ValueError, TypeError, IndexError):
+            continue
+    raise SettingsError(f"{what} is not an ed25519, ECDSA or RSA private key that paramiko can read.")
+
+
+class SshPool:
+    """The connections to one cluster, one per cluster user, and a count of commands run."""
+
+    def __init__(self, settings: SshSettings):
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._connections: dict[str, SshConnection] = {}
+        self._commands_run = 0
+
+    @property
+    def commands_run(self) -> int:
+        """How many commands were started since the pool was made (for benchmarks and tests)."""
+        return self._commands_run
+
+    def run(self, account: ClusterAccount, command: str, *, stdin: str | None = None,
+            timeout: float | None = None) -> CommandResult:
+        """Run ``command`` (a shell command line) as ``account``; ClusterUnavailable on failure."""
+        connection = self.connection(account)
+        with self._lock:
+            self._commands_run += 1
+        return connection.run(command, stdin=stdin, timeout=timeout)
+
+    def connection(self, account: ClusterAccount) -> "SshConnection":
+        with self._lock:
+            connection = self._connections.get(account.user)
+            if connection is None:
+                if not account.private_key:
+                    raise ConnectorError(f"No SSH key is known for the cluster user {account.user}.")
+                key = load_private_key(account.private_key, f"the SSH key of {account.user}")
+                connection = SshConnection(self.settings, account.user, key)
+                self._connections[account.user] = connection
+            return connection
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._connections = list(self._connections.values()), {}
+        for connection in connections:
+            connection.close()
+
+
+class SshConnection:
+    """One SSH transport to the cluster as one user: opened lazily, reopened when it died."""
+
+    def __init__(self, settings: SshSettings, user: str, key: paramiko.PKey):
+        self.settings = settings
+        self.user = user
+        self._key = key
+        self._lock = threading.Lock()
+        self._sessions = threading.BoundedSemaphore(settings.max_sessions)
+        self._client: paramiko.SSHClient | None = None
+        self._failed_at = float("-inf")
+        self._failure = ""
+
+    @property
+    def where(self) -> str:
+        return f"{self.user}@{self.settings.host}:{self.settings.port}"
+
+    def run(self, command: str, *, stdin: str | None = None, timeout: float | None = None) -> CommandResult:
+        timeout = self.settings.command_timeout if timeout is None else timeout
+        if not self._sessions.acquire(timeout=timeout):
+            raise ClusterUnavailable(f"No SSH session to {self.where} became free within {timeout:g} s.")
+        try:
+            channel = self._open_channel()
+            try:
+                return _exchange(channel, command, stdin, timeout, self.where)
+            finally:
+                channel.close()
+        finally:
+            self._sessions.release()
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    # Connecting -------------------------------------------------------------------------
+
+    def _open_channel(self) -> paramiko.Channel:
+        """A new session channel; a transport that turns out dead is reopened once."""
+        transport = self._transport()
+        try:
+            return transport.open_session(timeout=self.settings.connect_timeout)
+        except (paramiko.SSHException, EOFError, OSError) as error:
+            log.info("ssh %s: the connection is gone (%s); reconnecting", self.where, _reason(error))
+            self._forget(transport)
+        transport = self._transport()
+        try:
+            return transport.open_session(timeout=self.settings.connect_timeout)
+        except (paramiko.SSHException, EOFError, OSError) as error:
+            self._forget(transport)
+            raise ClusterUnavailable(
+                f"Cannot open an SSH session to {self.where}: {_reason(error)}.") from None
+
+    def _transport(self) -> paramiko.Transport:
+        asked_at = time.monotonic()
+        with self._lock:
+            transport = self._client.get_transport() if self._client is not None else None
+            if transport is not None and transport.is_active():
+                return transport
+            if self._failed_at >= asked_at:  # a connect that ended while we waited failed
+                raise ClusterUnavailable(self._failure)
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+            try:
+                self._client = self._connect()
+            except ClusterUnavailable as error:
+                self._failed_at, self._failure = time.monotonic(), error.message
+                log.warning("%s", error.message)
+                raise
+            return self._client.get_transport()
+
+    def _forget(self, transport: paramiko.Transport) -> None:
+        with self._lock:
+            if self._client is not None and self._client.get_transport() is transport:
+                self._client.close()
+                self._client = None
+
+    def _connect(self) -> paramiko.SSHClient:
+        settings = self.settings
+        client = paramiko.SSHClient()
+        _load_known_hosts(client, settings)
+        client.set_missing_host_key_policy(
+            _TrustOnFirstUse(settings.known_hosts) if settings.trust_on_first_use
+            else _RejectUnknownHost(settings))
+        try:
+            sock = socket.create_connection((settings.host, settings.port), timeout=settings.connect_timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms Nagle stall per command
+            client.connect(settings.host, settings.port, username=self.user, pkey=self._key, sock=sock,
+                           timeout=settings.connect_timeout, banner_timeout=settings.connect_timeout,
+                           auth_timeout=settings.connect_timeout, allow_agent=False, look_for_keys=False)
+        except _UnknownHost as error:
+            client.close()
+            raise ClusterUnavailable(str(error)) from None
+        except paramiko.BadHostKeyException:
+            client.close()
+            raise ClusterUnavailable(
+                f"Cannot reach the cluster over SSH as {self.where}: its host key differs from the one "
+                f"in {settings.known_hosts}; if the host was reinstalled, replace that line."
+            ) from None
+        except (paramiko.SSHException, EOFError, OSError) as error:
+            client.close()
+            raise ClusterUnavailable(
+                f"Cannot reach the cluster over SSH as {self.where}: {_reason(error)}.") from None
+        client.get_transport().set_keepalive(settings.keepalive)
+        log.info("ssh: connected to %s", self.where)
+        return client
+
+
+def _exchange(channel: paramiko.Channel, command: str, stdin: str | None, timeout: float,
+              where: str) -> CommandResult:
+    """Run ``command`` on ``channel``: send stdin, read stdout and stderr, wait for the status."""
+    deadline = time.monotonic() + timeout
+    stdout, stderr = bytearray(), bytearray()
+    program = command.split(" ", 1)[0]
+    try:
+        channel.settimeout(timeout)
+        channel.exec_command(command)
+        if stdin:
+            _send(channel, stdin)
+        channel.shutdown_write()
+        while not channel.exit_status_ready():
+            _drain(channel, stdout, stderr)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            if channel.eof_received:  # no more output: only the exit status is to come
+                channel.status_event.wait(min(remaining, 1.0))
+            else:
+                select.select([channel], [], [], min(remaining, 1.0))
+        _drain(channel, stdout, stderr)
+    except TimeoutError:
+        raise ClusterUnavailable(
+            f"The cluster did not finish {program} within {timeout:g} s ({where}).") from None
+    except (paramiko.SSHException, EOFError, OSError) as error:
+        raise ClusterUnavailable(f"SSH to {where} failed during {program}: {_reason(error)}.") from None
+    status = channel.recv_exit_status()
+    if status < 0:
+        raise ClusterUnavailable(f"SSH to {where} closed before {program} finished.")
+    result = CommandResult(status, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"))
+    log.debug("ssh %s: %s -> %d", where, program, status)
+    return result
+
+
+def _send(channel: paramiko.Channel, text: str) -> None:
+    """Send standard input; a command that ends without reading it all is told by its status."""
+    try:
+        channel.sendall(text.encode("utf-8"))
+    except TimeoutError:
+        raise
+    except (paramiko.SSHException, OSError) as error:
+        log.debug("ssh: standard input not fully sent: %s", _reason(error))
+
+
+def _drain(channel: paramiko.Channel, stdout: bytearray, stderr: bytearray) -> None:
+    while channel.recv_ready():
+        stdout += channel.recv(65536)
+    while channel.recv_stderr_ready():
+        stderr += channel.recv_stderr(65536)
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, paramiko.AuthenticationException):
+        return "the key was refused"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, TimeoutError):
+        return "no answer in time"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()
+    text = str(error).strip().rstrip(".")
+    return text or type(error).__name__
+
+
+# Host keys ------------------------------------------------------------------------------
+
+
+class _UnknownHost(paramiko.SSHException):
+    pass
+
+
+def _load_known_hosts(client: paramiko.SSHClient, settings: SshSettings) -> None:
+    try:
+        client.get_host_keys().load(settings.known_hosts)
+    except FileNotFoundError:
+        if not settings.trust_on_first_use:
+            log.warning("ssh: the known_hosts file %s does not exist", settings.known_hosts)
+    except (OSError, paramiko.SSHException) as error:
+        raise ClusterUnavailable(f"The known_hosts file {settings.known_hosts} cannot be read: "
+                                 f"{_reason(error)}.") from None
+
+
+class _RejectUnknownHost(paramiko.MissingHostKeyPolicy):
+    def __init__(self, settings: SshSettings):
+        self.settings = settings
+
+    def missing_host_key(self, client, hostname, key):
+        raise _UnknownHost(
+            f"The SSH host key of {hostname} is not in {self.settings.known_hosts}: add it "
+            f"(ssh-keyscan -p {self.settings.port} {self.settings.host} >> {self.settings.known_hosts}, "
+            "then check it) or set JARVICE_SLURM_SSH_TRUST_ON_FIRST_USE=true."
+        )
+
+
+class _TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
+    """Accept an unknown host's key and append it to the known_hosts file."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def missing_host_key(self, client, hostname, key):
+        line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
+        with _known_hosts_lock:
+            directory = os.path.dirname(self.path)
+            if directory:
+                os.makedirs(directory, mode=0o700, exist_ok=True)
+            try:
+                with open(self.path, encoding="utf-8") as handle:
+                    known = line in handle.read().splitlines(keepends=True)
+            except FileNotFoundError:
+                known = False
+            if not known:
+                with open(self.path, "a", encoding="utf-8") as handle:
+                    handle.write(line)
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        log.warning("ssh: trusted the host key of %s on first use (%s %s), appended to %s",
+                    hostname, key.get_name(), key.fingerprint, self.path)

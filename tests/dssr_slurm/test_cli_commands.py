@@ -1,0 +1,85 @@
+"""Command lines for the remote shell, and reading what Slurm answers."""
+
+import subprocess
+
+import pytest
+
+from dssr_core.errors import ClusterUnavailable, InvalidRequest, SchedulerRejected
+from dssr_slurm import cli_commands as commands
+from dssr_slurm.jobs import JobRecord, check_slurm_job_id
+from dssr_slurm.ssh import CommandResult
+
+SQUEUE = """\
+12|jarvice_job-a|kirby|RUNNING|1-02:03:04|node[01-02]
+13|jarvice_job-b|mario|PENDING|0:00|
+14|somebody_elses|root|RUNNING|5:00|node03
+15|jarvice_odd|name|x|RUNNING|0:01|n1
+16_3|jarvice_array|kirby|RUNNING|0:01|n1
+17|jarvice_bad name|kirby|RUNNING|0:01|n1
+18|jarvice_job-c|kirby|CANCELLED by 0|0:07|node01
+"""
+
+
+def test_squeue_lines_of_our_jobs_become_records():
+    assert commands.parse_squeue(SQUEUE) == [
+        JobRecord("12", "job-a", "kirby", "RUNNING", 93784, ("node01", "node02")),
+        JobRecord("13", "job-b", "mario", "PENDING", 0, ()),
+        JobRecord("18", "job-c", "kirby", "CANCELLED", 7, ("node01",)),
+    ]
+
+
+def test_sacct_lines():
+    text = ("21|jarvice_job-a|CANCELLED by 1001|0:15|42|kirby\n22|other|COMPLETED|0:0|1|x\n"
+            "23|jarvice_f|FAILED|3:0|2|mario\n")
+    assert commands.parse_sacct(text) == [
+        JobRecord("21", "job-a", "kirby", "CANCELLED", 42, exit_code=0),
+        JobRecord("23", "f", "mario", "FAILED", 2, exit_code=3),
+    ]
+
+
+def test_submit_answers():
+    assert commands.parse_submit(CommandResult(0, "123\n", "")) == ("123", False)
+    assert commands.parse_submit(CommandResult(0, "123;cluster\n", "")) == ("123", False)
+    assert commands.parse_submit(CommandResult(0, "existing 77\n", "")) == ("77", True)
+    with pytest.raises(SchedulerRejected, match="Invalid partition name specified"):
+        commands.parse_submit(CommandResult(1, "", "sbatch: error: invalid partition specified: nope\n"
+                                            "sbatch: error: Batch job submission failed: Invalid partition "
+                                            "name specified\n"))
+    with pytest.raises(ClusterUnavailable, match="Unable to contact slurm controller"):
+        commands.parse_submit(CommandResult(1, "", "sbatch: error: Batch job submission failed: Unable to "
+                                            "contact slurm controller (connect failure)\n"))
+    with pytest.raises(ClusterUnavailable):
+        commands.parse_submit(CommandResult(97, "", "slurm_load_jobs error: Unable to contact slurm "
+                                            "controller"))
+
+
+@pytest.mark.parametrize("jobid", ["12a", "", "1;id", "-1", "1 2", "$(id)", "1" * 13])
+def test_job_ids_must_be_digits(jobid):
+    with pytest.raises(InvalidRequest, match="digits only"):
+        check_slurm_job_id(jobid)
+
+
+def test_submit_command_is_valid_shell_with_hostile_looking_arguments():
+    line = commands.submit("job-1", ["--job-name=jarvice_job-1", "--comment=a|b&c;$(x)`y`"])
+    assert subprocess.run(["bash", "-n", "-c", line]).returncode == 0
+    assert "'--comment=a|b&c;$(x)`y`'" in line
+
+
+def test_directory_listing_stays_inside_the_root(tmp_path):
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "file one").write_text("x")
+    (root / "escape").symlink_to(tmp_path)
+
+    def listing(path):
+        done = subprocess.run(["bash", "-c", commands.list_directory(str(root), path)], capture_output=True)
+        return done.returncode, done.stdout.decode()
+
+    status, text = listing("")
+    assert status == 0
+    kinds = {item.split("|")[3]: item.split("|")[0] for item in text.split("\0") if item}
+    assert kinds == {"sub": "d", "file one": "f", "escape": "d"}
+    assert listing("sub")[0] == 0
+    assert listing("escape")[0] == 4
+    assert listing("missing")[0] == 3
+    assert listing("file one")[0] == 3

@@ -1,0 +1,95 @@
+"""The connector in-process against the real cluster: the shared snapshot's cost, the success
+marker under real srun, what is kept while a job runs, and what the init report shows."""
+
+import base64
+import threading
+import uuid
+
+import attrs
+import pytest
+from slurm_helpers import bearer_for, job_of, template, wait_ended, wait_running
+
+from dssr_core.app import create_app
+from dssr_core.settings import Settings
+from dssr_core.shell import ShellExecutor
+from dssr_core.testing import ApiClient, wait_until
+
+pytestmark = pytest.mark.slow
+KIRBY = bearer_for("kirby@example.org")
+
+
+class MarkerExecutor(ShellExecutor):
+    """The shell executor, with a success marker as the singularity executor has."""
+
+    def render(self, request):
+        return attrs.evolve(super().render(request), success_marker="DSSR_TEST_SUCCESS")
+
+
+def app_for(connector, executor_class=ShellExecutor):
+    settings = Settings.from_env({})
+    return ApiClient.for_app(create_app(settings, connector, executor_class(settings)))
+
+
+def test_concurrent_polls_cost_one_squeue(make_connector):
+    connector = make_connector(JARVICE_SLURM_STATUS_INTERVAL="2")
+    api = app_for(connector)
+    connector.check()
+    before = connector.ssh.commands_run
+    answers = []
+    threads = [threading.Thread(target=lambda path=path: answers.append(api.get(path).status))
+               for path in ("/running", "/queued") * 8]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert answers == [200] * 16
+    assert connector.ssh.commands_run - before == 1
+    api.post("/runstatus", {"name": "cli-x", "number": 1, "jobid": "1"})
+    assert connector.ssh.commands_run - before == 1  # /runstatus reads the same snapshot
+
+
+def test_the_success_marker_decides_under_real_srun(make_connector):
+    api = app_for(make_connector(), MarkerExecutor)
+    results = {}
+    for label, body in (("printed", "echo DSSR_TEST_SUCCESS"), ("silent", "echo no marker; exit 0")):
+        name = f"cli-marker-{label}-{uuid.uuid4().hex[:6]}"
+        results[label] = job_of(name, api.submit(name, template(body, devices=["exclusive=False"]),
+                                                 bearer=KIRBY))
+    for job in results.values():
+        wait_ended(api, job)
+    printed = api.post("/exitstatus", results["printed"]).json
+    silent = api.post("/exitstatus", results["silent"]).json
+    assert printed[0] == 0 and "COMPLETED" in printed[2][1]
+    assert silent[0] == 1 and "FAILED" in silent[2][1]
+    assert "did not print DSSR_TEST_SUCCESS" in silent[2][0]
+
+
+def test_exitstatus_of_a_running_job_keeps_its_files(make_connector, slurm_env):
+    api = app_for(make_connector())
+    name = f"cli-keep-{uuid.uuid4().hex[:6]}"
+    job = job_of(name, api.submit(name, template("echo kept; sleep 60", devices=["exclusive=False"]),
+                                  bearer=KIRBY))
+    wait_running(api, job)
+    rc, _, (output, banner) = api.post("/exitstatus", job).json
+    assert rc == -9 and "RUNNING" in banner and output == ""
+    tail = wait_until(lambda: _output(api, job), 30, what="the output, still there")
+    assert tail == "kept\n"
+    api.post("/terminate", job)
+    wait_ended(api, job)
+    rc, _, (output, _) = api.post("/exitstatus", job).json
+    assert rc == -15 and "kept" in output
+
+
+def test_the_init_report_shows_no_secret(make_connector, slurm_env):
+    connector = make_connector()
+    text = "\n".join(f"{label}: {value}" for label, value in connector.report())
+    key_text = base64.b64decode(slurm_env["JARVICE_SLURM_SSH_PKEY"]).decode()
+    assert "with 2 users (kirby, mario)" in text
+    assert slurm_env["JARVICE_SLURM_SSH_KNOWN_HOSTS"] in text
+    assert "PRIVATE" not in text and key_text.splitlines()[1][:20] not in text
+    assert slurm_env["JARVICE_SLURM_SSH_PKEY"][:40] not in text
+
+
+def _output(api, job):
+    answer = api.post(f"/request/{job['name']}/1/{job['jobid']}/tail", {"qs": {}})
+    return answer.text if answer.status == 200 else None
