@@ -1,0 +1,441 @@
+"""The ``slurmrestd`` connector: Slurm over its REST API.
+
+Jobs are submitted as the portal user's mapped cluster account (the users ID mapping shared
+with slurm-cli), with the same srun-wrapped batch script; everything later on a job acts as
+its owner as Slurm reports it. Listings and run status come from one shared snapshot: one
+``GET /slurm/vX/jobs`` per interval, as the service account. The API version's differences
+live in :mod:`dssr_slurm.rest_versions`, the tokens in :mod:`dssr_slurm.rest_tokens`.
+"""
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+
+from dssr_core.connector import Connector
+from dssr_core.errors import ClusterUnavailable, ConnectorError, JobNotFound, NotAvailable, SettingsError
+from dssr_core.models import ExitStatus, JobInfo, JobListing, JobRef, RunStatus, Submission, SubmitResult
+from dssr_slurm.config import SlurmConfig
+from dssr_slurm.jobs import JobRecord, check_slurm_job_id, slurm_job_name
+from dssr_slurm.jobscript import batch_script, job_files
+from dssr_slurm.options import submission_options
+from dssr_slurm.rest_client import Answer, RestClient
+from dssr_slurm.rest_errors import failure, is_not_found, is_path_unknown
+from dssr_slurm.rest_files import NoOutputAccess, SharedOutputAccess, SshOutputAccess
+from dssr_slurm.rest_jobspec import job_spec
+from dssr_slurm.rest_settings import RestSettings
+from dssr_slurm.rest_tokens import Credentials, token_source
+from dssr_slurm.rest_tunnel import SshTunnel
+from dssr_slurm.rest_versions import PROBE_ORDER, ApiVersion, adapter, number
+from dssr_slurm.snapshot import StatusSnapshot
+from dssr_slurm.ssh import SshPool, SshSettings
+from dssr_slurm.states import is_final, is_live, is_running
+from dssr_slurm.users import Accounts, ClusterAccount, load_user_map
+
+log = logging.getLogger(__name__)
+
+#: How much of a job's output ``/exitstatus`` returns.
+EXIT_OUTPUT_LINES = 10_000
+#: "Job/step already completing or completed": terminating an ended job is not a failure.
+ALREADY_DONE = 2021
+
+
+class SlurmRestConnector(Connector):
+    """Slurm through slurmrestd. Thread-safe: one HTTP session, one shared snapshot."""
+
+    name = "slurmrestd"
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.config = SlurmConfig.from_settings(settings)
+        if not self.config.scratch_dir:
+            raise SettingsError("JARVICE_JOB_SCRATCH_DIR must be set for the slurmrestd connector: jobs "
+                                "submitted over REST start there and write their output there.")
+        self.rest = RestSettings.from_settings(settings)
+        self.user_map = load_user_map(settings)
+        self.tokens = token_source(self.rest)
+        self.accounts = Accounts(ClusterAccount(self.tokens.service_user), self.user_map)
+        needs_ssh = self.rest.tunnel or self.rest.output_access == "ssh"
+        self.ssh_settings = self._ssh_settings(settings) if needs_ssh else None
+        self.ssh = SshPool(self.ssh_settings) if needs_ssh else None
+        self.tunnel = self._tunnel()
+        base_url = f"{self.rest.scheme}://{self.tunnel.url_host}" if self.tunnel else self.rest.url
+        label = f"{self.rest.url} (through the SSH tunnel)" if self.tunnel else self.rest.url
+        self.client = RestClient(base_url, connect_timeout=self.rest.connect_timeout,
+                                 timeout=self.rest.timeout, retries=self.rest.retries,
+                                 pool_size=self.rest.pool_size, label=label)
+        self.files = self._output_access()
+        self.versions = VersionChooser(self.client, self.tokens, self.rest.api_version)
+        self.snapshot = StatusSnapshot(self._list_jobs, self.config.status_interval)
+        self.versions.choose_at_start()
+
+    def _ssh_settings(self, settings) -> SshSettings:
+        try:
+            return SshSettings.from_settings(settings)
+        except SettingsError as error:
+            why = ("JARVICE_SLURMRESTD_SSH_TUNNEL=true" if self.rest.tunnel
+                   else "JARVICE_SLURMRESTD_OUTPUT_ACCESS=ssh")
+            raise SettingsError(f"{why} needs SSH to the cluster, set up as for slurm-cli: "
+                                f"{error.message}") from None
+
+    def _tunnel(self) -> SshTunnel | None:
+        if not self.rest.tunnel:
+            return None
+        connection = self.ssh.connection(self.ssh_settings.service_account)
+        return SshTunnel(connection, self.rest.address, self.rest.port, self.rest.connect_timeout)
+
+    def _output_access(self):
+        if self.rest.output_access == "ssh":
+            return SshOutputAccess(self.ssh, self.user_map, self.ssh_settings.service_account)
+        if self.rest.output_access == "shared":
+            return SharedOutputAccess(self.config.scratch_dir,
+                                      self.rest.shared_scratch_dir or self.config.scratch_dir)
+        return NoOutputAccess()
+
+    # Jobs -------------------------------------------------------------------------------
+
+    def submit(self, submission: Submission) -> SubmitResult:
+        account = self.accounts.for_email(submission.user_email)
+        credentials = self.tokens.credentials(account.user, submission.bearer)
+        version = self.versions.current()
+        existing = self._live_job_named(submission.name, version)
+        if existing is not None:
+            log.info("job %s/%s is already in Slurm as %s; not submitted again",
+                     submission.name, submission.number, existing.jobid)
+            return SubmitResult(jobid=existing.jobid, script=submission.script)
+        body = version.submit_body(self._batch_script(submission), self._spec(submission))
+        what = f"submitting {submission.name} as {credentials.user}"
+        answer = self.client.post(version.submit_path, credentials, what, body)
+        jobid = version.submitted_id(answer.body)
+        if jobid is None or answer.status >= 400:
+            raise failure(answer, what, self.tokens, credentials.user, job_request=True)
+        _log_notes(answer, f"job {jobid}")
+        self.snapshot.invalidate()
+        return SubmitResult(jobid=jobid, script=submission.script)
+
+    def running(self) -> list[JobListing]:
+        return list(self.snapshot.get().running)
+
+    def queued(self) -> list[JobListing]:
+        return list(self.snapshot.get().queued)
+
+    def runstatus(self, job: JobRef) -> RunStatus:
+        check_slurm_job_id(job.jobid)
+        record = self.snapshot.get().find(job)
+        if record is None or not is_running(record.state):
+            raise JobNotFound(f"Job {job} is not running.")
+        return RunStatus(nodes=record.nodes, elapsed_s=record.elapsed_s)
+
+    def exitstatus(self, job: JobRef) -> ExitStatus:
+        check_slurm_job_id(job.jobid)
+        record = self._ended_or_fresh(job)
+        if record is None:
+            return ExitStatus.unknown()
+        if not is_final(record.state):
+            log.info("exitstatus: job %s is still %s; its files stay", job, record.state)
+            return ExitStatus(state=record.state, exit_code=None, elapsed_s=record.elapsed_s)
+        files = job_files(self.config.scratch_dir, job.name, job.jobid)
+        output = self.files.collect(record.user, files, EXIT_OUTPUT_LINES)
+        return ExitStatus(state=record.state, exit_code=record.exit_code, elapsed_s=record.elapsed_s,
+                          output=output)
+
+    def terminate(self, job: JobRef) -> None:
+        record = self._find(job)
+        if not is_live(record.state):
+            log.info("terminate: job %s has already ended (%s)", job, record.state)
+            return
+        version = self.versions.current()
+        credentials = self._owner(record)
+        what = f"cancelling job {record.jobid} as {credentials.user}"
+        answer = self.client.delete(version.job_path(record.jobid), credentials, what)
+        if not answer.ok and not is_not_found(answer) and not _already_done(answer):
+            raise failure(answer, what, self.tokens, credentials.user)
+        self.snapshot.invalidate()
+
+    def release(self, job: JobRef) -> None:
+        record = self._find(job)
+        if not is_live(record.state):
+            log.info("release: job %s has already ended (%s)", job, record.state)
+            return
+        version = self.versions.current()
+        credentials = self._owner(record)
+        what = f"releasing job {record.jobid} as {credentials.user}"
+        answer = self.client.post(version.job_path(record.jobid), credentials, what, version.release_body())
+        if not answer.ok:
+            raise failure(answer, what, self.tokens, credentials.user, job_request=True)
+        self.snapshot.invalidate()
+
+    def events(self, job: JobRef) -> str:
+        check_slurm_job_id(job.jobid)
+        version = self.versions.current()
+        raw = self._raw_job(job, version) or self._raw_db_job(job, version)
+        if raw is None:
+            raise JobNotFound(f"Slurm knows no job {job.jobid} named {job.name}.")
+        return job_text(raw)
+
+    def tail(self, job: JobRef, lines: int) -> str:
+        check_slurm_job_id(job.jobid)
+        record = self._lookup(job)
+        if record is None:
+            raise NotAvailable(f"Job {job} is not known to Slurm, so it has no output.")
+        path = job_files(self.config.scratch_dir, job.name, job.jobid).output
+        text = self.files.tail(record.user, path, lines)
+        if text is None:
+            raise NotAvailable(f"Job {job} has no output (yet, or any more).")
+        return text
+
+    def info(self, job: JobRef) -> JobInfo:
+        record = self._find(job)
+        where = ", ".join(record.nodes) or "no node yet"
+        return JobInfo(about=f"Slurm job {record.jobid} of {record.user}: {record.state} on {where}")
+
+    # Cluster ----------------------------------------------------------------------------
+
+    def check(self) -> str:
+        version = self.versions.current()
+        credentials = self.tokens.service()
+        what = f"pinging as {credentials.user}"
+        answer = self.client.get(version.ping_path, credentials, what)
+        if not answer.ok:
+            raise failure(answer, what, self.tokens, credentials.user)
+        if not version.controller_up(answer.body):
+            raise ClusterUnavailable(f"slurmrestd at {self.client.label} answers, but no slurmctld does "
+                                     f"({_pings(answer.body)}).")
+        return (f"slurmrestd {self.client.label}, API {version.name}, Slurm {slurm_release(answer.body)}, "
+                f"controller up ({_pings(answer.body)}), as {credentials.user}")
+
+    def report(self) -> list[tuple[str, str]]:
+        where = self.rest.url
+        if self.tunnel is not None:
+            where += (f" through an SSH tunnel via {self.tunnel.connection.where} "
+                      f"(local port {self.tunnel.port})")
+        return [
+            ("slurmrestd", where),
+            ("API version", self.versions.describe()),
+            ("token mode", self.tokens.describe()),
+            ("users ID mapping", self.accounts.describe()),
+            ("job PATH", self.rest.job_path),
+            ("scratch dir", self.config.scratch_dir),
+            ("output access", self.files.describe()),
+            ("status interval", f"{self.config.status_interval:g} s"),
+            ("HTTP", f"timeout {self.rest.timeout:g} s, {self.rest.retries} retries for reads, "
+                     f"pool of {self.rest.pool_size} connections"),
+        ]
+
+    def close(self) -> None:
+        self.client.close()
+        if self.tunnel is not None:
+            self.tunnel.close()
+        if self.ssh is not None:
+            self.ssh.close()
+
+    # Helpers ----------------------------------------------------------------------------
+
+    def _batch_script(self, submission: Submission) -> str:
+        return batch_script(submission.script, self.config.scratch_dir, submission.name,
+                            submission.success_marker)
+
+    def _spec(self, submission: Submission):
+        options = submission_options(submission.facts, name=submission.name,
+                                     scratch_dir=self.config.scratch_dir, held=submission.held)
+        return job_spec(options, working_directory=self.config.scratch_dir,
+                        environment={"PATH": self.rest.job_path})
+
+    def _owner(self, record: JobRecord) -> Credentials:
+        """The credentials that act on a job: its owner's when mapped, else the service account's."""
+        return self.tokens.credentials(self.accounts.for_owner(record.user).user)
+
+    def _jobs(self, version: ApiVersion, what: str) -> list[JobRecord]:
+        credentials = self.tokens.service()
+        answer = self.client.get(version.jobs_path, credentials, what)
+        if not answer.ok:
+            raise failure(answer, what, self.tokens, credentials.user)
+        return _records(version, answer)
+
+    def _list_jobs(self) -> list[JobRecord]:
+        return self._jobs(self.versions.current(), "listing jobs")
+
+    def _live_job_named(self, name: str, version: ApiVersion) -> JobRecord | None:
+        """A queued or running job of this name, from a fresh job list (a retried submission)."""
+        records = self._jobs(version, f"looking for a job named {slurm_job_name(name)}")
+        return next((record for record in records if record.name == name and is_live(record.state)), None)
+
+    def _find(self, job: JobRef) -> JobRecord:
+        check_slurm_job_id(job.jobid)
+        record = self._lookup(job)
+        if record is None:
+            raise JobNotFound(f"Slurm knows no job {job.jobid} named {job.name}.")
+        return record
+
+    def _lookup(self, job: JobRef) -> JobRecord | None:
+        """The snapshot first, then the controller, then accounting."""
+        return self.snapshot.get().find(job) or self._fresh(job)
+
+    def _ended_or_fresh(self, job: JobRef) -> JobRecord | None:
+        """An ended state from the snapshot as it is (states never leave an end), else fresh."""
+        current = self.snapshot.peek()
+        record = current.find(job) if current is not None else None
+        if record is not None and is_final(record.state):
+            return record
+        return self._fresh(job)
+
+    def _fresh(self, job: JobRef) -> JobRecord | None:
+        version = self.versions.current()
+        raw = self._raw_job(job, version)
+        if raw is not None:
+            return version.job_record(raw, time.time())
+        raw = self._raw_db_job(job, version)
+        return version.db_record(raw) if raw is not None else None
+
+    def _raw_job(self, job: JobRef, version: ApiVersion) -> dict | None:
+        """The controller's record of ``job`` (same id and name), or None when it forgot it."""
+        credentials = self.tokens.service()
+        what = f"reading job {job.jobid}"
+        answer = self.client.get(version.job_path(job.jobid), credentials, what)
+        if is_not_found(answer):
+            return None
+        if not answer.ok:
+            raise failure(answer, what, self.tokens, credentials.user)
+        return _matching_raw(job, answer, lambda raw: version.job_record(raw, time.time()))
+
+    def _raw_db_job(self, job: JobRef, version: ApiVersion) -> dict | None:
+        """Accounting's record of ``job``, or None (unknown, or slurmrestd serves no accounting)."""
+        credentials = self.tokens.service()
+        what = f"reading job {job.jobid} from accounting"
+        answer = self.client.get(version.db_job_path(job.jobid), credentials, what)
+        if is_path_unknown(answer):
+            log.info("slurmrestd serves no accounting (slurmdb/%s); job %s is taken as unknown",
+                     version.name, job)
+            return None
+        if is_not_found(answer):
+            return None
+        if not answer.ok:
+            raise failure(answer, what, self.tokens, credentials.user)
+        return _matching_raw(job, answer, version.db_record)
+
+
+class VersionChooser:
+    """The API version: pinned, or the newest whose ping answers, chosen once and logged."""
+
+    def __init__(self, client: RestClient, tokens, pinned: str | None):
+        self.client = client
+        self.tokens = tokens
+        self.pinned = pinned
+        self._lock = threading.Lock()
+        self._chosen: ApiVersion | None = adapter(pinned) if pinned and pinned in PROBE_ORDER else None
+        if pinned and self._chosen is None:
+            raise SettingsError(f"JARVICE_SLURMRESTD_API_VERSION={pinned} is not one DSSR speaks; use one of "
+                                f"{', '.join(sorted(PROBE_ORDER))}.")
+        self._failure = ""
+
+    def choose_at_start(self) -> None:
+        """Choose now; when slurmrestd does not answer, log it and choose at the first request."""
+        try:
+            self.current()
+        except (ClusterUnavailable, ConnectorError) as error:
+            self._failure = error.message
+            log.warning("slurmrestd API version not chosen yet: %s", error.message)
+
+    def current(self) -> ApiVersion:
+        with self._lock:
+            if self._chosen is None:
+                self._chosen = self._probe()
+                log.info("slurmrestd at %s: using API %s, the newest that answers ping",
+                         self.client.label, self._chosen.name)
+            return self._chosen
+
+    def describe(self) -> str:
+        if self.pinned:
+            return f"{self.pinned} (JARVICE_SLURMRESTD_API_VERSION)"
+        if self._chosen is not None:
+            return f"{self._chosen.name} (the newest of {', '.join(PROBE_ORDER)} that answers ping)"
+        return f"not chosen yet ({self._failure}); probed again at the first request"
+
+    def _probe(self) -> ApiVersion:
+        credentials = self.tokens.service()
+        for name in PROBE_ORDER:
+            what = f"probing API {name}"
+            answer = self.client.get(f"/slurm/{name}/ping", credentials, what)
+            if answer.status == 404:
+                continue
+            if answer.status in (401, 403):
+                raise failure(answer, what, self.tokens, credentials.user)
+            return adapter(name)
+        raise ConnectorError(f"slurmrestd at {self.client.label} serves none of the API versions DSSR "
+                             f"speaks ({', '.join(PROBE_ORDER)}); start it with -s openapi/v0.0.38 or newer.")
+
+
+# Reading answers ------------------------------------------------------------------------
+
+
+def _records(version: ApiVersion, answer: Answer) -> list[JobRecord]:
+    now = time.time()
+    records = []
+    for raw in answer.body.get("jobs") or []:
+        record = version.job_record(raw, now) if isinstance(raw, dict) else None
+        if record is not None:
+            records.append(record)
+    return records
+
+
+def _matching_raw(job: JobRef, answer: Answer, to_record) -> dict | None:
+    """The raw entry of ``answer`` that is ``job`` (same id AND name: Slurm reuses ids)."""
+    found = [raw for raw in answer.body.get("jobs") or [] if isinstance(raw, dict)
+             and (record := to_record(raw)) is not None and record.is_for(job)]
+    return found[-1] if found else None
+
+
+def _already_done(answer: Answer) -> bool:
+    return any(error.get("error_number", error.get("error_code")) == ALREADY_DONE for error in answer.errors)
+
+
+def _log_notes(answer: Answer, about: str) -> None:
+    for note in answer.errors + answer.warnings:
+        words = note.get("error") or note.get("description")
+        if words:
+            log.info("slurmrestd about %s: %s", about, words)
+
+
+def slurm_release(body: dict) -> str:
+    meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+    slurm = meta.get("Slurm") or meta.get("slurm") or {}
+    release = slurm.get("release") if isinstance(slurm, dict) else None
+    return str(release or "of unknown release")
+
+
+def _pings(body: dict) -> str:
+    shown = []
+    for ping in body.get("pings") or []:
+        if isinstance(ping, dict):
+            state = ping.get("ping") or ping.get("pinged") or ("UP" if ping.get("responding") else "DOWN")
+            shown.append(f"{ping.get('hostname', '?')} {state}")
+    return ", ".join(shown) or "no controller listed"
+
+
+def job_text(raw: dict) -> str:
+    """A job record as ``key=value`` lines, the way ``scontrol show job`` reads."""
+    lines = []
+    for key, value in raw.items():
+        shown = _shown(key, value)
+        if shown not in ("", "[]", "{}"):
+            lines.append(f"{key}={shown}")
+    return "\n".join(lines) + "\n"
+
+
+def _shown(key: str, value) -> str:
+    if isinstance(value, dict) and "number" in value and "set" in value:
+        if value.get("infinite"):
+            return "UNLIMITED"
+        value = number(value)
+        if value is None:
+            return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float) and key.endswith("_time") and value > 0:
+        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, list):
+        return ",".join(_shown(key, item) for item in value)
+    if isinstance(value, dict):
+        parts = [f"{name}:{_shown(name, item)}" for name, item in value.items()]
+        return "{" + " ".join(part for part in parts if not part.endswith(":")) + "}"
+    return "" if value is None else str(value)

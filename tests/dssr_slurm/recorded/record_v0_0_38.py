@@ -1,0 +1,172 @@
+"""Record slurmrestd's v0.0.38 answers from the test cluster into tests/dssr_slurm/recorded/v0.0.38/.
+
+Run on a machine with the test cluster up (``bash tests/cluster/cluster.sh up``), as root:
+
+    eval "$(bash tests/cluster/cluster.sh env)"
+    python tests/dssr_slurm/recorded/record_v0_0_38.py
+
+It talks to slurmrestd with plain ``requests`` (not DSSR's client), as the mapped user kirby
+and the service account jarvice, with tokens minted from the cluster's key; no token is
+written. Each file holds ``{"source", "request", "status", "body"}`` (or ``"text"`` when
+slurmrestd answered no JSON). Jobs of other users and other tests are left out of
+``jobs.json``.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import jwt
+import requests
+
+OUT = Path(__file__).parent / "v0.0.38"
+BASE = f"http://{os.environ['JARVICE_SLURMRESTD_ADDR']}:{os.environ.get('JARVICE_SLURMRESTD_PORT', '6820')}"
+KEY = Path(os.environ["JARVICE_SLURMRESTD_JWT_KEY_FILE"]).read_bytes()
+SCRATCH = os.environ["JARVICE_JOB_SCRATCH_DIR"]
+TAG = "rec" + uuid.uuid4().hex[:6]
+SOURCE = ("recorded from slurmrestd 22.05.8 (Debian 12), openapi/v0.0.38 + openapi/dbv0.0.38, "
+          "DSSR test cluster")
+
+
+def token(user: str, lifespan: int = 300, offset: int = 0) -> str:
+    now = int(time.time()) + offset
+    return jwt.encode({"iat": now, "exp": now + lifespan, "sun": user}, KEY, algorithm="HS256")
+
+
+def call(method: str, path: str, user: str = "kirby", body=None, auth: str | None = "fresh"):
+    headers = {}
+    if auth == "fresh":
+        headers = {"X-SLURM-USER-NAME": user, "X-SLURM-USER-TOKEN": token(user)}
+    elif auth == "expired":
+        headers = {"X-SLURM-USER-NAME": user, "X-SLURM-USER-TOKEN": token(user, 60, -600)}
+    response = requests.request(method, BASE + path, headers=headers, json=body, timeout=60)
+    try:
+        payload = {"body": response.json()}
+    except ValueError:
+        payload = {"text": response.text}
+    return {"source": SOURCE, "request": f"{method} {path}", "status": response.status_code, **payload}
+
+
+def save(name: str, answer: dict, note: str = "") -> dict:
+    if note:
+        answer = {**answer, "note": note}
+    (OUT / f"{name}.json").write_text(json.dumps(answer, indent=2, sort_keys=False) + "\n")
+    print(f"{name}: HTTP {answer['status']}")
+    return answer
+
+
+def job_body(name: str, script: str, **extra) -> dict:
+    job = {"name": f"jarvice_{name}", "nodes": [1, 1], "tasks": 1, "current_working_directory": SCRATCH,
+           "standard_output": f"{SCRATCH}/jarvice_{name}.%j.out", "environment": {"PATH": "/usr/bin:/bin"},
+           **extra}
+    return {"script": "#!/bin/bash\n" + script + "\n", "job": job}
+
+
+def submit(name: str, script: str, **extra) -> tuple[dict, int]:
+    answer = call("POST", "/slurm/v0.0.38/job/submit", body=job_body(name, script, **extra))
+    return answer, answer["body"].get("job_id", 0)
+
+
+def state(jobid: int) -> str:
+    done = subprocess.run(["squeue", "-h", "-a", "-t", "all", "-j", str(jobid), "-o", "%T"],
+                          capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def wait_state(jobid: int, wanted: set[str], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while state(jobid) not in wanted:
+        if time.monotonic() > deadline:
+            sys.exit(f"job {jobid} did not reach {wanted} (now {state(jobid)!r})")
+        time.sleep(0.5)
+
+
+def wait_purged(jobid: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while state(jobid):
+        if time.monotonic() > deadline:
+            sys.exit(f"job {jobid} still known to slurmctld")
+        time.sleep(1)
+
+
+def only_ours(answer: dict, ids: set[int]) -> dict:
+    body = dict(answer["body"])
+    body["jobs"] = [job for job in body.get("jobs", []) if job.get("job_id") in ids]
+    return {**answer, "body": body}
+
+
+def save_submit_schema() -> None:
+    schemas = call("GET", "/openapi/v3", "jarvice")["body"]["components"]["schemas"]
+    data = {"source": "recorded from slurmrestd 22.05.8's GET /openapi/v3 (DSSR test cluster): "
+                      "components.schemas v0.0.38_job_submission and v0.0.38_job_properties",
+            **{name: schemas[name] for name in ("v0.0.38_job_submission", "v0.0.38_job_properties")}}
+    (OUT / "openapi-job-submission.json").write_text(json.dumps(data, indent=2) + "\n")
+    print("openapi-job-submission: the submit schema")
+
+
+def main() -> None:
+    OUT.mkdir(exist_ok=True)
+    save_submit_schema()
+    save("ping", call("GET", "/slurm/v0.0.38/ping", "jarvice"))
+    save("ping-unauthenticated", call("GET", "/slurm/v0.0.38/ping", auth=None))
+    save("ping-expired-token", call("GET", "/slurm/v0.0.38/ping", "jarvice", auth="expired"),
+         "an expired token: 22.05 answers as if slurmctld were down")
+    save("path-unknown", call("GET", "/slurm/v0.0.40/ping", "jarvice"),
+         "a version this slurmrestd does not serve")
+    save("jobs-expired-token", call("GET", "/slurm/v0.0.38/jobs", "jarvice", auth="expired"))
+    save("db-job-expired-token", call("GET", "/slurmdb/v0.0.38/job/1", "jarvice", auth="expired"),
+         "accounting answers 200 with error 1007 for a refused token")
+
+    held, held_id = submit(f"{TAG}-held", "echo held-and-released", hold=True, exclusive="exclusive",
+                           time_limit=5, memory_per_node=100)
+    save("submit-held", held, "a held job: job_id AND error 2042, which is not a failure")
+    done, done_id = submit(f"{TAG}-ok", "echo hello; sleep 2")
+    save("submit", done)
+    failed, failed_id = submit(f"{TAG}-fail", "echo about to fail; exit 3")
+    running, running_id = submit(f"{TAG}-run", "echo started; sleep 120")
+    save("submit-bad-partition", call("POST", "/slurm/v0.0.38/job/submit",
+                                      body=job_body(f"{TAG}-bad", "true", partition="nope")))
+    save("submit-unknown-field", call("POST", "/slurm/v0.0.38/job/submit",
+                                      body=job_body(f"{TAG}-bad", "true", bogus=1)))
+    save("submit-no-environment", call("POST", "/slurm/v0.0.38/job/submit",
+                                       body={"script": "#!/bin/bash\ntrue\n",
+                                             "job": {"name": f"jarvice_{TAG}-noenv",
+                                                     "current_working_directory": SCRATCH}}))
+
+    wait_state(running_id, {"RUNNING"})
+    wait_state(done_id, {"COMPLETED"})
+    wait_state(failed_id, {"FAILED"})
+    ids = {held_id, done_id, failed_id, running_id}
+    save("jobs", only_ours(call("GET", "/slurm/v0.0.38/jobs", "jarvice"), ids),
+         "held (PENDING), running, completed and failed jobs; other jobs removed")
+    save("job-running", call("GET", f"/slurm/v0.0.38/job/{running_id}", "jarvice"))
+    save("job-completed", call("GET", f"/slurm/v0.0.38/job/{done_id}", "jarvice"))
+    save("job-failed", call("GET", f"/slurm/v0.0.38/job/{failed_id}", "jarvice"))
+    save("release", call("POST", f"/slurm/v0.0.38/job/{held_id}", body={"hold": False}))
+    save("delete", call("DELETE", f"/slurm/v0.0.38/job/{running_id}"))
+    wait_state(running_id, {"CANCELLED"})
+    save("job-cancelled", call("GET", f"/slurm/v0.0.38/job/{running_id}", "jarvice"))
+    save("delete-ended", call("DELETE", f"/slurm/v0.0.38/job/{done_id}"), "cancelling a job that has ended")
+
+    for jobid in ids:
+        wait_purged(jobid)
+    save("job-purged", call("GET", f"/slurm/v0.0.38/job/{done_id}", "jarvice"),
+         "after MinJobAge 22.05 answers 500 with error 2017")
+    save("db-job-completed", call("GET", f"/slurmdb/v0.0.38/job/{done_id}", "jarvice"))
+    save("db-job-failed", call("GET", f"/slurmdb/v0.0.38/job/{failed_id}", "jarvice"),
+         "dbv0.0.38 bug: exit_code says SUCCESS/0 for a job that exited 3; state.current says FAILED")
+    save("db-job-cancelled", call("GET", f"/slurmdb/v0.0.38/job/{running_id}", "jarvice"))
+    save("db-job-unknown", call("GET", "/slurmdb/v0.0.38/job/987654321", "jarvice"))
+    save("job-unknown", call("GET", "/slurm/v0.0.38/job/987654321", "jarvice"))
+    for jobid in ids:
+        for suffix in (".out",):
+            for path in Path(SCRATCH).glob(f"jarvice_{TAG}-*.{jobid}{suffix}"):
+                path.unlink()
+
+
+if __name__ == "__main__":
+    main()

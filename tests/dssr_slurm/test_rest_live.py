@@ -1,0 +1,233 @@
+"""The slurmrestd connector through DSSR's HTTP API against the test cluster's real slurmrestd
+(v0.0.38, Slurm 22.05): users, token modes, accounting, output access, the SSH tunnel."""
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from rest_fixtures import cluster_token
+from slurm_helpers import (
+    bearer_for,
+    job_of,
+    squeue_field,
+    template,
+    wait_ended,
+    wait_gone_from_squeue,
+    wait_running,
+)
+
+from dssr_core.app import create_app
+from dssr_core.settings import Settings
+from dssr_core.shell import ShellExecutor
+from dssr_core.testing import ApiClient, wait_until
+
+pytest_plugins = ["rest_fixtures"]
+
+pytestmark = pytest.mark.slow
+KIRBY, MARIO = bearer_for("kirby@example.org"), bearer_for("mario@example.org")
+SHARED = ["exclusive=False"]  # one node: let the jobs of a test share it
+SSH_OUTPUT = {"JARVICE_SLURMRESTD_OUTPUT_ACCESS": "ssh"}
+
+
+def unique(label: str) -> str:
+    return f"rest-{label}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def api_for(make_rest_connector, rest_env):
+    def api_for(**overrides) -> ApiClient:
+        connector = make_rest_connector(**overrides)
+        settings = Settings.from_env({**rest_env, **overrides})
+        return ApiClient.for_app(create_app(settings, connector, ShellExecutor(settings)))
+
+    return api_for
+
+
+def exitstatus(api, job):
+    answer = api.post("/exitstatus", job)
+    assert answer.status == 200, answer.text
+    return answer.json
+
+
+def test_jobs_run_as_the_mapped_users_with_the_configured_path(api_for, rest_env):
+    api = api_for(**SSH_OUTPUT)
+    body = 'echo "user=$(id -un)"; echo "path=$PATH"; echo "nodes=$JOB_JOB_FORMATED_NODELIST"; sleep 2'
+    jobs = {}
+    for user, bearer in (("kirby", KIRBY), ("mario", MARIO), ("jarvice", None)):
+        name = unique(user)
+        jobs[user] = job_of(name, api.submit(name, template(body, devices=SHARED), bearer=bearer))
+    for user, job in jobs.items():
+        assert squeue_field(job["jobid"], "%u") == user
+        assert squeue_field(job["jobid"], "%j") == f"jarvice_{job['name']}"
+    for user, job in jobs.items():
+        wait_ended(api, job)
+        rc, _, (output, banner) = exitstatus(api, job)
+        assert rc == 0 and "COMPLETED" in banner, output
+        lines = output.splitlines()
+        assert f"user={user}" in lines and "nodes=localhost" in lines
+        assert f"path={rest_env['DSSR_CLUSTER_BIN']}:/usr/local/bin:/usr/bin:/bin" in lines
+    scratch = rest_env["JARVICE_JOB_SCRATCH_DIR"]
+    assert not [f for f in os.listdir(scratch) if any(job["name"] in f for job in jobs.values())], \
+        "exitstatus removed the job's files"
+
+
+def test_held_job_released_running_job_terminated_and_events(api_for):
+    api = api_for(**SSH_OUTPUT)
+    held_name, long_name = unique("held"), unique("long")
+    held = job_of(held_name, api.submit(held_name, template("echo released", devices=SHARED), hold=True,
+                                        bearer=MARIO))
+    assert squeue_field(held["jobid"], "%r") == "JobHeldUser"
+    long = job_of(long_name, api.submit(long_name, template("echo started; sleep 120", devices=SHARED),
+                                        bearer=KIRBY))
+    wait_running(api, long)
+    nodes, elapsed, ident, _ = api.post("/runstatus", long).json
+    assert nodes == ["localhost"] and ident == f"{long_name}/1/{long['jobid']}"
+    events = api.post("/events", long).json
+    assert f"job_id={long['jobid']}" in events and "user_name=kirby" in events
+    assert "job_state=RUNNING" in events
+    assert [held_name, held["jobid"]] in api.get("/queued").json
+    assert "state_reason=JobHeldUser" in api.post("/events", held).json
+    assert api.post("/release", held).json is True
+    assert api.post("/terminate", long).json is True
+    wait_ended(api, held)
+    wait_ended(api, long)
+    assert exitstatus(api, held)[0] == 0
+    rc, _, (output, banner) = exitstatus(api, long)
+    assert rc == -15 and "started" in output and "CANCELLED" in banner
+
+
+def test_exit_status_from_accounting_after_slurmctld_forgot_the_job(api_for):
+    api = api_for(**SSH_OUTPUT)
+    ok_name, bad_name = unique("acct-ok"), unique("acct-bad")
+    ok = job_of(ok_name, api.submit(ok_name, template("echo from-accounting", devices=SHARED), bearer=KIRBY))
+    bad = job_of(bad_name, api.submit(bad_name, template("echo failing; exit 4", devices=SHARED),
+                                      bearer=MARIO))
+    wait_gone_from_squeue(ok["jobid"])
+    wait_gone_from_squeue(bad["jobid"])
+    rc, _, (output, banner) = exitstatus(api, {**ok, "name": "rest-not-this-job"})
+    assert (rc, output) == (-9, "") and "UNKNOWN" in banner, "the id is ours, the name is not"
+    rc, _, (output, banner) = exitstatus(api, ok)
+    assert rc == 0 and "from-accounting" in output and "COMPLETED" in banner
+    rc, _, (output, banner) = exitstatus(api, bad)
+    assert rc == 1 and "failing" in output and "FAILED" in banner, "state.current, not dbv0.0.38's exit code"
+    events = api.post("/events", ok)
+    assert events.status == 200 and f"job_id={ok['jobid']}" in events.json
+    assert "state={current:COMPLETED" in events.json, "accounting's record once slurmctld forgot the job"
+
+
+def test_retried_submission_returns_the_queued_job(api_for):
+    api = api_for()
+    name = unique("retry")
+    first = job_of(name, api.submit(name, template("sleep 30", devices=SHARED), hold=True, bearer=KIRBY))
+    again = job_of(name, api.submit(name, template("sleep 30", devices=SHARED), hold=True, bearer=KIRBY))
+    assert again["jobid"] == first["jobid"]
+    assert api.post("/terminate", first).json is True
+    wait_ended(api, first)
+
+
+def test_tail_without_output_access_says_how_to_enable_it(api_for):
+    api = api_for()
+    name = unique("notail")
+    job = job_of(name, api.submit(name, template("echo hidden; sleep 30", devices=SHARED), bearer=KIRBY))
+    answer = api.post(f"/request/{name}/1/{job['jobid']}/tail", {"qs": {}})
+    assert answer.status == 404 and "JARVICE_SLURMRESTD_OUTPUT_ACCESS=ssh" in answer.json["description"]
+    api.post("/terminate", job)
+    wait_ended(api, job)
+    exitstatus(api, job)
+
+
+def test_tail_and_collection_through_a_shared_directory(api_for, rest_env, tmp_path):
+    mount = tmp_path / "mount"
+    mount.symlink_to(rest_env["JARVICE_JOB_SCRATCH_DIR"])  # DSSR's host sees the scratch dir elsewhere
+    api = api_for(JARVICE_SLURMRESTD_OUTPUT_ACCESS="shared", JARVICE_SLURMRESTD_SHARED_SCRATCH_DIR=str(mount))
+    name = unique("shared")
+    job = job_of(name, api.submit(name, template("echo line-one; echo line-two; sleep 60", devices=SHARED),
+                                  bearer=KIRBY))
+    tail = wait_until(lambda: _tail(api, job, 1), 60, what="output")
+    assert tail == "line-two\n"
+    api.post("/terminate", job)
+    wait_ended(api, job)
+    rc, _, (output, _) = exitstatus(api, job)
+    assert rc == -15 and "line-one" in output
+    assert not list(Path(rest_env["JARVICE_JOB_SCRATCH_DIR"]).glob(f"jarvice_{name}.*"))
+
+
+def _tail(api, job, lines):
+    answer = api.post(f"/request/{job['name']}/1/{job['jobid']}/tail", {"qs": {"lines": [str(lines)]}})
+    return answer.text if answer.status == 200 and "two" in answer.text else None
+
+
+def test_static_token_of_slurmuser_acts_for_the_mapped_users(api_for, rest_env):
+    api = api_for(JARVICE_SLURMRESTD_TOKEN_MODE="static", SLURM_JWT=cluster_token(rest_env, "slurm"),
+                  JARVICE_SLURMRESTD_USER="slurm")
+    name = unique("static")
+    job = job_of(name, api.submit(name, template("sleep 30", devices=SHARED), hold=True, bearer=MARIO))
+    assert squeue_field(job["jobid"], "%u") == "mario"
+    assert [name, job["jobid"]] in api.get("/queued").json
+    assert api.post("/terminate", job).json is True
+    wait_ended(api, job)
+
+
+def test_bearer_mode_passes_the_portals_token_on(api_for, rest_env):
+    """A site whose Slurm trusts the portal's identity provider: the 'portal' signs with the cluster key."""
+    api = api_for(JARVICE_SLURMRESTD_TOKEN_MODE="bearer",
+                  JARVICE_SLURMRESTD_TOKEN=cluster_token(rest_env, "jarvice"))
+    portal_bearer = cluster_token(rest_env, "kirby", email="kirby@example.org")
+    name = unique("bearer")
+    job = job_of(name, api.submit(name, template("sleep 30", devices=SHARED), hold=True,
+                                  bearer=portal_bearer))
+    assert squeue_field(job["jobid"], "%u") == "kirby"
+    assert api.post("/terminate", job).json is True, "as kirby, with the bearer remembered"
+    wait_ended(api, job)
+    stale = cluster_token(rest_env, "kirby", lifespan=-10, email="kirby@example.org")
+    answer = api.submit(unique("stale"), template("true"), bearer=stale)
+    assert answer.status == 500 and "expired" in answer.json["description"]
+    assert stale not in answer.text and "token mode bearer" in answer.json["description"]
+
+
+def test_a_wrong_key_is_reported_as_a_refused_token(api_for, tmp_path):
+    wrong = tmp_path / "wrong.key"
+    wrong.write_bytes(os.urandom(32))
+    api = api_for(JARVICE_SLURMRESTD_JWT_KEY_FILE=str(wrong), JARVICE_SLURMRESTD_TIMEOUT="60")
+    answer = api.get("/queued")
+    assert answer.status == 503, answer.text
+    description = answer.json["description"]
+    assert "refused the token of jarvice (token mode mint" in description and str(wrong) in description
+    answer = api.submit(unique("wrongkey"), template("true"), bearer=KIRBY)
+    assert answer.status >= 500 and "token mode mint" in answer.json["description"]
+
+
+def test_expired_static_token_is_reported_as_such(api_for, rest_env):
+    stale = cluster_token(rest_env, "jarvice", lifespan=-10)
+    api = api_for(JARVICE_SLURMRESTD_TOKEN_MODE="static", SLURM_JWT=stale)
+    answer = api.get("/running")
+    assert answer.status == 500
+    assert "expired at" in answer.json["description"] and "token mode static" in answer.json["description"]
+    assert stale not in answer.text
+
+
+def test_through_an_ssh_tunnel_to_the_login_node(make_rest_connector, rest_env):
+    connector = make_rest_connector(JARVICE_SLURMRESTD_SSH_TUNNEL="true")
+    assert connector.tunnel is not None and connector.tunnel.port != int(rest_env["JARVICE_SLURMRESTD_PORT"])
+    assert connector.client.base_url == f"http://127.0.0.1:{connector.tunnel.port}"
+    summary = connector.check()
+    assert "API v0.0.38" in summary and "controller up" in summary
+    settings = Settings.from_env(rest_env)
+    api = ApiClient.for_app(create_app(settings, connector, ShellExecutor(settings)))
+    name = unique("tunnel")
+    job = job_of(name, api.submit(name, template("sleep 30", devices=SHARED), hold=True, bearer=KIRBY))
+    assert [name, job["jobid"]] in api.get("/queued").json
+    assert api.post("/terminate", job).json is True
+    assert connector.tunnel.channels_opened >= 1
+    report = dict(connector.report())
+    assert "through an SSH tunnel via jarvice@127.0.0.1:22022" in report["slurmrestd"]
+    wait_ended(api, job)
+
+
+def test_init_report_names_no_secret(make_rest_connector, rest_env):
+    connector = make_rest_connector(**SSH_OUTPUT)
+    text = "\n".join(f"{label}: {value}" for label, value in connector.report()) + connector.check()
+    key = Path(rest_env["JARVICE_SLURMRESTD_JWT_KEY_FILE"]).read_bytes()
+    assert "mint (HS256 with the key in" in text and "v0.0.38" in text and "ssh (as the job's owner" in text
+    assert key.hex() not in text and rest_env["JARVICE_SLURM_SSH_PKEY"][:40] not in text
