@@ -340,3 +340,11 @@ def test_one_access_line_per_request_without_secrets(connector, caplog):
     assert lines[1].startswith("POST /runstatus 200 ")
     assert "Pass1234" not in caplog.text
     assert base64.b64encode(b"slurm-downstream:Pass1234").decode() not in caplog.text
+
+
+def test_upstreams_secret_facts_never_come_back(api):
+    secrets = 'JOBOBJ_CTRSECRET=c2VjcmV0\nJOBOBJ_DOCKER_SECRET={{"password": "pw"}}\n'
+    template = shell_template("true").replace("JARVICE_CPU_CORES", secrets + "JARVICE_CPU_CORES")
+    jobid, fscript = api.submit("job-1", template).json
+    assert "c2VjcmV0" not in fscript
+    assert '"pw"' not in fscript
