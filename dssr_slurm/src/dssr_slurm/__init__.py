@@ -1,16 +1,24 @@
-"""DSSR's Slurm connectors.
+"""DSSR's Slurm connectors: ``slurm-cli`` (Slurm's commands over SSH) and ``slurmrestd`` (its REST API).
 
-Shared by every Slurm connector (``slurm-cli`` today, ``slurmrestd`` next):
+Shared by both:
 
+- :mod:`dssr_slurm.base`: ``SlurmConnector``, the job logic (lookups, exit status, terminate,
+  release, events, tail, info); each connector supplies only how Slurm is asked
 - :mod:`dssr_slurm.users`: the users ID mapping (e-mail -> cluster account and key)
 - :mod:`dssr_slurm.options`: job facts -> submission options
 - :mod:`dssr_slurm.jobscript`: the srun wrapper and the job's files
 - :mod:`dssr_slurm.states`: Slurm states -> running / queued / ended
 - :mod:`dssr_slurm.snapshot`: the status snapshot shared by all threads
+- :mod:`dssr_slurm.ssh`: SSH to the cluster (slurmrestd's tunnel and output access use it too)
+- :mod:`dssr_slurm.files`: the job's output and files on the cluster, read and removed over SSH
 - :mod:`dssr_slurm.jobs`, :mod:`dssr_slurm.nodelist`, :mod:`dssr_slurm.config`
 
-Specific to ``slurm-cli``: :mod:`dssr_slurm.ssh`, :mod:`dssr_slurm.cli_commands`,
-:mod:`dssr_slurm.cli_connector`, :mod:`dssr_slurm.cli_plugin`.
+Specific to ``slurm-cli``: :mod:`dssr_slurm.cli_commands`, :mod:`dssr_slurm.cli_connector`,
+:mod:`dssr_slurm.cli_plugin`.
+
+Specific to ``slurmrestd``: :mod:`dssr_slurm.rest_connector` and the other ``rest_*`` modules
+(settings, HTTP client, API versions, tokens, errors, job spec, output access, SSH tunnel),
+:mod:`dssr_slurm.rest_plugin`.
 """
 
 __version__ = "0.1.0"

@@ -11,7 +11,7 @@ from dssr_core.errors import ClusterUnavailable, ConnectorError, SchedulerReject
 from dssr_slurm.jobs import JobRecord, slurm_job_name, upstream_name
 from dssr_slurm.nodelist import expand_nodelist
 from dssr_slurm.options import quoted
-from dssr_slurm.ssh import CommandResult, quote_command
+from dssr_slurm.ssh import CommandResult, is_unreachable, quote_command, slurm_message, unreachable_or_failed
 from dssr_slurm.states import LIVE_STATE_NAMES, state_name
 
 log = logging.getLogger(__name__)
@@ -20,10 +20,6 @@ log = logging.getLogger(__name__)
 #: cannot hold ``|`` (dssr_core checks names), so it separates fields safely.
 SQUEUE_FORMAT = "%i|%j|%u|%T|%M|%N"
 SACCT_FIELDS = "JobID,JobName,State,ExitCode,ElapsedRaw,User"
-#: Words in Slurm's error output that mean the controller or the database did not answer.
-UNREACHABLE = ("unable to contact slurm controller", "socket timed out", "connection refused",
-               "zero bytes were transmitted", "transport endpoint is not connected",
-               "problem talking to the database", "connection timed out", "slurmdbd")
 INVALID_JOB = "invalid job id specified"
 EXISTING = "existing"
 SQUEUE_FAILED = 97
@@ -55,17 +51,6 @@ def submit(name: str, sbatch_arguments: list[str]) -> str:
     return (f"dssr_found=$({find_live} </dev/null) || exit {SQUEUE_FAILED}; "
             f'if [ -n "$dssr_found" ]; then echo {EXISTING} $dssr_found; exit 0; fi; '
             f"umask 077; exec sbatch --parsable {quoted(sbatch_arguments)}")
-
-
-def tail(path: str, lines: int) -> str:
-    """The last lines of a file; exit status 3 when the file does not exist."""
-    return f"[ -f {quote_command(path)} ] || exit 3; exec tail -n {int(lines)} -- {quote_command(path)}"
-
-
-def collect(output: str, lines: int, files: tuple[str, ...]) -> str:
-    """The tail of the output, then every file of the job removed."""
-    return (f"if [ -f {quote_command(output)} ]; then tail -n {int(lines)} -- {quote_command(output)}; fi; "
-            f"rm -f -- {quote_command(*files)}")
 
 
 def list_directory(root: str, path: str) -> str:
@@ -146,28 +131,8 @@ def parse_submit(result: CommandResult) -> tuple[str, bool]:
     return jobid, existing
 
 
-def slurm_message(result: CommandResult) -> str:
-    """Slurm's own words: the error lines, joined."""
-    lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
-    errors = [line for line in lines if "error" in line.lower()] or lines
-    return " ".join(errors)[:1000] or f"exit status {result.exit_status} and no message"
-
-
-def is_unreachable(message: str) -> bool:
-    lowered = message.lower()
-    return any(word in lowered for word in UNREACHABLE)
-
-
 def is_invalid_job(result: CommandResult) -> bool:
     return not result.ok and INVALID_JOB in (result.stderr + result.stdout).lower()
-
-
-def unreachable_or_failed(program: str, result: CommandResult) -> Exception:
-    """The error for a Slurm command that failed where it should not: 503 with Slurm's words."""
-    message = slurm_message(result)
-    if is_unreachable(message):
-        return ClusterUnavailable(f"Slurm does not answer ({program}): {message}")
-    return ClusterUnavailable(f"{program} failed on the cluster: {message}")
 
 
 def _seconds(text: str) -> int:

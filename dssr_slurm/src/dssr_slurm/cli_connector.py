@@ -3,41 +3,36 @@
 Jobs are submitted as the portal user's mapped cluster account; everything later on a job
 (terminate, release, events, tail, collecting its files) runs as the job's owner as Slurm
 reports it, with that owner's key from the mapping. Listings and run status come from one
-shared snapshot (one ``squeue`` per interval).
+shared snapshot (one ``squeue`` per interval); the job logic both Slurm connectors share is in
+:mod:`dssr_slurm.base`.
 """
 
 import logging
 
-from dssr_core.connector import Connector
-from dssr_core.errors import Forbidden, JobNotFound, NotAvailable, SettingsError
-from dssr_core.models import (
-    DirEntry,
-    ExitStatus,
-    JobInfo,
-    JobListing,
-    JobRef,
-    RequestAnswer,
-    RunStatus,
-    Submission,
-    SubmitResult,
-)
+from dssr_core.errors import Forbidden, NotAvailable, SettingsError
+from dssr_core.models import DirEntry, JobRef, Submission, SubmitResult
 from dssr_slurm import cli_commands as commands
+from dssr_slurm.base import SlurmConnector
 from dssr_slurm.config import SlurmConfig
-from dssr_slurm.jobs import JobRecord, check_slurm_job_id
-from dssr_slurm.jobscript import batch_script, job_files
+from dssr_slurm.files import SshFiles
+from dssr_slurm.jobs import JobRecord
+from dssr_slurm.jobscript import batch_script
 from dssr_slurm.options import sbatch_arguments, submission_options
 from dssr_slurm.snapshot import StatusSnapshot
-from dssr_slurm.ssh import CommandResult, SshPool, SshSettings, load_private_key, quote_command
-from dssr_slurm.states import is_final, is_live, is_running
+from dssr_slurm.ssh import (
+    CommandResult,
+    SshPool,
+    SshSettings,
+    load_private_key,
+    quote_command,
+    unreachable_or_failed,
+)
 from dssr_slurm.users import Accounts, ClusterAccount, load_user_map
 
 log = logging.getLogger(__name__)
 
-#: How much of a job's output ``/exitstatus`` returns.
-EXIT_OUTPUT_LINES = 10_000
 
-
-class SlurmCliConnector(Connector):
+class SlurmCliConnector(SlurmConnector):
     """Slurm over SSH. Thread-safe: one SSH connection per cluster user, one shared snapshot."""
 
     name = "slurm-cli"
@@ -50,6 +45,7 @@ class SlurmCliConnector(Connector):
         _check_keys(self.ssh_settings, user_map)
         self.accounts = Accounts(self.ssh_settings.service_account, user_map)
         self.ssh = SshPool(self.ssh_settings)
+        self.files = SshFiles(self.ssh, self.accounts.for_owner)
         self.snapshot = StatusSnapshot(self._list_jobs, self.config.status_interval)
 
     # Jobs -------------------------------------------------------------------------------
@@ -68,79 +64,6 @@ class SlurmCliConnector(Connector):
         self.snapshot.invalidate()
         return SubmitResult(jobid=jobid, script=submission.script)
 
-    def running(self) -> list[JobListing]:
-        return list(self.snapshot.get().running)
-
-    def queued(self) -> list[JobListing]:
-        return list(self.snapshot.get().queued)
-
-    def runstatus(self, job: JobRef) -> RunStatus:
-        check_slurm_job_id(job.jobid)
-        record = self.snapshot.get().find(job)
-        if record is None or not is_running(record.state):
-            raise JobNotFound(f"Job {job} is not running.")
-        return RunStatus(nodes=record.nodes, elapsed_s=record.elapsed_s)
-
-    def exitstatus(self, job: JobRef) -> ExitStatus:
-        check_slurm_job_id(job.jobid)
-        record = self._ended_or_fresh(job)
-        if record is None:
-            return ExitStatus.unknown()
-        if not is_final(record.state):
-            log.info("exitstatus: job %s is still %s; its files stay", job, record.state)
-            return ExitStatus(state=record.state, exit_code=None, elapsed_s=record.elapsed_s)
-        output = self._collect(job, record)
-        return ExitStatus(state=record.state, exit_code=record.exit_code, elapsed_s=record.elapsed_s,
-                          output=output)
-
-    def terminate(self, job: JobRef) -> None:
-        record = self._find(job)
-        if not is_live(record.state):
-            log.info("terminate: job %s has already ended (%s)", job, record.state)
-            return
-        self._on_job(record, quote_command("scancel", record.jobid), "scancel")
-        self.snapshot.invalidate()
-
-    def release(self, job: JobRef) -> None:
-        record = self._find(job)
-        if not is_live(record.state):
-            log.info("release: job %s has already ended (%s)", job, record.state)
-            return
-        self._on_job(record, quote_command("scontrol", "release", record.jobid), "scontrol release")
-        self.snapshot.invalidate()
-
-    def events(self, job: JobRef) -> str:
-        record = self._find(job)
-        result = self._run(self.accounts.for_owner(record.user),
-                           quote_command("scontrol", "show", "job", record.jobid))
-        if result.ok:
-            return result.stdout
-        if commands.is_invalid_job(result):  # gone from the controller: accounting has the rest
-            return _accounting_text(record)
-        raise commands.unreachable_or_failed("scontrol show job", result)
-
-    def tail(self, job: JobRef, lines: int) -> str:
-        check_slurm_job_id(job.jobid)
-        record = self._lookup(job)
-        if record is None:
-            raise NotAvailable(f"Job {job} is not known to Slurm, so it has no output.")
-        path = job_files(self.config.scratch_dir, job.name, job.jobid).output
-        result = self._run(self.accounts.for_owner(record.user), commands.tail(path, lines))
-        if result.exit_status == 3:
-            raise NotAvailable(f"Job {job} has no output (yet, or any more).")
-        if not result.ok:
-            raise commands.unreachable_or_failed("tail", result)
-        return result.stdout
-
-    def request(self, job: JobRef, method: str, query: dict[str, list[str]]) -> RequestAnswer:
-        check_slurm_job_id(job.jobid)  # every method, ping included, gets a Slurm job id
-        return super().request(job, method, query)
-
-    def info(self, job: JobRef) -> JobInfo:
-        record = self._find(job)
-        where = ", ".join(record.nodes) or "no node yet"
-        return JobInfo(about=f"Slurm job {record.jobid} of {record.user}: {record.state} on {where}")
-
     # Cluster ----------------------------------------------------------------------------
 
     def pvcls(self, path: str, details: bool) -> list[DirEntry]:
@@ -150,13 +73,13 @@ class SlurmCliConnector(Connector):
         if result.exit_status == 4:
             raise Forbidden(f"/data/{path} leads outside the data root; listings stay inside it.")
         if not result.ok:
-            raise commands.unreachable_or_failed("find", result)
+            raise unreachable_or_failed("find", result)
         return sorted(_dir_entries(path, result.stdout), key=lambda entry: entry.path)
 
     def check(self) -> str:
         result = self._run(self.accounts.service, commands.cluster_check())
         if not result.ok:
-            raise commands.unreachable_or_failed("sinfo", result)
+            raise unreachable_or_failed("sinfo", result)
         version, *nodes = [line for line in result.stdout.splitlines() if line.strip()]
         states = ", ".join(" ".join(line.split("|")) for line in nodes) or "no node"
         return f"{version.strip()} as {self.ssh_settings.service_user}; nodes: {states}"
@@ -176,65 +99,56 @@ class SlurmCliConnector(Connector):
     def close(self) -> None:
         self.ssh.close()
 
+    # What Slurm's commands answer -------------------------------------------------------
+
+    def _list_jobs(self) -> list[JobRecord]:
+        result = self._run(self.accounts.service, commands.squeue_all())
+        if not result.ok:
+            raise unreachable_or_failed("squeue", result)
+        return commands.parse_squeue(result.stdout)
+
+    def _controller_record(self, job: JobRef) -> JobRecord | None:
+        result = self._run(self.accounts.service, commands.squeue_job(job.jobid))
+        if commands.is_invalid_job(result):
+            return None
+        if not result.ok:
+            raise unreachable_or_failed("squeue", result)
+        return _matching(job, commands.parse_squeue(result.stdout))
+
+    def _accounting_record(self, job: JobRef) -> JobRecord | None:
+        result = self._run(self.accounts.service, commands.sacct_job(job.jobid))
+        if not result.ok:
+            raise unreachable_or_failed("sacct", result)
+        return _matching(job, commands.parse_sacct(result.stdout))
+
+    def _cancel(self, record: JobRecord) -> None:
+        self._on_job(record, quote_command("scancel", record.jobid), "scancel")
+
+    def _release(self, record: JobRecord) -> None:
+        self._on_job(record, quote_command("scontrol", "release", record.jobid), "scontrol release")
+
+    def _events_text(self, job: JobRef) -> str | None:
+        record = self._lookup(job)
+        if record is None:
+            return None
+        result = self._run(self.accounts.for_owner(record.user),
+                           quote_command("scontrol", "show", "job", record.jobid))
+        if result.ok:
+            return result.stdout
+        if commands.is_invalid_job(result):  # gone from the controller: accounting has the rest
+            return _accounting_text(record)
+        raise unreachable_or_failed("scontrol show job", result)
+
     # Helpers ----------------------------------------------------------------------------
 
     def _run(self, account: ClusterAccount, command: str, stdin: str | None = None) -> CommandResult:
         return self.ssh.run(account, command, stdin=stdin)
 
-    def _list_jobs(self) -> list[JobRecord]:
-        result = self._run(self.accounts.service, commands.squeue_all())
-        if not result.ok:
-            raise commands.unreachable_or_failed("squeue", result)
-        return commands.parse_squeue(result.stdout)
-
-    def _find(self, job: JobRef) -> JobRecord:
-        """The job's record, or JobNotFound."""
-        check_slurm_job_id(job.jobid)
-        record = self._lookup(job)
-        if record is None:
-            raise JobNotFound(f"Slurm knows no job {job.jobid} named {job.name}.")
-        return record
-
-    def _lookup(self, job: JobRef) -> JobRecord | None:
-        """The snapshot first, then the controller, then accounting."""
-        return self.snapshot.get().find(job) or self._squeue(job) or self._sacct(job)
-
-    def _ended_or_fresh(self, job: JobRef) -> JobRecord | None:
-        """An ended state from the snapshot as it is (states never leave an end), else fresh."""
-        current = self.snapshot.peek()
-        record = current.find(job) if current is not None else None
-        if record is not None and is_final(record.state):
-            return record
-        return self._squeue(job) or self._sacct(job)
-
-    def _squeue(self, job: JobRef) -> JobRecord | None:
-        result = self._run(self.accounts.service, commands.squeue_job(job.jobid))
-        if commands.is_invalid_job(result):
-            return None
-        if not result.ok:
-            raise commands.unreachable_or_failed("squeue", result)
-        return _matching(job, commands.parse_squeue(result.stdout))
-
-    def _sacct(self, job: JobRef) -> JobRecord | None:
-        result = self._run(self.accounts.service, commands.sacct_job(job.jobid))
-        if not result.ok:
-            raise commands.unreachable_or_failed("sacct", result)
-        return _matching(job, commands.parse_sacct(result.stdout))
-
     def _on_job(self, record: JobRecord, command: str, program: str) -> None:
+        """Run ``command`` as the job's owner; a job the controller no longer knows is not a failure."""
         result = self._run(self.accounts.for_owner(record.user), command)
         if not result.ok and not commands.is_invalid_job(result):
-            raise commands.unreachable_or_failed(program, result)
-
-    def _collect(self, job: JobRef, record: JobRecord) -> str:
-        """The tail of the job's output, then its files removed, as the job's owner."""
-        files = job_files(self.config.scratch_dir, job.name, job.jobid)
-        command = commands.collect(files.output, EXIT_OUTPUT_LINES, files.all())
-        result = self._run(self.accounts.for_owner(record.user), command)
-        if not result.ok:
-            log.warning("exitstatus: the files of job %s were not all removed: %s",
-                        job, commands.slurm_message(result))
-        return result.stdout
+            raise unreachable_or_failed(program, result)
 
 
 def _matching(job: JobRef, records: list[JobRecord]) -> JobRecord | None:
@@ -270,4 +184,3 @@ def _check_keys(ssh: SshSettings, user_map) -> None:
             raise SettingsError(f"The users ID mapping entry of {entry.mail} has no ssh_private_key_b64; "
                                 "the slurm-cli connector needs one for every user.")
         load_private_key(entry.account.private_key, f"The SSH key of {entry.mail} in the users ID mapping")
-

@@ -3,8 +3,9 @@
 Jobs are submitted as the portal user's mapped cluster account (the users ID mapping shared
 with slurm-cli), with the same srun-wrapped batch script; everything later on a job acts as
 its owner as Slurm reports it. Listings and run status come from one shared snapshot: one
-``GET /slurm/vX/jobs`` per interval, as the service account. The API version's differences
-live in :mod:`dssr_slurm.rest_versions`, the tokens in :mod:`dssr_slurm.rest_tokens`.
+``GET /slurm/vX/jobs`` per interval, as the service account. The job logic both Slurm
+connectors share is in :mod:`dssr_slurm.base`; the API version's differences live in
+:mod:`dssr_slurm.rest_versions`, the tokens in :mod:`dssr_slurm.rest_tokens`.
 """
 
 import logging
@@ -12,16 +13,17 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from dssr_core.connector import Connector
-from dssr_core.errors import ClusterUnavailable, ConnectorError, JobNotFound, NotAvailable, SettingsError
-from dssr_core.models import ExitStatus, JobInfo, JobListing, JobRef, RunStatus, Submission, SubmitResult
+from dssr_core.errors import ClusterUnavailable, ConnectorError, SettingsError
+from dssr_core.models import JobRef, Submission, SubmitResult
+from dssr_slurm.base import SlurmConnector
 from dssr_slurm.config import SlurmConfig
-from dssr_slurm.jobs import JobRecord, check_slurm_job_id, slurm_job_name
-from dssr_slurm.jobscript import batch_script, job_files
+from dssr_slurm.files import OutputAccess, SshFiles
+from dssr_slurm.jobs import JobRecord, slurm_job_name
+from dssr_slurm.jobscript import batch_script
 from dssr_slurm.options import submission_options
 from dssr_slurm.rest_client import Answer, RestClient
 from dssr_slurm.rest_errors import failure, is_not_found, is_path_unknown
-from dssr_slurm.rest_files import NoOutputAccess, SharedOutputAccess, SshOutputAccess
+from dssr_slurm.rest_files import NoOutputAccess, SharedOutputAccess, ssh_account_for
 from dssr_slurm.rest_jobspec import job_spec
 from dssr_slurm.rest_settings import RestSettings
 from dssr_slurm.rest_tokens import Credentials, token_source
@@ -29,18 +31,16 @@ from dssr_slurm.rest_tunnel import SshTunnel
 from dssr_slurm.rest_versions import PROBE_ORDER, ApiVersion, adapter, number
 from dssr_slurm.snapshot import StatusSnapshot
 from dssr_slurm.ssh import SshPool, SshSettings
-from dssr_slurm.states import is_final, is_live, is_running
+from dssr_slurm.states import is_live
 from dssr_slurm.users import Accounts, ClusterAccount, load_user_map
 
 log = logging.getLogger(__name__)
 
-#: How much of a job's output ``/exitstatus`` returns.
-EXIT_OUTPUT_LINES = 10_000
 #: "Job/step already completing or completed": terminating an ended job is not a failure.
 ALREADY_DONE = 2021
 
 
-class SlurmRestConnector(Connector):
+class SlurmRestConnector(SlurmConnector):
     """Slurm through slurmrestd. Thread-safe: one HTTP session, one shared snapshot."""
 
     name = "slurmrestd"
@@ -84,9 +84,9 @@ class SlurmRestConnector(Connector):
         connection = self.ssh.connection(self.ssh_settings.service_account)
         return SshTunnel(connection, self.rest.address, self.rest.port, self.rest.connect_timeout)
 
-    def _output_access(self):
+    def _output_access(self) -> OutputAccess:
         if self.rest.output_access == "ssh":
-            return SshOutputAccess(self.ssh, self.user_map, self.ssh_settings.service_account)
+            return SshFiles(self.ssh, ssh_account_for(self.user_map, self.ssh_settings.service_account))
         if self.rest.output_access == "shared":
             return SharedOutputAccess(self.config.scratch_dir,
                                       self.rest.shared_scratch_dir or self.config.scratch_dir)
@@ -112,82 +112,6 @@ class SlurmRestConnector(Connector):
         _log_notes(answer, f"job {jobid}")
         self.snapshot.invalidate()
         return SubmitResult(jobid=jobid, script=submission.script)
-
-    def running(self) -> list[JobListing]:
-        return list(self.snapshot.get().running)
-
-    def queued(self) -> list[JobListing]:
-        return list(self.snapshot.get().queued)
-
-    def runstatus(self, job: JobRef) -> RunStatus:
-        check_slurm_job_id(job.jobid)
-        record = self.snapshot.get().find(job)
-        if record is None or not is_running(record.state):
-            raise JobNotFound(f"Job {job} is not running.")
-        return RunStatus(nodes=record.nodes, elapsed_s=record.elapsed_s)
-
-    def exitstatus(self, job: JobRef) -> ExitStatus:
-        check_slurm_job_id(job.jobid)
-        record = self._ended_or_fresh(job)
-        if record is None:
-            return ExitStatus.unknown()
-        if not is_final(record.state):
-            log.info("exitstatus: job %s is still %s; its files stay", job, record.state)
-            return ExitStatus(state=record.state, exit_code=None, elapsed_s=record.elapsed_s)
-        files = job_files(self.config.scratch_dir, job.name, job.jobid)
-        output = self.files.collect(record.user, files, EXIT_OUTPUT_LINES)
-        return ExitStatus(state=record.state, exit_code=record.exit_code, elapsed_s=record.elapsed_s,
-                          output=output)
-
-    def terminate(self, job: JobRef) -> None:
-        record = self._find(job)
-        if not is_live(record.state):
-            log.info("terminate: job %s has already ended (%s)", job, record.state)
-            return
-        version = self.versions.current()
-        credentials = self._owner(record)
-        what = f"cancelling job {record.jobid} as {credentials.user}"
-        answer = self.client.delete(version.job_path(record.jobid), credentials, what)
-        if not answer.ok and not is_not_found(answer) and not _already_done(answer):
-            raise failure(answer, what, self.tokens, credentials.user)
-        self.snapshot.invalidate()
-
-    def release(self, job: JobRef) -> None:
-        record = self._find(job)
-        if not is_live(record.state):
-            log.info("release: job %s has already ended (%s)", job, record.state)
-            return
-        version = self.versions.current()
-        credentials = self._owner(record)
-        what = f"releasing job {record.jobid} as {credentials.user}"
-        answer = self.client.post(version.job_path(record.jobid), credentials, what, version.release_body())
-        if not answer.ok:
-            raise failure(answer, what, self.tokens, credentials.user, job_request=True)
-        self.snapshot.invalidate()
-
-    def events(self, job: JobRef) -> str:
-        check_slurm_job_id(job.jobid)
-        version = self.versions.current()
-        raw = self._raw_job(job, version) or self._raw_db_job(job, version)
-        if raw is None:
-            raise JobNotFound(f"Slurm knows no job {job.jobid} named {job.name}.")
-        return job_text(raw)
-
-    def tail(self, job: JobRef, lines: int) -> str:
-        check_slurm_job_id(job.jobid)
-        record = self._lookup(job)
-        if record is None:
-            raise NotAvailable(f"Job {job} is not known to Slurm, so it has no output.")
-        path = job_files(self.config.scratch_dir, job.name, job.jobid).output
-        text = self.files.tail(record.user, path, lines)
-        if text is None:
-            raise NotAvailable(f"Job {job} has no output (yet, or any more).")
-        return text
-
-    def info(self, job: JobRef) -> JobInfo:
-        record = self._find(job)
-        where = ", ".join(record.nodes) or "no node yet"
-        return JobInfo(about=f"Slurm job {record.jobid} of {record.user}: {record.state} on {where}")
 
     # Cluster ----------------------------------------------------------------------------
 
@@ -229,6 +153,42 @@ class SlurmRestConnector(Connector):
         if self.ssh is not None:
             self.ssh.close()
 
+    # What slurmrestd answers ------------------------------------------------------------
+
+    def _list_jobs(self) -> list[JobRecord]:
+        return self._jobs(self.versions.current(), "listing jobs")
+
+    def _controller_record(self, job: JobRef) -> JobRecord | None:
+        version = self.versions.current()
+        raw = self._raw_job(job, version)
+        return version.job_record(raw, time.time()) if raw is not None else None
+
+    def _accounting_record(self, job: JobRef) -> JobRecord | None:
+        version = self.versions.current()
+        raw = self._raw_db_job(job, version)
+        return version.db_record(raw) if raw is not None else None
+
+    def _cancel(self, record: JobRecord) -> None:
+        version = self.versions.current()
+        credentials = self._owner(record)
+        what = f"cancelling job {record.jobid} as {credentials.user}"
+        answer = self.client.delete(version.job_path(record.jobid), credentials, what)
+        if not answer.ok and not is_not_found(answer) and not _already_done(answer):
+            raise failure(answer, what, self.tokens, credentials.user)
+
+    def _release(self, record: JobRecord) -> None:
+        version = self.versions.current()
+        credentials = self._owner(record)
+        what = f"releasing job {record.jobid} as {credentials.user}"
+        answer = self.client.post(version.job_path(record.jobid), credentials, what, version.release_body())
+        if not answer.ok:
+            raise failure(answer, what, self.tokens, credentials.user, job_request=True)
+
+    def _events_text(self, job: JobRef) -> str | None:
+        version = self.versions.current()
+        raw = self._raw_job(job, version) or self._raw_db_job(job, version)
+        return job_text(raw) if raw is not None else None
+
     # Helpers ----------------------------------------------------------------------------
 
     def _batch_script(self, submission: Submission) -> str:
@@ -252,40 +212,10 @@ class SlurmRestConnector(Connector):
             raise failure(answer, what, self.tokens, credentials.user)
         return _records(version, answer)
 
-    def _list_jobs(self) -> list[JobRecord]:
-        return self._jobs(self.versions.current(), "listing jobs")
-
     def _live_job_named(self, name: str, version: ApiVersion) -> JobRecord | None:
         """A queued or running job of this name, from a fresh job list (a retried submission)."""
         records = self._jobs(version, f"looking for a job named {slurm_job_name(name)}")
         return next((record for record in records if record.name == name and is_live(record.state)), None)
-
-    def _find(self, job: JobRef) -> JobRecord:
-        check_slurm_job_id(job.jobid)
-        record = self._lookup(job)
-        if record is None:
-            raise JobNotFound(f"Slurm knows no job {job.jobid} named {job.name}.")
-        return record
-
-    def _lookup(self, job: JobRef) -> JobRecord | None:
-        """The snapshot first, then the controller, then accounting."""
-        return self.snapshot.get().find(job) or self._fresh(job)
-
-    def _ended_or_fresh(self, job: JobRef) -> JobRecord | None:
-        """An ended state from the snapshot as it is (states never leave an end), else fresh."""
-        current = self.snapshot.peek()
-        record = current.find(job) if current is not None else None
-        if record is not None and is_final(record.state):
-            return record
-        return self._fresh(job)
-
-    def _fresh(self, job: JobRef) -> JobRecord | None:
-        version = self.versions.current()
-        raw = self._raw_job(job, version)
-        if raw is not None:
-            return version.job_record(raw, time.time())
-        raw = self._raw_db_job(job, version)
-        return version.db_record(raw) if raw is not None else None
 
     def _raw_job(self, job: JobRef, version: ApiVersion) -> dict | None:
         """The controller's record of ``job`` (same id and name), or None when it forgot it."""

@@ -4,7 +4,7 @@ slurmrestd has no call that reads a file, so the output is reached another way
 (``JARVICE_SLURMRESTD_OUTPUT_ACCESS``):
 
 - ``ssh``: over SSH to the cluster as the job's owner (the key from the users ID mapping, else
-  the service account's), with the same commands as slurm-cli;
+  the service account's), with slurm-cli's :class:`dssr_slurm.files.SshFiles`;
 - ``shared``: the scratch directory is mounted on DSSR's host too
   (``JARVICE_SLURMRESTD_SHARED_SCRATCH_DIR``, default the same path), and DSSR may read and
   remove the users' files there;
@@ -14,11 +14,10 @@ slurmrestd has no call that reads a file, so the output is reached another way
 
 import logging
 import os
+from collections.abc import Callable
 
 from dssr_core.errors import NotAvailable
-from dssr_slurm import cli_commands
 from dssr_slurm.jobscript import JobFiles
-from dssr_slurm.ssh import SshPool
 from dssr_slurm.users import ClusterAccount, UserMap
 
 log = logging.getLogger(__name__)
@@ -88,43 +87,18 @@ class SharedOutputAccess:
         pass
 
 
-class SshOutputAccess:
-    """Over SSH as the job's owner, with slurm-cli's tail and collect commands."""
+def ssh_account_for(user_map: UserMap | None, service: ClusterAccount) -> Callable[[str], ClusterAccount]:
+    """Who reads a job's files over SSH: its owner when the mapping holds their key, else ``service``.
 
-    name = "ssh"
-
-    def __init__(self, pool: SshPool, user_map: UserMap | None, service: ClusterAccount):
-        self.pool = pool
-        self.user_map = user_map
-        self.service = service
-
-    def account(self, user: str) -> ClusterAccount:
-        entry = self.user_map.by_user(user) if self.user_map is not None else None
+    slurmrestd's mapping needs no keys (tokens act for users), so an entry may have none.
+    """
+    def account_for(user: str) -> ClusterAccount:
+        entry = user_map.by_user(user) if user_map is not None else None
         if entry is not None and entry.account.private_key:
             return entry.account
-        return self.service
+        return service
 
-    def tail(self, user: str, path: str, lines: int) -> str | None:
-        result = self.pool.run(self.account(user), cli_commands.tail(path, lines))
-        if result.exit_status == 3:
-            return None
-        if not result.ok:
-            raise cli_commands.unreachable_or_failed("tail", result)
-        return result.stdout
-
-    def collect(self, user: str, files: JobFiles, lines: int) -> str:
-        result = self.pool.run(self.account(user), cli_commands.collect(files.output, lines, files.all()))
-        if not result.ok:
-            log.warning("exitstatus: the files of %s were not all removed: %s",
-                        files.base, cli_commands.slurm_message(result))
-        return result.stdout
-
-    def describe(self) -> str:
-        settings = self.pool.settings
-        return f"ssh (as the job's owner on {settings.host}:{settings.port})"
-
-    def close(self) -> None:
-        pass  # the pool is closed by the connector
+    return account_for
 
 
 def last_lines(path: str, lines: int) -> str:

@@ -72,32 +72,9 @@ class SshTunnel:
             client.close()
 
     def _open_channel(self, origin) -> paramiko.Channel:
-        """A ``direct-tcpip`` channel; a transport found dead is reopened once."""
-        transport = _transport(self.connection)
-        try:
-            return self._channel(transport, origin)
-        except (paramiko.SSHException, EOFError, OSError):
-            if transport.is_active():
-                raise
-            _forget(self.connection, transport)
-        return self._channel(_transport(self.connection), origin)
-
-    def _channel(self, transport: paramiko.Transport, origin) -> paramiko.Channel:
-        channel = transport.open_channel("direct-tcpip", self.remote, origin, timeout=self.open_timeout)
+        channel = self.connection.open_forward(self.remote, origin, self.open_timeout)
         self.channels_opened += 1
         return channel
-
-
-def _transport(connection: SshConnection) -> paramiko.Transport:
-    """The live transport of ssh.py's connection (opened or reopened as needed).
-
-    ssh.py has no public accessor for it yet: this is the one place that reaches in.
-    """
-    return connection._transport()
-
-
-def _forget(connection: SshConnection, transport: paramiko.Transport) -> None:
-    connection._forget(transport)
 
 
 def _pump(client: socket.socket, channel: paramiko.Channel, closed: threading.Event) -> None:

@@ -1,0 +1,172 @@
+"""The job logic every Slurm connector shares, whichever way it reaches Slurm.
+
+``slurm-cli`` (Slurm's commands over SSH) and ``slurmrestd`` (Slurm's REST API) answer the job
+endpoints the same way:
+
+- listings and run status come from one shared snapshot (:mod:`dssr_slurm.snapshot`);
+- a job is looked up in the snapshot, then at the controller, then in accounting, and a record
+  is the job's only when both id and name match (Slurm reuses ids);
+- ``/exitstatus`` of an ended job returns the tail of its output and removes its files;
+- terminating or releasing a job that has already ended is not an error.
+
+How Slurm is asked is the subclass's: the methods under "What the scheduler answers".
+"""
+
+import logging
+
+from dssr_core.connector import Connector
+from dssr_core.errors import JobNotFound, NotAvailable
+from dssr_core.models import ExitStatus, JobInfo, JobListing, JobRef, RequestAnswer, RunStatus
+from dssr_slurm.config import SlurmConfig
+from dssr_slurm.files import OutputAccess
+from dssr_slurm.jobs import JobRecord, check_slurm_job_id
+from dssr_slurm.jobscript import job_files
+from dssr_slurm.snapshot import StatusSnapshot
+from dssr_slurm.states import is_final, is_live, is_running
+
+log = logging.getLogger(__name__)
+
+#: How much of a job's output ``/exitstatus`` returns.
+EXIT_OUTPUT_LINES = 10_000
+
+
+class SlurmConnector(Connector):
+    """The job endpoints of a Slurm connector. Thread-safe when the subclass's steps are.
+
+    The subclass's ``__init__`` sets ``config``, ``snapshot`` (a :class:`StatusSnapshot` over
+    :meth:`_list_jobs`) and ``files`` (how a job's output is reached).
+    """
+
+    config: SlurmConfig
+    snapshot: StatusSnapshot
+    files: OutputAccess
+
+    # Jobs -------------------------------------------------------------------------------
+
+    def running(self) -> list[JobListing]:
+        return list(self.snapshot.get().running)
+
+    def queued(self) -> list[JobListing]:
+        return list(self.snapshot.get().queued)
+
+    def runstatus(self, job: JobRef) -> RunStatus:
+        check_slurm_job_id(job.jobid)
+        record = self.snapshot.get().find(job)
+        if record is None or not is_running(record.state):
+            raise JobNotFound(f"Job {job} is not running.")
+        return RunStatus(nodes=record.nodes, elapsed_s=record.elapsed_s)
+
+    def exitstatus(self, job: JobRef) -> ExitStatus:
+        check_slurm_job_id(job.jobid)
+        record = self._ended_or_fresh(job)
+        if record is None:
+            return ExitStatus.unknown()
+        if not is_final(record.state):
+            log.info("exitstatus: job %s is still %s; its files stay", job, record.state)
+            return ExitStatus(state=record.state, exit_code=None, elapsed_s=record.elapsed_s)
+        files = job_files(self.config.scratch_dir, job.name, job.jobid)
+        output = self.files.collect(record.user, files, EXIT_OUTPUT_LINES)
+        return ExitStatus(state=record.state, exit_code=record.exit_code, elapsed_s=record.elapsed_s,
+                          output=output)
+
+    def terminate(self, job: JobRef) -> None:
+        record = self._live_record(job, "terminate")
+        if record is not None:
+            self._cancel(record)
+            self.snapshot.invalidate()
+
+    def release(self, job: JobRef) -> None:
+        record = self._live_record(job, "release")
+        if record is not None:
+            self._release(record)
+            self.snapshot.invalidate()
+
+    def events(self, job: JobRef) -> str:
+        check_slurm_job_id(job.jobid)
+        text = self._events_text(job)
+        if text is None:
+            raise _not_found(job)
+        return text
+
+    def tail(self, job: JobRef, lines: int) -> str:
+        check_slurm_job_id(job.jobid)
+        record = self._lookup(job)
+        if record is None:
+            raise NotAvailable(f"Job {job} is not known to Slurm, so it has no output.")
+        path = job_files(self.config.scratch_dir, job.name, job.jobid).output
+        text = self.files.tail(record.user, path, lines)
+        if text is None:
+            raise NotAvailable(f"Job {job} has no output (yet, or any more).")
+        return text
+
+    def request(self, job: JobRef, method: str, query: dict[str, list[str]]) -> RequestAnswer:
+        check_slurm_job_id(job.jobid)  # every method, ping included, gets a Slurm job id
+        return super().request(job, method, query)
+
+    def info(self, job: JobRef) -> JobInfo:
+        record = self._find(job)
+        where = ", ".join(record.nodes) or "no node yet"
+        return JobInfo(about=f"Slurm job {record.jobid} of {record.user}: {record.state} on {where}")
+
+    # What the scheduler answers (each connector its own way) ----------------------------
+
+    def _list_jobs(self) -> list[JobRecord]:
+        """Every job of ours that Slurm lists, finished ones it still shows included."""
+        raise NotImplementedError
+
+    def _controller_record(self, job: JobRef) -> JobRecord | None:
+        """The controller's record of ``job`` (same id and name), or None when it has none."""
+        raise NotImplementedError
+
+    def _accounting_record(self, job: JobRef) -> JobRecord | None:
+        """Accounting's record of ``job`` (same id and name), or None when it has none."""
+        raise NotImplementedError
+
+    def _cancel(self, record: JobRecord) -> None:
+        """Cancel a live job as its owner; a job that ended meanwhile is not a failure."""
+        raise NotImplementedError
+
+    def _release(self, record: JobRecord) -> None:
+        """Release a held job as its owner."""
+        raise NotImplementedError
+
+    def _events_text(self, job: JobRef) -> str | None:
+        """Slurm's full record of ``job`` as text, or None when Slurm does not know the job."""
+        raise NotImplementedError
+
+    # Finding a job ----------------------------------------------------------------------
+
+    def _find(self, job: JobRef) -> JobRecord:
+        """The job's record, or JobNotFound."""
+        check_slurm_job_id(job.jobid)
+        record = self._lookup(job)
+        if record is None:
+            raise _not_found(job)
+        return record
+
+    def _lookup(self, job: JobRef) -> JobRecord | None:
+        """The snapshot first, then the controller, then accounting."""
+        return self.snapshot.get().find(job) or self._fresh(job)
+
+    def _ended_or_fresh(self, job: JobRef) -> JobRecord | None:
+        """An ended state from the snapshot as it is (states never leave an end), else fresh."""
+        current = self.snapshot.peek()
+        record = current.find(job) if current is not None else None
+        if record is not None and is_final(record.state):
+            return record
+        return self._fresh(job)
+
+    def _fresh(self, job: JobRef) -> JobRecord | None:
+        return self._controller_record(job) or self._accounting_record(job)
+
+    def _live_record(self, job: JobRef, action: str) -> JobRecord | None:
+        """The job's record while it is queued or running; None (and a log line) once it ended."""
+        record = self._find(job)
+        if is_live(record.state):
+            return record
+        log.info("%s: job %s has already ended (%s)", action, job, record.state)
+        return None
+
+
+def _not_found(job: JobRef) -> JobNotFound:
+    return JobNotFound(f"Slurm knows no job {job.jobid} named {job.name}.")

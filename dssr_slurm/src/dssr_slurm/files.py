@@ -1,0 +1,73 @@
+"""A job's files on the cluster: the tail of its output, and their removal at ``/exitstatus``.
+
+A connector reaches them through an :class:`OutputAccess`. slurm-cli always uses
+:class:`SshFiles` (the SSH connections that also run Slurm's commands); slurmrestd uses it when
+``JARVICE_SLURMRESTD_OUTPUT_ACCESS=ssh``, else one of :mod:`dssr_slurm.rest_files`.
+"""
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from dssr_slurm.jobscript import JobFiles
+from dssr_slurm.ssh import SshPool, quote_command, slurm_message, unreachable_or_failed
+from dssr_slurm.users import ClusterAccount
+
+log = logging.getLogger(__name__)
+
+#: The exit status of :func:`tail_command` when the file does not exist.
+NO_SUCH_FILE = 3
+
+
+class OutputAccess(Protocol):
+    """How a connector reads a job's output and removes the job's files."""
+
+    def tail(self, user: str, path: str, lines: int) -> str | None:
+        """The last ``lines`` lines of ``path``, read as the job's owner ``user``; None: no such file."""
+
+    def collect(self, user: str, files: JobFiles, lines: int) -> str:
+        """The tail of the job's output, then every file of the job removed (what stays is logged)."""
+
+
+def tail_command(path: str, lines: int) -> str:
+    """The last lines of a file; exit status 3 when the file does not exist."""
+    return (f"[ -f {quote_command(path)} ] || exit {NO_SUCH_FILE}; "
+            f"exec tail -n {int(lines)} -- {quote_command(path)}")
+
+
+def collect_command(output: str, lines: int, files: tuple[str, ...]) -> str:
+    """The tail of the output, then every file of the job removed."""
+    return (f"if [ -f {quote_command(output)} ]; then tail -n {int(lines)} -- {quote_command(output)}; fi; "
+            f"rm -f -- {quote_command(*files)}")
+
+
+class SshFiles:
+    """Over SSH on the cluster, as the account ``account_for`` gives for the job's owner."""
+
+    name = "ssh"
+
+    def __init__(self, pool: SshPool, account_for: Callable[[str], ClusterAccount]):
+        self.pool = pool
+        self.account_for = account_for
+
+    def tail(self, user: str, path: str, lines: int) -> str | None:
+        result = self.pool.run(self.account_for(user), tail_command(path, lines))
+        if result.exit_status == NO_SUCH_FILE:
+            return None
+        if not result.ok:
+            raise unreachable_or_failed("tail", result)
+        return result.stdout
+
+    def collect(self, user: str, files: JobFiles, lines: int) -> str:
+        result = self.pool.run(self.account_for(user), collect_command(files.output, lines, files.all()))
+        if not result.ok:
+            log.warning("exitstatus: the files of %s were not all removed: %s", files.base,
+                        slurm_message(result))
+        return result.stdout
+
+    def describe(self) -> str:
+        settings = self.pool.settings
+        return f"ssh (as the job's owner on {settings.host}:{settings.port})"
+
+    def close(self) -> None:
+        pass  # the pool is closed by the connector
