@@ -300,17 +300,25 @@ class SshConnection:
 
 def _exchange(channel: paramiko.Channel, command: str, stdin: str | None, timeout: float,
               where: str) -> CommandResult:
-    """Run ``command`` on ``channel``: send stdin, read stdout and stderr, wait for the status."""
+    """Run ``command`` on ``channel``: send stdin, read stdout and stderr, wait for the status.
+
+    Without stdin the command reads ``/dev/null`` instead of getting an EOF from us: an EOF that
+    reaches sshd after it closed a quick command's channel makes it drop the whole connection
+    (every command on it fails). The output is read up to its EOF, not only up to the exit
+    status, which sshd may send before the last output.
+    """
     deadline = time.monotonic() + timeout
     stdout, stderr = bytearray(), bytearray()
     program = command.split(" ", 1)[0]
     try:
         channel.settimeout(timeout)
-        channel.exec_command(command)
         if stdin:
+            channel.exec_command(command)
             _send(channel, stdin)
-        channel.shutdown_write()
-        while not channel.exit_status_ready():
+            channel.shutdown_write()
+        else:
+            channel.exec_command(f"exec </dev/null; {command}")
+        while not (channel.exit_status_ready() and (channel.eof_received or channel.closed)):
             _drain(channel, stdout, stderr)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
