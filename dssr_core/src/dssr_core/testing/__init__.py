@@ -16,6 +16,14 @@ The fixtures ``dssr_server`` and ``free_port`` come with the pytest plugin that
 """
 
 from dssr_core.testing.api import ApiClient, encode_script, shell_template, wait_until
-from dssr_core.testing.contract import ConnectorContract
 
 __all__ = ["ApiClient", "ConnectorContract", "encode_script", "shell_template", "wait_until"]
+
+
+def __getattr__(name: str):
+    # The contract suite needs pytest; the API helpers (benchmarks use them) do not.
+    if name == "ConnectorContract":
+        from dssr_core.testing.contract import ConnectorContract
+
+        return ConnectorContract
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
