@@ -39,9 +39,25 @@ def cluster_env() -> dict[str, str]:
     return env
 
 
+def wait_until_slurm_forgets_old_jobs(timeout: float = 300) -> None:
+    """Wait until the controller lists no job: ended and cancelled jobs stay in every answer
+    (squeue's and GET /jobs') until Slurm purges them, and would be timed as ours."""
+    started = time.perf_counter()
+    while True:
+        listed = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i"], capture_output=True,
+                                text=True).stdout.split()
+        if not listed or time.perf_counter() - started > timeout:
+            break
+        time.sleep(2)
+    waited = time.perf_counter() - started
+    if waited > 1:
+        print(f"(waited {waited:.0f} s for Slurm to purge {len(listed) or 'its'} old jobs)")
+
+
 def start_on_cluster(connector_class):
     """The settings, the connector (by its class) and the HTTP app on the test cluster, and a bearer
     for kirby@example.org (DSSR reads its e-mail; the signature is upstream's to check)."""
+    wait_until_slurm_forgets_old_jobs()
     settings = Settings.from_env({**cluster_env(), "JARVICE_BAREMETAL_CONNECTOR": connector_class.name})
     connector = connector_class.from_settings(settings)
     api = ApiClient.for_app(create_app(settings, connector, ShellExecutor(settings)))
