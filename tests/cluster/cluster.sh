@@ -281,6 +281,7 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
+EnforcePartLimits=ALL
 MinJobAge=5
 KillWait=5
 InactiveLimit=0

@@ -112,6 +112,8 @@ def test_refusals_are_4xx_with_a_sentence(api):
     name = unique("reject")
     answer = api.submit(name, template("true", devices=["partition=nope"]), bearer=KIRBY)
     assert answer.status == 422 and "Invalid partition" in answer.json["description"]
+    answer = api.submit(name, template("true"), nodes=2, bearer=KIRBY)  # the cluster has one node
+    assert answer.status == 422 and "Node count specification invalid" in answer.json["description"]
     answer = api.submit(name, template("true"), bearer=bearer_for("stranger@example.org"))
     assert answer.status == 403
     assert "stranger@example.org has no cluster account" in answer.json["description"]

@@ -231,3 +231,12 @@ def test_init_report_names_no_secret(make_rest_connector, rest_env):
     key = Path(rest_env["JARVICE_SLURMRESTD_JWT_KEY_FILE"]).read_bytes()
     assert "mint (HS256 with the key in" in text and "v0.0.38" in text and "ssh (as the job's owner" in text
     assert key.hex() not in text and rest_env["JARVICE_SLURM_SSH_PKEY"][:40] not in text
+
+
+def test_slurms_refusals_are_422_with_its_message(api_for):
+    api = api_for()
+    answer = api.submit(unique("reject"), template("true", devices=["partition=nope"]), bearer=KIRBY)
+    assert answer.status == 422, answer.text
+    answer = api.submit(unique("reject"), template("true"), nodes=2, bearer=KIRBY)  # one node here
+    assert answer.status == 422, answer.text
+    assert answer.json["description"]

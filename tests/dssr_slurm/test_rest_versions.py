@@ -154,7 +154,7 @@ def test_v0_0_38_submit_body_fits_the_recorded_schema():
     assert set(body) == {"script", "job"} and set(body["job"]) <= allowed
     job = body["job"]
     assert job["environment"] == {"PATH": "/opt/bin:/usr/bin"}, "v0.0.38 wants an object, not empty"
-    assert job["nodes"] == [2, 2] and job["tasks"] == 6 and job["memory_per_node"] == 2048
+    assert job["nodes"] == 2 and job["tasks"] == 6 and job["memory_per_node"] == 2048
     assert job["time_limit"] == 61 and job["hold"] is True and job["exclusive"] == "exclusive"
     assert job["gres"] == "gpu:1" and job["name"] == "jarvice_rest-x"
     assert job["standard_output"] == "/scratch/jarvice_rest-x.%j.out"

@@ -179,7 +179,9 @@ class V0038(ApiVersion):
     def submit_body(self, script: str, spec: JobSpec) -> dict:
         job = {
             "name": spec.name,
-            "nodes": [spec.nodes, spec.nodes],
+            # The schema says [min, max], but 22.05.8 ignores a two-item list (the job ran on one
+            # node); a plain number is parsed and enforced.
+            "nodes": spec.nodes,
             "tasks": spec.tasks,
             "current_working_directory": spec.working_directory,
             "standard_output": spec.output,
