@@ -45,6 +45,7 @@ from dssr_core.models import (
     SubmitResult,
 )
 from dssr_core.settings import is_secret
+from dssr_core.textfiles import last_lines
 from dssr_dummy import processes
 from dssr_dummy.config import DummyConfig
 from dssr_dummy.store import ENDED, HELD, QUEUED, RUNNING, Job, JobStore
@@ -244,7 +245,7 @@ class DummyConnector(Connector):
         except JobNotFound:
             raise NotAvailable(f"Job {job} is not known, so it has no output.") from None
         try:
-            return processes.tail_lines(self._dir(found) / processes.OUTPUT, lines)
+            return last_lines(self._dir(found) / processes.OUTPUT, lines)
         except OSError:
             raise NotAvailable(f"Job {job} has no output yet.") from None
 

@@ -120,25 +120,6 @@ def returncode_as_exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def tail_lines(path: Path, lines: int, block: int = 65536) -> str:
-    """The last ``lines`` lines of a file, read from its end; FileNotFoundError if none."""
-    with open(path, "rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        position = handle.tell()
-        data = b""
-        while position > 0 and data.count(b"\n") <= lines:
-            step = min(block, position)
-            position -= step
-            handle.seek(position)
-            data = handle.read(step) + data
-    ends_with_newline = data.endswith(b"\n")
-    parts = data.split(b"\n")
-    if ends_with_newline:
-        parts.pop()
-    kept = b"\n".join(parts[-lines:]) + (b"\n" if ends_with_newline and parts else b"")
-    return kept.decode("utf-8", errors="replace")
-
-
 def output_summary(path: Path, lines: int, marker: str | None) -> tuple[str, bool]:
     """The last ``lines`` lines of the output and whether a line is ``marker`` (stripped)."""
     wanted = marker.encode() if marker else None
@@ -162,4 +143,3 @@ def boot_id() -> str:
             return handle.read().strip()
     except OSError:
         return "unknown"
-

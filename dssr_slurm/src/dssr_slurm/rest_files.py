@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable
 
 from dssr_core.errors import NotAvailable
+from dssr_core.textfiles import last_lines
 from dssr_slurm.jobscript import JobFiles
 from dssr_slurm.users import ClusterAccount, UserMap
 
@@ -26,7 +27,6 @@ HOW_TO_ENABLE = ("The slurmrestd connector cannot read job output: slurmrestd se
                  "JARVICE_SLURMRESTD_OUTPUT_ACCESS=ssh (with JARVICE_SLURM_CLUSTER_ADDR, "
                  "JARVICE_SLURM_SSH_USER and JARVICE_SLURM_SSH_PKEY) or =shared (with the scratch "
                  "directory mounted on DSSR's host) to enable tail.")
-_BLOCK = 64 * 1024
 
 
 class NoOutputAccess:
@@ -99,19 +99,3 @@ def ssh_account_for(user_map: UserMap | None, service: ClusterAccount) -> Callab
         return service
 
     return account_for
-
-
-def last_lines(path: str, lines: int) -> str:
-    """The last ``lines`` lines of a file, reading backwards in blocks."""
-    with open(path, "rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        position = handle.tell()
-        data = b""
-        while position > 0 and data.count(b"\n") <= lines:
-            step = min(_BLOCK, position)
-            position -= step
-            handle.seek(position)
-            data = handle.read(step) + data
-    text = data.decode("utf-8", "replace")
-    kept = text.splitlines(keepends=True)[-lines:]
-    return "".join(kept)
