@@ -66,6 +66,7 @@ def test_gpu_and_interactive_jobs_stay_exclusive(gpus, interactive):
     ('["overlay=-1"]', "at least 0"),
     ('["overlay=big"]', "whole number"),
     ('["sbatch_wrap=rm -rf /"]', "not allowed"),
+    ('["sbatch_comment=dssr-service-port=22"]', "sbatch_comment is not allowed"),
     ('["sbatch_--uid=0"]', "valid option"),
     ('["sbatch_qos=a\\nb"]', "line break"),
     ('["partition=$(id)"]', "may hold only"),

@@ -172,6 +172,17 @@ def test_interactive_jobs_are_accepted_where_the_operator_says_they_are_reachabl
     assert block["SINGULARITYENV_JARVICE_SERVICE_PORT"] == "2228"
 
 
+@pytest.mark.parametrize("settings, interactive, port", [
+    ({"DSSR_SINGULARITY_INTERACTIVE": "true"}, "True", 2228),
+    ({"DSSR_SINGULARITY_INTERACTIVE": "true", "DSSR_SINGULARITY_SERVICE_PORT": "8443"}, "True", 8443),
+    ({"DSSR_SINGULARITY_INTERACTIVE": "true"}, "False", None),
+    ({}, "False", None),
+])
+def test_an_interactive_job_tells_the_connector_its_service_port(render, settings, interactive, port):
+    job, _ = render(settings, JOBOBJ_INTERACTIVE=interactive)
+    assert job.service_port == port
+
+
 def test_a_single_brace_in_the_template_is_refused(executor_for, template):
     broken = template() + "echo ${HOME}\n"
     with pytest.raises(InvalidRequest, match="single '{'"):

@@ -10,13 +10,13 @@ from dssr_slurm.jobs import JobRecord, check_slurm_job_id
 from dssr_slurm.ssh import CommandResult
 
 SQUEUE = """\
-12|jarvice_job-a|kirby|RUNNING|1-02:03:04|node[01-02]
-13|jarvice_job-b|mario|PENDING|0:00|
-14|somebody_elses|root|RUNNING|5:00|node03
-15|jarvice_odd|name|x|RUNNING|0:01|n1
-16_3|jarvice_array|kirby|RUNNING|0:01|n1
-17|jarvice_bad name|kirby|RUNNING|0:01|n1
-18|jarvice_job-c|kirby|CANCELLED by 0|0:07|node01
+12|jarvice_job-a|kirby|RUNNING|1-02:03:04|node[01-02]|(null)
+13|jarvice_job-b|mario|PENDING|0:00||
+14|somebody_elses|root|RUNNING|5:00|node03|
+15|jarvice_odd|name|x|RUNNING|0:01|n1|
+16_3|jarvice_array|kirby|RUNNING|0:01|n1|
+17|jarvice_bad name|kirby|RUNNING|0:01|n1|
+18|jarvice_job-c|kirby|CANCELLED by 0|0:07|node01|
 """
 
 
@@ -26,6 +26,24 @@ def test_squeue_lines_of_our_jobs_become_records():
         JobRecord("13", "job-b", "mario", "PENDING", 0, ()),
         JobRecord("18", "job-c", "kirby", "CANCELLED", 7, ("node01",)),
     ]
+
+
+def test_squeue_asks_for_the_comment():
+    assert "%k" in commands.squeue_all() and "%k" in commands.squeue_job("12")
+
+
+@pytest.mark.parametrize("comment, port", [
+    ("dssr-service-port=2228", 2228),
+    ("set by the admin; dssr-service-port=8443 | with a pipe", 8443),
+    ("dssr-service-port=2228|and|pipes", 2228),
+    ("(null)", None), ("", None), ("dssr-service-port=", None), ("dssr-service-port=99999", None),
+    ("dssr-service-port=0", None), ("dssr-service-port=22x8", None), ("xdssr-service-port=2228", None),
+    ("dssr-service-port=123456", None),
+])
+def test_squeue_reads_the_service_port_from_the_comment_and_never_fails_on_it(comment, port):
+    (record,) = commands.parse_squeue(f"12|jarvice_job-a|kirby|RUNNING|0:05|node[01-02]|{comment}\n")
+    assert (record.jobid, record.state, record.nodes) == ("12", "RUNNING", ("node01", "node02"))
+    assert record.service_port == port
 
 
 def test_sacct_lines():

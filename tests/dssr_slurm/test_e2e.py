@@ -4,6 +4,7 @@ the way upstream drives it."""
 import os
 import uuid
 
+import attrs
 import pytest
 from slurm_helpers import (
     bearer_for,
@@ -15,7 +16,10 @@ from slurm_helpers import (
     wait_running,
 )
 
-from dssr_core.testing import wait_until
+from dssr_core.app import create_app
+from dssr_core.settings import Settings
+from dssr_core.shell import ShellExecutor
+from dssr_core.testing import ApiClient, wait_until
 
 pytestmark = pytest.mark.slow
 KIRBY, MARIO = bearer_for("kirby@example.org"), bearer_for("mario@example.org")
@@ -140,6 +144,7 @@ def test_init_report_events_tail_and_data_listing(dssr_server, slurm_env):
     assert tail == "line-two\n"
     info = api.post(f"/request/{name}/1/{job['jobid']}/info", {"qs": {}}).json
     assert info["about"].startswith(f"Slurm job {job['jobid']} of kirby: RUNNING")
+    assert info["url"] == "", "a job without a service port has no url"
     listing = api.post("/request/pvcls", {"qs": {"path": ["/"], "details": ["true"]}})
     assert listing.status == 200
     assert f" /data/jarvice_{name}.{job['jobid']}.out" in listing.text
@@ -163,3 +168,26 @@ def test_data_listing_refuses_links_out_of_the_data_root(api, slurm_env):
         assert api.post("/request/pvcls", {"qs": {"path": ["/../etc"]}}).status == 403
     finally:
         os.unlink(link)
+
+
+class ServiceExecutor(ShellExecutor):
+    """The shell executor, with a web service port as the singularity executor gives interactive jobs."""
+
+    def render(self, request):
+        return attrs.evolve(super().render(request), service_port=2228)
+
+
+def test_info_of_an_interactive_job_gives_its_url(make_connector):
+    settings = Settings.from_env({})
+    api = ApiClient.for_app(create_app(settings, make_connector(), ServiceExecutor(settings)))
+    name = unique("service")
+    job = job_of(name, api.submit(name, template("sleep 30", devices=SHARED), bearer=KIRBY))
+    try:
+        assert squeue_field(job["jobid"], "%k") == "dssr-service-port=2228"
+        wait_running(api, job)
+        answer = api.post(f"/request/{name}/1/{job['jobid']}/info", {"qs": {}})
+        assert answer.status == 200, answer.text
+        assert answer.json["url"] == "http://localhost:2228/"
+        assert set(answer.json) == {"about", "help", "url", "actions"}
+    finally:
+        assert api.post("/terminate", job).status == 200

@@ -16,7 +16,7 @@ INJECTIONS = [f";{TOUCH}", f"$({TOUCH})", f"`{TOUCH}`", f"\n{TOUCH}", f"'; {TOUC
 NAMES = [f"job{text}" for text in INJECTIONS] + [text for text in INJECTIONS if text.startswith("-")]
 JOB_IDS = [f"12{text}" for text in INJECTIONS] + ["abc", "12a", "-1", "0x1f", "1_2", "1.2"]
 SHELL_INJECTIONS = [text for text in INJECTIONS if not text.startswith("-o")]  # "x-o/tmp/..." is a fine value
-DEVICES = ([f"sbatch_comment=x{text}" for text in SHELL_INJECTIONS]
+DEVICES = ([f"sbatch_account=x{text}" for text in SHELL_INJECTIONS]
            + [f"partition=x{text}" for text in INJECTIONS]
            + [f"sbatch_wrap={TOUCH}", f"sbatch_comment=--wrap={TOUCH}", f"sbatch_x$({TOUCH})=1",
               f"sbatch_container=/tmp/{TOUCH}", "sbatch_export=ALL,LD_PRELOAD=/tmp/x.so",

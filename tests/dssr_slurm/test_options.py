@@ -42,6 +42,13 @@ def test_defaults_leave_out_what_was_not_asked():
     assert set(options) == {"job-name", "output", "nodes", "ntasks"}
 
 
+def test_a_service_port_is_remembered_in_the_job_comment():
+    options = submission_options(JobFacts(), name="job-1", scratch_dir="/s", held=False, service_port=2228)
+    assert ("comment", "dssr-service-port=2228") in options
+    assert sbatch_arguments(options)[-1] == "--comment=dssr-service-port=2228"
+    assert "comment" not in options_of(JobFacts())
+
+
 def test_output_in_the_home_directory_when_no_scratch_dir_and_percent_escaped():
     assert options_of(JobFacts(), scratch="")["output"] == "jarvice_job-1.%j.out"
     assert options_of(JobFacts(), scratch="/s%x")["output"] == "/s%%x/jarvice_job-1.%j.out"

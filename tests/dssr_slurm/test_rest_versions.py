@@ -21,8 +21,9 @@ def records(version: str, name: str, now: float = RECORDED_NOW):
     return [r for r in (adapter(version).job_record(raw, now) for raw in body["jobs"]) if r is not None]
 
 
-def spec(held=False, **facts):
-    options = submission_options(JobFacts(**facts), name="rest-x", scratch_dir=SCRATCH, held=held)
+def spec(held=False, service_port=None, **facts):
+    options = submission_options(JobFacts(**facts), name="rest-x", scratch_dir=SCRATCH, held=held,
+                                 service_port=service_port)
     return job_spec(options, working_directory=SCRATCH, environment={"PATH": "/opt/bin:/usr/bin"})
 
 
@@ -195,6 +196,37 @@ def test_v0_0_39_keeps_the_v0_0_38_layout():
     body = adapter("v0.0.39").submit_body("script", spec(held=True))
     assert body["script"] == "script" and "script" not in body["job"]
     assert body["job"]["environment"] == ["PATH=/opt/bin:/usr/bin"] and body["job"]["priority"] == 0
+
+
+@pytest.mark.parametrize("version", ("v0.0.38", *NEW_VERSIONS))
+def test_the_service_port_is_submitted_as_the_job_comment(version):
+    body = adapter(version).submit_body("s", spec(service_port=2228))
+    assert body["job"]["comment"] == "dssr-service-port=2228"
+    assert "comment" not in adapter(version).submit_body("s", spec())["job"]
+    if version == "v0.0.38":
+        schema = json.loads((RECORDED / "v0.0.38" / "openapi-job-submission.json").read_text())
+        assert "comment" in schema["v0.0.38_job_properties"]["properties"]
+    elif version != "v0.0.39":
+        assert "comment" in json.loads((RECORDED / version / "job-desc-fields.json").read_text())["fields"]
+
+
+@pytest.mark.parametrize("version", ("v0.0.38", *NEW_VERSIONS))
+@pytest.mark.parametrize(("comment", "port"), [
+    ("dssr-service-port=2228", 2228),
+    ({"administrator": None, "job": "dssr-service-port=8443", "system": None}, 8443),
+    ("", None), ({"administrator": None, "job": None, "system": None}, None), (None, None), (7, None),
+    ("dssr-service-port=nope", None), (["dssr-service-port=2228"], None),
+])
+def test_job_records_read_the_service_port_from_the_comment(version, comment, port):
+    raw = dict(recorded(version, "job-running")["body"]["jobs"][0], comment=comment)
+    record = adapter(version).job_record(raw, RECORDED_NOW)
+    assert record.state == "RUNNING" and record.service_port == port
+    db_raw = dict(recorded(version, "db-job-completed")["body"]["jobs"][0], comment=comment)
+    assert adapter(version).db_record(db_raw).service_port == port
+
+
+def test_recorded_jobs_have_no_service_port():
+    assert all(r.service_port is None for v in ("v0.0.38", *NEW_VERSIONS) for r in records(v, "jobs"))
 
 
 def test_every_version_has_an_adapter():

@@ -45,6 +45,9 @@ def test_required_settings(env, name):
     ("JARVICE_JOB_SCRATCH_DIR", "relative/dir", "must be an absolute directory"),
     ("JARVICE_SLURM_STATUS_INTERVAL", "soon", "must be a number"),
     ("JARVICE_SLURM_SSH_TRUST_ON_FIRST_USE", "maybe", "true or false"),
+    ("JARVICE_SLURM_SERVICE_URL", "http://{host}:{port}/", "JARVICE_SLURM_SERVICE_URL .* does not format"),
+    ("JARVICE_SLURM_SERVICE_URL", "http://{node}:{port/", "JARVICE_SLURM_SERVICE_URL .* does not format"),
+    ("JARVICE_SLURM_SERVICE_URL", "http://{0}/", "JARVICE_SLURM_SERVICE_URL .* does not format"),
 ])
 def test_bad_values_stop_the_start_with_a_sentence(env, name, value, words):
     env[name] = value

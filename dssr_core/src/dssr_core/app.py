@@ -183,6 +183,7 @@ class Submit:
             facts=rendered.facts,
             held=held,
             success_marker=rendered.success_marker,
+            service_port=rendered.service_port,
             user_email=email_from_bearer(args.get("bearer")),
             bearer=args.get("bearer"),
         )

@@ -20,11 +20,12 @@ _SIMPLE_VALUE = re.compile(r"^[A-Za-z0-9._:,@+/=-]*$")
 _OPTION_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
 
 #: sbatch options a device may not set: DSSR sets them itself, or they would run a command
-#: of the caller's, change identity, or write outside the job's own files.
+#: of the caller's, change identity, or write outside the job's own files. ``comment`` is
+#: where Slurm connectors keep an interactive job's service port.
 FORBIDDEN_SCHEDULER_OPTIONS = frozenset(
     """wrap job-name output error input chdir uid gid parsable export export-file
     get-user-env wait test-only hold nodes ntasks partition time mem gpus-per-node
-    exclusive licenses array dependency""".split()
+    exclusive licenses array dependency comment""".split()
 )
 
 

@@ -94,16 +94,25 @@ class RenderedJob:
 
     ``success_marker`` is a line that rank 0 prints when the job succeeded (JARVICE apps print
     ``JARVICE_CMD_SUCCESS``); ``None`` means the script's own exit code decides.
+    ``service_port`` is the port on the job's first node where an interactive job's web
+    service listens; ``None`` when the job has none. Connectors use it to answer the
+    ``url`` of ``/request/.../info``.
     """
 
     script: str
     facts: JobFacts
     success_marker: str | None = None
+    service_port: int | None = None
 
 
 @attrs.frozen
 class Submission:
-    """Everything a connector needs to submit one job."""
+    """Everything a connector needs to submit one job.
+
+    ``success_marker`` and ``service_port`` come from the executor's :class:`RenderedJob`:
+    ``service_port`` is where an interactive job's web service listens on its first node
+    (``None``: no web service), for the connector to remember with the job.
+    """
 
     name: str
     number: int
@@ -111,6 +120,7 @@ class Submission:
     facts: JobFacts
     held: bool = False
     success_marker: str | None = None
+    service_port: int | None = None
     user_email: str | None = None
     bearer: str | None = attrs.field(default=None, repr=False)
 

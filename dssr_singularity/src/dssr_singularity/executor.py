@@ -229,7 +229,8 @@ class SingularityExecutor(Executor):
                  f"overlay {overlay} MB" if overlay else "writable tmpfs")
         block = self.parameters(app, init, credentials, overlay, raw.get("JARVICE_CMD", ""))
         script = render_template(request.template, block)
-        return RenderedJob(script=script, facts=facts, success_marker=SUCCESS_MARKER)
+        return RenderedJob(script=script, facts=facts, success_marker=SUCCESS_MARKER,
+                           service_port=self.config.service_port if facts.interactive else None)
 
     def overlay_mb(self, facts: JobFacts) -> int:
         """The job's ``overlay=`` device, else the setting; 0 means ``--writable-tmpfs``."""

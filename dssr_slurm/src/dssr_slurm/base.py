@@ -106,7 +106,11 @@ class SlurmConnector(Connector):
     def info(self, job: JobRef) -> JobInfo:
         record = self._find(job)
         where = ", ".join(record.nodes) or "no node yet"
-        return JobInfo(about=f"Slurm job {record.jobid} of {record.user}: {record.state} on {where}")
+        url = ""
+        if record.service_port is not None and is_running(record.state) and record.nodes:
+            url = self.config.service_url_of(record.nodes[0], record.service_port)
+        return JobInfo(url=url,
+                       about=f"Slurm job {record.jobid} of {record.user}: {record.state} on {where}")
 
     # What the scheduler answers (each connector its own way) ----------------------------
 

@@ -8,17 +8,19 @@ import logging
 
 from dssr_core.durations import parse_slurm_duration
 from dssr_core.errors import ClusterUnavailable, ConnectorError, SchedulerRejected
-from dssr_slurm.jobs import JobRecord, slurm_job_name, upstream_name
+from dssr_slurm.jobs import JobRecord, service_port, slurm_job_name, upstream_name
 from dssr_slurm.nodelist import expand_nodelist
 from dssr_slurm.options import quoted
 from dssr_slurm.ssh import CommandResult, is_unreachable, quote_command, slurm_message, unreachable_or_failed
-from dssr_slurm.states import LIVE_STATE_NAMES, state_name
+from dssr_slurm.states import LIVE_STATE_NAMES, state_code, state_name
 
 log = logging.getLogger(__name__)
 
-#: squeue's fields: job id, name, owner, long state, time used, node list. Job names of ours
-#: cannot hold ``|`` (dssr_core checks names), so it separates fields safely.
-SQUEUE_FORMAT = "%i|%j|%u|%T|%M|%N"
+#: squeue's fields: job id, name, owner, long state, time used, node list, comment. Job names
+#: of ours cannot hold ``|`` (dssr_core checks names), so it separates fields safely; the
+#: comment, which may, comes last.
+SQUEUE_FORMAT = "%i|%j|%u|%T|%M|%N|%k"
+SQUEUE_FIELDS = 7
 SACCT_FIELDS = "JobID,JobName,State,ExitCode,ElapsedRaw,User"
 INVALID_JOB = "invalid job id specified"
 EXISTING = "existing"
@@ -86,14 +88,21 @@ def parse_squeue(text: str) -> list[JobRecord]:
 
 def _squeue_record(line: str) -> JobRecord | None:
     fields = line.split("|")
-    if len(fields) != 6 or not fields[0].isdigit():
+    if len(fields) > SQUEUE_FIELDS:
+        # A '|' in the comment or in a job name (never one of ours): the line is ours only when
+        # it reads as ours with the extra '|'s in the comment, the last field.
+        fields = line.split("|", SQUEUE_FIELDS - 1)
+        if state_code(fields[3]) is None:
+            return None
+    if len(fields) != SQUEUE_FIELDS or not fields[0].isdigit():
         return None
-    jobid, slurm_name, user, state, elapsed, nodes = fields
+    jobid, slurm_name, user, state, elapsed, nodes, comment = fields
     name = upstream_name(slurm_name)
     if name is None:
         return None
     return JobRecord(jobid=jobid, name=name, user=user, state=state_name(state),
-                     elapsed_s=_seconds(elapsed), nodes=expand_nodelist(nodes))
+                     elapsed_s=_seconds(elapsed), nodes=expand_nodelist(nodes),
+                     service_port=service_port(comment))
 
 
 def parse_sacct(text: str) -> list[JobRecord]:

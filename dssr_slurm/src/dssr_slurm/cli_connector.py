@@ -53,7 +53,8 @@ class SlurmCliConnector(SlurmConnector):
     def submit(self, submission: Submission) -> SubmitResult:
         account = self.accounts.for_email(submission.user_email)
         options = submission_options(submission.facts, name=submission.name,
-                                     scratch_dir=self.config.scratch_dir, held=submission.held)
+                                     scratch_dir=self.config.scratch_dir, held=submission.held,
+                                     service_port=submission.service_port)
         script = batch_script(submission.script, self.config.scratch_dir, submission.name,
                               submission.success_marker)
         command = commands.submit(submission.name, sbatch_arguments(options))

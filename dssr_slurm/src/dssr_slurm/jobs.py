@@ -10,6 +10,9 @@ from dssr_core.models import JOB_NAME, JobRef
 #: Jobs are named ``jarvice_<name>`` in Slurm so that administrators can tell them apart.
 JOB_NAME_PREFIX = "jarvice_"
 _SLURM_JOB_ID = re.compile(r"^[0-9]{1,12}$")
+#: How a job's Slurm comment (``--comment``) remembers its service port.
+SERVICE_PORT_KEY = "dssr-service-port"
+_SERVICE_PORT = re.compile(rf"(?:^|[\s,;]){SERVICE_PORT_KEY}=([0-9]{{1,5}})(?=$|[\s,;|])")
 
 
 def slurm_job_name(name: str) -> str:
@@ -25,6 +28,25 @@ def upstream_name(slurm_name: str) -> str | None:
     return name if JOB_NAME.match(name) else None
 
 
+def service_port_comment(port: int) -> str:
+    """The Slurm comment that remembers an interactive job's service port."""
+    return f"{SERVICE_PORT_KEY}={int(port)}"
+
+
+def service_port(comment: object) -> int | None:
+    """The service port a job's Slurm comment remembers; None when it has none or it is malformed.
+
+    Other text in the comment is ignored; this never fails.
+    """
+    if not isinstance(comment, str):
+        return None
+    match = _SERVICE_PORT.search(comment)
+    if match is None:
+        return None
+    port = int(match.group(1))
+    return port if 1 <= port <= 65535 else None
+
+
 def check_slurm_job_id(jobid: str) -> str:
     """``jobid`` when it is a Slurm job id (digits), else InvalidRequest."""
     if not isinstance(jobid, str) or not _SLURM_JOB_ID.match(jobid):
@@ -37,7 +59,8 @@ class JobRecord:
     """One of our jobs as the scheduler reports it (a line of ``squeue``, ``sacct``, a REST job).
 
     ``state`` is a long state name (``RUNNING``); ``user`` the job's owner on the cluster.
-    ``exit_code`` is known only from accounting.
+    ``exit_code`` is known only from accounting. ``service_port`` is where an interactive job's
+    web service listens on its first node, read from the job's Slurm comment (None: none).
     """
 
     jobid: str
@@ -47,6 +70,7 @@ class JobRecord:
     elapsed_s: int = 0
     nodes: tuple[str, ...] = ()
     exit_code: int | None = None
+    service_port: int | None = None
 
     def is_for(self, job: JobRef) -> bool:
         """Whether this record is ``job``: same id AND same name (Slurm reuses ids)."""

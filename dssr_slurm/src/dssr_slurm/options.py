@@ -9,7 +9,7 @@ import shlex
 
 from dssr_core.errors import InvalidRequest
 from dssr_core.models import JobFacts
-from dssr_slurm.jobs import slurm_job_name
+from dssr_slurm.jobs import service_port_comment, slurm_job_name
 from dssr_slurm.jobscript import output_pattern
 
 #: What a ``sbatch_<option>`` device value may hold: no quote, space, ``$``, backtick, ``;``,
@@ -25,8 +25,13 @@ REFUSED_OPTIONS = frozenset({"bb", "bbf", "container", "container-id", "clusters
 Options = list[tuple[str, str | None]]
 
 
-def submission_options(facts: JobFacts, *, name: str, scratch_dir: str, held: bool) -> Options:
-    """The options of one submission, in a stable order; ``None`` marks a flag."""
+def submission_options(facts: JobFacts, *, name: str, scratch_dir: str, held: bool,
+                       service_port: int | None = None) -> Options:
+    """The options of one submission, in a stable order; ``None`` marks a flag.
+
+    ``service_port`` (an interactive job's web service) is remembered in the job's comment,
+    so that any DSSR replica can read it back from Slurm.
+    """
     options: Options = [
         ("job-name", slurm_job_name(name)),
         ("output", output_pattern(scratch_dir, name)),
@@ -47,6 +52,8 @@ def submission_options(facts: JobFacts, *, name: str, scratch_dir: str, held: bo
         options.append(("licenses", facts.licenses))
     if held:
         options.append(("hold", None))
+    if service_port is not None:
+        options.append(("comment", service_port_comment(service_port)))
     options.extend(device_option(option, value) for option, value in facts.scheduler_options)
     return options
 

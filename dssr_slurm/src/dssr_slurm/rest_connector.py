@@ -197,7 +197,8 @@ class SlurmRestConnector(SlurmConnector):
 
     def _spec(self, submission: Submission):
         options = submission_options(submission.facts, name=submission.name,
-                                     scratch_dir=self.config.scratch_dir, held=submission.held)
+                                     scratch_dir=self.config.scratch_dir, held=submission.held,
+                                     service_port=submission.service_port)
         return job_spec(options, working_directory=self.config.scratch_dir,
                         environment={"PATH": self.rest.job_path})
 

@@ -19,7 +19,7 @@ Where each version's fields come from: tests/dssr_slurm/recorded/README.md.
 
 import attrs
 
-from dssr_slurm.jobs import JobRecord, upstream_name
+from dssr_slurm.jobs import JobRecord, service_port, upstream_name
 from dssr_slurm.nodelist import expand_nodelist
 from dssr_slurm.rest_jobspec import JobSpec
 from dssr_slurm.states import LONG_NAMES, is_running, state_name
@@ -76,6 +76,14 @@ def exit_code(value) -> int | None:
 
 def _text(value) -> str:
     return value if isinstance(value, str) else ""
+
+
+def comment_text(value) -> str:
+    """A job's comment: a string in ``/slurm/`` job records, an object in ``/slurmdb/`` ones
+    (``{administrator, job, system}``, where ``job`` is what ``--comment`` set)."""
+    if isinstance(value, dict):
+        value = value.get("job")
+    return _text(value)
 
 
 def elapsed_seconds(raw: dict, state: str, now: float) -> int:
@@ -143,7 +151,8 @@ class ApiVersion:
         return JobRecord(jobid=str(jobid), name=name, user=_text(raw.get("user_name")), state=state,
                          elapsed_s=elapsed_seconds(raw, state, now),
                          nodes=expand_nodelist(_text(raw.get("nodes"))) if is_running(state) else (),
-                         exit_code=exit_code(raw.get("exit_code")))
+                         exit_code=exit_code(raw.get("exit_code")),
+                         service_port=service_port(comment_text(raw.get("comment"))))
 
     def db_record(self, raw: dict) -> JobRecord | None:
         """One entry of ``jobs`` from ``/slurmdb/`` (accounting)."""
@@ -155,7 +164,8 @@ class ApiVersion:
         time = raw.get("time") if isinstance(raw.get("time"), dict) else {}
         return JobRecord(jobid=str(jobid), name=name, user=_text(raw.get("user")),
                          state=base_state(state.get("current")), elapsed_s=number(time.get("elapsed")) or 0,
-                         exit_code=self.db_exit_code(raw))
+                         exit_code=self.db_exit_code(raw),
+                         service_port=service_port(comment_text(raw.get("comment"))))
 
     def db_exit_code(self, raw: dict) -> int | None:
         return exit_code(raw.get("exit_code"))
