@@ -3,7 +3,13 @@
 import subprocess
 import time
 
+import attrs
 import jwt
+
+from dssr_core.app import create_app
+from dssr_core.settings import Settings
+from dssr_core.shell import ShellExecutor
+from dssr_core.testing import ApiClient
 
 
 def bearer_for(email: str) -> str:
@@ -61,3 +67,26 @@ def wait_running(api, job, timeout: float = 120) -> None:
 
     wait_until(lambda: [job["name"], job["jobid"]] in api.get("/running").json, timeout,
                what=f"{job['name']} to run")
+
+
+class ServiceExecutor(ShellExecutor):
+    """The shell executor, with a web service port as the singularity executor gives interactive jobs."""
+
+    def render(self, request):
+        return attrs.evolve(super().render(request), service_port=2228)
+
+
+def assert_interactive_job_gets_its_url(connector, name: str, bearer: str, devices: list[str]) -> None:
+    """Through the HTTP app: the port rides in the job's comment, info answers the node's URL."""
+    settings = Settings.from_env({})
+    api = ApiClient.for_app(create_app(settings, connector, ServiceExecutor(settings)))
+    job = job_of(name, api.submit(name, template("sleep 30", devices=devices), bearer=bearer))
+    try:
+        assert squeue_field(job["jobid"], "%k") == "dssr-service-port=2228"
+        wait_running(api, job)
+        answer = api.post(f"/request/{name}/1/{job['jobid']}/info", {"qs": {}})
+        assert answer.status == 200, answer.text
+        assert answer.json["url"] == "http://localhost:2228/"
+        assert set(answer.json) == {"about", "help", "url", "actions"}
+    finally:
+        assert api.post("/terminate", job).status == 200

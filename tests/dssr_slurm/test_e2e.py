@@ -4,9 +4,9 @@ the way upstream drives it."""
 import os
 import uuid
 
-import attrs
 import pytest
 from slurm_helpers import (
+    assert_interactive_job_gets_its_url,
     bearer_for,
     job_of,
     squeue_field,
@@ -16,10 +16,7 @@ from slurm_helpers import (
     wait_running,
 )
 
-from dssr_core.app import create_app
-from dssr_core.settings import Settings
-from dssr_core.shell import ShellExecutor
-from dssr_core.testing import ApiClient, wait_until
+from dssr_core.testing import wait_until
 
 pytestmark = pytest.mark.slow
 KIRBY, MARIO = bearer_for("kirby@example.org"), bearer_for("mario@example.org")
@@ -170,24 +167,5 @@ def test_data_listing_refuses_links_out_of_the_data_root(api, slurm_env):
         os.unlink(link)
 
 
-class ServiceExecutor(ShellExecutor):
-    """The shell executor, with a web service port as the singularity executor gives interactive jobs."""
-
-    def render(self, request):
-        return attrs.evolve(super().render(request), service_port=2228)
-
-
 def test_info_of_an_interactive_job_gives_its_url(make_connector):
-    settings = Settings.from_env({})
-    api = ApiClient.for_app(create_app(settings, make_connector(), ServiceExecutor(settings)))
-    name = unique("service")
-    job = job_of(name, api.submit(name, template("sleep 30", devices=SHARED), bearer=KIRBY))
-    try:
-        assert squeue_field(job["jobid"], "%k") == "dssr-service-port=2228"
-        wait_running(api, job)
-        answer = api.post(f"/request/{name}/1/{job['jobid']}/info", {"qs": {}})
-        assert answer.status == 200, answer.text
-        assert answer.json["url"] == "http://localhost:2228/"
-        assert set(answer.json) == {"about", "help", "url", "actions"}
-    finally:
-        assert api.post("/terminate", job).status == 200
+    assert_interactive_job_gets_its_url(make_connector(), unique("service"), KIRBY, SHARED)

@@ -5,10 +5,10 @@ import os
 import uuid
 from pathlib import Path
 
-import attrs
 import pytest
 from rest_fixtures import cluster_token
 from slurm_helpers import (
+    assert_interactive_job_gets_its_url,
     bearer_for,
     job_of,
     squeue_field,
@@ -243,24 +243,5 @@ def test_slurms_refusals_are_422_with_its_message(api_for):
     assert answer.json["description"]
 
 
-class ServiceExecutor(ShellExecutor):
-    """The shell executor, with a web service port as the singularity executor gives interactive jobs."""
-
-    def render(self, request):
-        return attrs.evolve(super().render(request), service_port=2228)
-
-
-def test_info_of_an_interactive_job_gives_its_url(make_rest_connector, rest_env):
-    settings = Settings.from_env(rest_env)
-    api = ApiClient.for_app(create_app(settings, make_rest_connector(), ServiceExecutor(settings)))
-    name = unique("service")
-    job = job_of(name, api.submit(name, template("sleep 30", devices=SHARED), bearer=KIRBY))
-    try:
-        assert squeue_field(job["jobid"], "%k") == "dssr-service-port=2228"
-        wait_running(api, job)
-        answer = api.post(f"/request/{name}/1/{job['jobid']}/info", {"qs": {}})
-        assert answer.status == 200, answer.text
-        assert answer.json["url"] == "http://localhost:2228/"
-        assert set(answer.json) == {"about", "help", "url", "actions"}
-    finally:
-        assert api.post("/terminate", job).status == 200
+def test_info_of_an_interactive_job_gives_its_url(make_rest_connector):
+    assert_interactive_job_gets_its_url(make_rest_connector(), unique("service"), KIRBY, SHARED)
