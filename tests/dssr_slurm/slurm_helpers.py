@@ -18,6 +18,31 @@ def bearer_for(email: str) -> str:
     return jwt.encode(claims, "any-key-will-do-dssr-does-not-check-it", algorithm="HS256")
 
 
+KIRBY_MAIL, MARIO_MAIL = "kirby@example.org", "mario@example.org"
+#: One node: lets the jobs of a test share it.
+SHARED = ["exclusive=False"]
+
+
+def exitstatus(api, job):
+    answer = api.post("/exitstatus", job)
+    assert answer.status == 200, answer.text
+    return answer.json
+
+
+def submit_as_each_user(api, body: str, unique) -> dict[str, dict]:
+    """Submit ``body`` as kirby and mario (by their bearers) and as the service account (no
+    bearer); check that Slurm runs each as that user under the name jarvice_<name>."""
+    jobs = {}
+    for user, bearer in (("kirby", bearer_for(KIRBY_MAIL)), ("mario", bearer_for(MARIO_MAIL)),
+                         ("jarvice", None)):
+        name = unique(user)
+        jobs[user] = job_of(name, api.submit(name, template(body, devices=SHARED), bearer=bearer))
+    for user, job in jobs.items():
+        assert squeue_field(job["jobid"], "%u") == user
+        assert squeue_field(job["jobid"], "%j") == f"jarvice_{job['name']}"
+    return jobs
+
+
 def squeue_field(jobid: str, field: str) -> str:
     """One field of a job, as root sees it (independent of DSSR)."""
     done = subprocess.run(["squeue", "-h", "-a", "-t", "all", "-j", jobid, "-o", field],

@@ -7,7 +7,7 @@ import uuid
 
 import attrs
 import pytest
-from slurm_helpers import bearer_for, job_of, template, wait_ended, wait_running
+from slurm_helpers import SHARED, bearer_for, job_of, template, wait_ended, wait_running
 
 from dssr_core.app import create_app
 from dssr_core.settings import Settings
@@ -53,7 +53,7 @@ def test_the_success_marker_decides_under_real_srun(make_connector):
     results = {}
     for label, body in (("printed", "echo DSSR_TEST_SUCCESS"), ("silent", "echo no marker; exit 0")):
         name = f"cli-marker-{label}-{uuid.uuid4().hex[:6]}"
-        results[label] = job_of(name, api.submit(name, template(body, devices=["exclusive=False"]),
+        results[label] = job_of(name, api.submit(name, template(body, devices=SHARED),
                                                  bearer=KIRBY))
     for job in results.values():
         wait_ended(api, job)
@@ -67,7 +67,7 @@ def test_the_success_marker_decides_under_real_srun(make_connector):
 def test_exitstatus_of_a_running_job_keeps_its_files(make_connector, slurm_env):
     api = app_for(make_connector())
     name = f"cli-keep-{uuid.uuid4().hex[:6]}"
-    job = job_of(name, api.submit(name, template("echo kept; sleep 60", devices=["exclusive=False"]),
+    job = job_of(name, api.submit(name, template("echo kept; sleep 60", devices=SHARED),
                                   bearer=KIRBY))
     wait_running(api, job)
     rc, _, (output, banner) = api.post("/exitstatus", job).json

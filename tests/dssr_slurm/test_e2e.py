@@ -6,10 +6,15 @@ import uuid
 
 import pytest
 from slurm_helpers import (
+    KIRBY_MAIL,
+    MARIO_MAIL,
+    SHARED,
     assert_interactive_job_gets_its_url,
     bearer_for,
+    exitstatus,
     job_of,
     squeue_field,
+    submit_as_each_user,
     template,
     wait_ended,
     wait_gone_from_squeue,
@@ -19,8 +24,7 @@ from slurm_helpers import (
 from dssr_core.testing import wait_until
 
 pytestmark = pytest.mark.slow
-KIRBY, MARIO = bearer_for("kirby@example.org"), bearer_for("mario@example.org")
-SHARED = ["exclusive=False"]  # one node: let the jobs of a test share it
+KIRBY, MARIO = bearer_for(KIRBY_MAIL), bearer_for(MARIO_MAIL)
 
 
 def unique(label: str) -> str:
@@ -32,23 +36,11 @@ def api(dssr_server, slurm_env):
     return dssr_server(slurm_env).api()
 
 
-def exitstatus(api, job):
-    answer = api.post("/exitstatus", job)
-    assert answer.status == 200, answer.text
-    return answer.json
-
-
 def test_jobs_run_as_the_mapped_users_and_see_the_scheduler_mapping(api, slurm_env):
     body = ('echo "user=$(id -un)"; for v in PROCESS_PROCID PROCESS_NODENAME JOB_JOBID JOB_JOB_NODELIST '
             'JOB_JOB_FORMATED_NODELIST JOB_NNODES JOB_NTASKS JOB_SUBMIT_DIR JOB_GPUS_PER_NODE; do '
             'echo "$v=${!v}"; done; sleep 3')
-    jobs = {}
-    for user, bearer in (("kirby", KIRBY), ("mario", MARIO), ("jarvice", None)):
-        name = unique(user)
-        jobs[user] = job_of(name, api.submit(name, template(body, devices=SHARED), bearer=bearer))
-    for user, job in jobs.items():
-        assert squeue_field(job["jobid"], "%u") == user
-        assert squeue_field(job["jobid"], "%j") == f"jarvice_{job['name']}"
+    jobs = submit_as_each_user(api, body, unique)
     for user, job in jobs.items():
         wait_ended(api, job)
         rc, _, (output, banner) = exitstatus(api, job)

@@ -6,7 +6,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from slurm_helpers import bearer_for, job_of, template, wait_ended, wait_running
+from slurm_helpers import SHARED, bearer_for, job_of, template, wait_ended, wait_running
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ def test_status_is_503_while_a_daemon_is_down_and_works_again_after(dssr_server,
                                                                     daemon, words):
     api = dssr_server(slurm_env).api()
     name = f"cli-down-{daemon}-{uuid.uuid4().hex[:6]}"
-    job = job_of(name, api.submit(name, template("sleep 300", devices=["exclusive=False"]),
+    job = job_of(name, api.submit(name, template("sleep 300", devices=SHARED),
                                   bearer=bearer_for("kirby@example.org")))
     wait_running(api, job)
     daemons.stop(daemon)

@@ -4,7 +4,7 @@ the way upstream drives it, including slurmrestd going away and coming back."""
 import uuid
 
 import pytest
-from slurm_helpers import bearer_for, job_of, template, wait_ended
+from slurm_helpers import SHARED, bearer_for, job_of, template, wait_ended
 
 from dssr_core.testing import wait_until
 
@@ -30,7 +30,7 @@ def test_dssr_serve_runs_a_job_through_slurmrestd(dssr_server, rest_env):
     assert rest_env["JARVICE_SLURM_SSH_PKEY"][:40] not in log and "X-SLURM-USER-TOKEN" not in log
     api = server.api()
     name = unique("serve")
-    job = job_of(name, api.submit(name, template('echo "hello from $(id -un)"', devices=["exclusive=False"]),
+    job = job_of(name, api.submit(name, template('echo "hello from $(id -un)"', devices=SHARED),
                                   bearer=KIRBY))
     wait_ended(api, job)
     rc, _, (output, banner) = api.post("/exitstatus", job).json

@@ -8,10 +8,15 @@ from pathlib import Path
 import pytest
 from rest_fixtures import cluster_token
 from slurm_helpers import (
+    KIRBY_MAIL,
+    MARIO_MAIL,
+    SHARED,
     assert_interactive_job_gets_its_url,
     bearer_for,
+    exitstatus,
     job_of,
     squeue_field,
+    submit_as_each_user,
     template,
     wait_ended,
     wait_gone_from_squeue,
@@ -26,8 +31,7 @@ from dssr_core.testing import ApiClient, wait_until
 pytest_plugins = ["rest_fixtures"]
 
 pytestmark = pytest.mark.slow
-KIRBY, MARIO = bearer_for("kirby@example.org"), bearer_for("mario@example.org")
-SHARED = ["exclusive=False"]  # one node: let the jobs of a test share it
+KIRBY, MARIO = bearer_for(KIRBY_MAIL), bearer_for(MARIO_MAIL)
 SSH_OUTPUT = {"JARVICE_SLURMRESTD_OUTPUT_ACCESS": "ssh"}
 
 
@@ -45,22 +49,10 @@ def api_for(make_rest_connector, rest_env):
     return api_for
 
 
-def exitstatus(api, job):
-    answer = api.post("/exitstatus", job)
-    assert answer.status == 200, answer.text
-    return answer.json
-
-
 def test_jobs_run_as_the_mapped_users_with_the_configured_path(api_for, rest_env):
     api = api_for(**SSH_OUTPUT)
     body = 'echo "user=$(id -un)"; echo "path=$PATH"; echo "nodes=$JOB_JOB_FORMATED_NODELIST"; sleep 2'
-    jobs = {}
-    for user, bearer in (("kirby", KIRBY), ("mario", MARIO), ("jarvice", None)):
-        name = unique(user)
-        jobs[user] = job_of(name, api.submit(name, template(body, devices=SHARED), bearer=bearer))
-    for user, job in jobs.items():
-        assert squeue_field(job["jobid"], "%u") == user
-        assert squeue_field(job["jobid"], "%j") == f"jarvice_{job['name']}"
+    jobs = submit_as_each_user(api, body, unique)
     for user, job in jobs.items():
         wait_ended(api, job)
         rc, _, (output, banner) = exitstatus(api, job)
