@@ -212,10 +212,16 @@ class Listing:
         resp.media = [[job.name, job.jobid] for job in self.list_jobs()]
 
 
-class _JobResource:
+class _ConnectorResource:
+    """A resource that reads upstream's ``args`` and asks the connector."""
+
     def __init__(self, read_args, connector):
         self.read_args = read_args
         self.connector = connector
+
+
+class _JobResource(_ConnectorResource):
+    """POST ``name``, ``number``, ``jobid``; answers what :meth:`answer` returns."""
 
     def on_post(self, req, resp):
         job = job_ref(self.read_args(req))
@@ -260,11 +266,7 @@ class Events(_JobResource):
         return self.connector.events(job)
 
 
-class Online:
-    def __init__(self, read_args, connector):
-        self.read_args = read_args
-        self.connector = connector
-
+class Online(_ConnectorResource):
     def on_post(self, req, resp):
         args = self.read_args(req)
         host, status = args.get("host"), args.get("status")
@@ -285,11 +287,7 @@ def _query(args: dict) -> dict[str, list[str]]:
     return cleaned
 
 
-class JobRequest:
-    def __init__(self, read_args, connector):
-        self.read_args = read_args
-        self.connector = connector
-
+class JobRequest(_ConnectorResource):
     def on_post(self, req, resp, name, number, jobid, method):
         args = self.read_args(req) if req.content_length else {}
         job = job_ref({"name": name, "number": number, "jobid": jobid})
@@ -302,11 +300,7 @@ class JobRequest:
             resp.data = answer.body if isinstance(answer.body, bytes) else answer.body.encode()
 
 
-class DataListing:
-    def __init__(self, read_args, connector):
-        self.read_args = read_args
-        self.connector = connector
-
+class DataListing(_ConnectorResource):
     def on_post(self, req, resp):
         query = _query(self.read_args(req))
         path = data_path((query.get("path") or ["/"])[-1])
