@@ -208,7 +208,7 @@ class SshConnection:
         try:
             return transport.open_session(timeout=self.settings.connect_timeout)
         except (paramiko.SSHException, EOFError, OSError) as error:
-            log.info("ssh %s: the connection is gone (%s); reconnecting", self.where, _reason(error))
+            log.info("ssh %s: the connection is gone (%s); reconnecting", self.where, error_reason(error))
             self._forget(transport)
         transport = self._transport()
         try:
@@ -216,7 +216,7 @@ class SshConnection:
         except (paramiko.SSHException, EOFError, OSError) as error:
             self._forget(transport)
             raise ClusterUnavailable(
-                f"Cannot open an SSH session to {self.where}: {_reason(error)}.") from None
+                f"Cannot open an SSH session to {self.where}: {error_reason(error)}.") from None
 
     def _transport(self) -> paramiko.Transport:
         asked_at = time.monotonic()
@@ -268,7 +268,7 @@ class SshConnection:
         except (paramiko.SSHException, EOFError, OSError) as error:
             client.close()
             raise ClusterUnavailable(
-                f"Cannot reach the cluster over SSH as {self.where}: {_reason(error)}.") from None
+                f"Cannot reach the cluster over SSH as {self.where}: {error_reason(error)}.") from None
         client.get_transport().set_keepalive(settings.keepalive)
         log.info("ssh: connected to %s", self.where)
         return client
@@ -308,7 +308,7 @@ def _exchange(channel: paramiko.Channel, command: str, stdin: str | None, timeou
         raise ClusterUnavailable(
             f"The cluster did not finish {program} within {timeout:g} s ({where}).") from None
     except (paramiko.SSHException, EOFError, OSError) as error:
-        raise ClusterUnavailable(f"SSH to {where} failed during {program}: {_reason(error)}.") from None
+        raise ClusterUnavailable(f"SSH to {where} failed during {program}: {error_reason(error)}.") from None
     status = channel.recv_exit_status()
     if status < 0:
         raise ClusterUnavailable(f"SSH to {where} closed before {program} finished.")
@@ -324,7 +324,7 @@ def _send(channel: paramiko.Channel, text: str) -> None:
     except TimeoutError:
         raise
     except (paramiko.SSHException, OSError) as error:
-        log.debug("ssh: standard input not fully sent: %s", _reason(error))
+        log.debug("ssh: standard input not fully sent: %s", error_reason(error))
 
 
 def _drain(channel: paramiko.Channel, stdout: bytearray, stderr: bytearray) -> None:
@@ -334,7 +334,8 @@ def _drain(channel: paramiko.Channel, stdout: bytearray, stderr: bytearray) -> N
         stderr += channel.recv_stderr(65536)
 
 
-def _reason(error: BaseException) -> str:
+def error_reason(error: BaseException) -> str:
+    """A few words on why an SSH or socket operation failed, for a message or a log line."""
     if isinstance(error, paramiko.AuthenticationException):
         return "the key was refused"
     if isinstance(error, ConnectionRefusedError):
@@ -362,7 +363,7 @@ def _load_known_hosts(client: paramiko.SSHClient, settings: SshSettings) -> None
             log.warning("ssh: the known_hosts file %s does not exist", settings.known_hosts)
     except (OSError, paramiko.SSHException) as error:
         raise ClusterUnavailable(f"The known_hosts file {settings.known_hosts} cannot be read: "
-                                 f"{_reason(error)}.") from None
+                                 f"{error_reason(error)}.") from None
 
 
 class _RejectUnknownHost(paramiko.MissingHostKeyPolicy):
