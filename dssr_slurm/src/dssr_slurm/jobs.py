@@ -83,7 +83,7 @@ Entry = TypeVar("Entry")
 
 
 def matching(job: JobRef, entries: Iterable[Entry],
-             record_of: Callable[[Entry], "JobRecord | None"] = lambda record: record) -> Entry | None:
+             record_of: Callable[[Entry], JobRecord | None] = lambda record: record) -> Entry | None:
     """The last of ``entries`` whose record is ``job`` (same id and name: an id Slurm reused is not ours).
 
     ``entries`` are records, or raw answers that ``record_of`` reads (None: not one of ours).
