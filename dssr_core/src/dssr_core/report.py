@@ -12,8 +12,8 @@ def init_report(settings, connector_backend, executor_backend, connector, execut
     """The report's lines and whether the first connection to the cluster worked."""
     lines = [
         REPORT_HEADER,
-        f"connector: {connector_backend.name} ({connector_backend.distribution} {connector_backend.version})",
-        f"executor: {executor_backend.name} ({executor_backend.distribution} {executor_backend.version})",
+        f"connector: {_origin(connector_backend)}, {settings.connector_reason}",
+        f"executor: {_origin(executor_backend)}, {settings.executor_reason}",
         f"listen: {settings.bind}:{settings.port} with {settings.threads} threads",
         "authentication: " + ("HTTP Basic (JARVICE_SCHED_SERVER_KEY is set)" if settings.server_key
                               else "none (JARVICE_SCHED_SERVER_KEY is not set)"),
@@ -28,3 +28,7 @@ def init_report(settings, connector_backend, executor_backend, connector, execut
         lines.append(f"first connection: FAILED, {error.message}")
         ok = False
     return lines, ok
+
+
+def _origin(backend) -> str:
+    return f"{backend.name} ({backend.distribution} {backend.version})"
