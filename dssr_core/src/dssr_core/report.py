@@ -17,7 +17,9 @@ def init_report(settings, connector_backend, executor_backend, connector, execut
         f"listen: {settings.bind}:{settings.port} with {settings.threads} threads",
         "authentication: " + ("HTTP Basic (JARVICE_SCHED_SERVER_KEY is set)" if settings.server_key
                               else "none (JARVICE_SCHED_SERVER_KEY is not set)"),
-        f"log level: {logging.getLevelName(settings.log_level)}",
+        f"log level: {logging.getLevelName(settings.log_level)}" + (
+            f", {logging.getLevelName(settings.slurm_log_level)} for the Slurm connectors"
+            if settings.slurm_log_level != settings.log_level else ""),
     ]
     lines += [f"{label}: {value}" for label, value in connector.report() + executor.report()]
     try:
