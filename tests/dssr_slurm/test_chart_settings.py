@@ -201,9 +201,10 @@ def test_only_the_charts_environment_runs_slurm_cli_with_singularity_and_it_answ
         assert "overlay: 640 MB" in report and "singularity tmp dir: /tmp" in report
         assert "service account group: jarvice (JARVICE_SLURM_SSH_USER_GROUP" in report
         assert "log level: INFO, WARNING for the Slurm connectors" in report
+        assert "settings read by no installed distribution: JARVICE_CLUSTER_TYPE, JARVICE_EXPERIMENTAL, " \
+               "JARVICE_JOBS_DOMAIN," in report
         api = ApiClient.for_app(create_app(settings, connector, executor), auth=SERVER_KEY)
         assert api.get("/running").status == 200 and api.get("/queued").status == 200
-        assert api.get("/running").status == 200
         assert ApiClient.for_app(create_app(settings, connector, executor)).get("/queued").status == 401
     finally:
         connector.close()

@@ -101,15 +101,15 @@ def settings_report(settings: Settings, registry) -> tuple[list[str], bool]:
             lines += ["", f"{distribution}:", f"  {'SETTING':<{width}}  {'FROM':<{source_width}}  VALUE"]
         value = row.problem or (row.value if row.source == "default" else _shortened(row.value))
         lines.append(f"  {row.declared.setting.name:<{width}}  {row.source:<{source_width}}  {value}")
-    unread = unread_names(settings, rows)
+    unread = unread_names(settings, tuple(row.declared for row in rows))
     if unread:
         lines += ["", "Set, but read by no installed distribution: " + ", ".join(unread)]
     return lines, not any(row.problem for row in rows)
 
 
-def unread_names(settings: Settings, rows: list[Effective]) -> list[str]:
+def unread_names(settings: Settings, declared: tuple[Declared, ...]) -> list[str]:
     """Names that look like settings, are set, and that no declaration reads (names only)."""
-    spellings = {spelling for row in rows for spelling in row.declared.setting.spellings}
+    spellings = {spelling for entry in declared for spelling in entry.setting.spellings}
     return sorted(name for name in settings.values
                   if name.startswith(SETTING_PREFIXES) and name not in spellings)
 

@@ -22,6 +22,7 @@ def init_report(settings, connector_backend, executor_backend, connector, execut
             if settings.slurm_log_level != settings.log_level else ""),
     ]
     lines += [f"{label}: {value}" for label, value in connector.report() + executor.report()]
+    lines.append("settings read by no installed distribution: " + (", ".join(_unread(settings)) or "none"))
     try:
         summary = connector.check()
         lines.append(f"first connection: OK, {summary}")
@@ -30,6 +31,15 @@ def init_report(settings, connector_backend, executor_backend, connector, execut
         lines.append(f"first connection: FAILED, {error.message}")
         ok = False
     return lines, ok
+
+
+def _unread(settings) -> list[str]:
+    """Set ``JARVICE_``/``DSSR_`` names nothing declares (names only); two plugins declaring one
+    setting differently stop the start here."""
+    from dssr_core.catalogue import declared_settings, unread_names
+    from dssr_core.plugins import make_registry
+
+    return unread_names(settings, declared_settings(make_registry(block=settings.disabled_plugins)))
 
 
 def _origin(backend) -> str:
