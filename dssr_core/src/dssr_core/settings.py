@@ -35,7 +35,7 @@ _LEGACY_MODULE = re.compile(r"^(?:connectors|executors)\.([A-Za-z0-9_-]+)\.(?:co
 CONNECTOR = Setting(
     "JARVICE_BAREMETAL_CONNECTOR", "the connector, by name (`dummy`, `slurm-cli`, `slurmrestd`, or a "
     "third party's; the older `connectors.<name>.connector` too); `--connector`",
-    default_text="`slurm-cli` or `slurmrestd` when a Slurm setting is set (see below), else `dummy`")
+    default_text="`slurm-cli` or `slurmrestd` when a Slurm setting is set, else `dummy`")
 SLURM_CLIENT = Setting(
     "JARVICE_SLURM_CLIENT", "the chart's choice of connector when none is named: `ssh_client` is "
     "`slurm-cli`, `slurmrestd_client` is `slurmrestd`", kind="choice", choices=tuple(SLURM_CLIENTS))
