@@ -24,12 +24,37 @@ import attrs
 import paramiko
 
 from dssr_core.errors import ClusterUnavailable, ConnectorError, SettingsError
+from dssr_core.settings import Setting
 from dssr_slurm.users import ClusterAccount, decode_private_key
 
 log = logging.getLogger(__name__)
 
 KEY_CLASSES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
 _known_hosts_lock = threading.Lock()
+
+
+CLUSTER_ADDR = Setting("JARVICE_SLURM_CLUSTER_ADDR", "the login node's address", default_text="required")
+CLUSTER_PORT = Setting("JARVICE_SLURM_CLUSTER_PORT", "its SSH port", kind="int", default=22, minimum=1,
+                       maximum=65535)
+SSH_USER = Setting("JARVICE_SLURM_SSH_USER", "the service account", default_text="required")
+SSH_PKEY = Setting("JARVICE_SLURM_SSH_PKEY", "the service account's private key: PEM text or base64 of it "
+                   "(ed25519, ECDSA, RSA; no passphrase)", secret=True, default_text="required")
+KNOWN_HOSTS = Setting("JARVICE_SLURM_SSH_KNOWN_HOSTS", "the known_hosts file host keys are checked against",
+                      kind="path", default="~/.ssh/known_hosts")
+TRUST_ON_FIRST_USE = Setting("JARVICE_SLURM_SSH_TRUST_ON_FIRST_USE", "`true`: accept an unknown host key "
+                             "once and append it to the file", kind="bool", default=False)
+CONNECT_TIMEOUT = Setting("JARVICE_SLURM_SSH_CONNECT_TIMEOUT", "seconds to connect, and to open a session on "
+                          "a connection", kind="float", default=10.0, minimum=0.1)
+COMMAND_TIMEOUT = Setting("JARVICE_SLURM_COMMAND_TIMEOUT", "seconds any one command may take (`squeue` "
+                          "against a dead controller takes about 9 s to fail)", kind="float", default=30.0,
+                          minimum=0.1)
+KEEPALIVE = Setting("JARVICE_SLURM_SSH_KEEPALIVE", "seconds between SSH keepalives; `0` = none", kind="int",
+                    default=30, minimum=0)
+MAX_SESSIONS = Setting("JARVICE_SLURM_SSH_MAX_SESSIONS", "commands at once on one connection (sshd's "
+                       "`MaxSessions`, 10 by default); more wait", kind="int", default=10, minimum=1,
+                       maximum=1000)
+SETTINGS = (CLUSTER_ADDR, CLUSTER_PORT, SSH_USER, SSH_PKEY, KNOWN_HOSTS, TRUST_ON_FIRST_USE, CONNECT_TIMEOUT,
+            COMMAND_TIMEOUT, KEEPALIVE, MAX_SESSIONS)
 
 
 @attrs.frozen
@@ -49,13 +74,10 @@ class SshSettings:
 
     @classmethod
     def from_settings(cls, settings) -> "SshSettings":
-        host = settings.get("JARVICE_SLURM_CLUSTER_ADDR")
-        user = settings.get("JARVICE_SLURM_SSH_USER")
-        key = settings.get("JARVICE_SLURM_SSH_PKEY")
-        for name, value in (("JARVICE_SLURM_CLUSTER_ADDR", host), ("JARVICE_SLURM_SSH_USER", user),
-                            ("JARVICE_SLURM_SSH_PKEY", key)):
+        host, user, key = (settings.read(setting) for setting in (CLUSTER_ADDR, SSH_USER, SSH_PKEY))
+        for setting, value in ((CLUSTER_ADDR, host), (SSH_USER, user), (SSH_PKEY, key)):
             if not value:
-                raise SettingsError(f"{name} must be set to reach the cluster over SSH.")
+                raise SettingsError(f"{setting.name} must be set to reach the cluster over SSH.")
         try:
             key_text = decode_private_key(key)
         except ValueError:
@@ -63,16 +85,15 @@ class SshSettings:
                 "JARVICE_SLURM_SSH_PKEY must be a private key (PEM text or base64 of it).") from None
         return cls(
             host=host,
-            port=settings.get_int("JARVICE_SLURM_CLUSTER_PORT", 22, minimum=1, maximum=65535),
+            port=settings.read(CLUSTER_PORT),
             service_user=user,
             service_key=key_text,
-            known_hosts=os.path.expanduser(
-                settings.get("JARVICE_SLURM_SSH_KNOWN_HOSTS", "~/.ssh/known_hosts")),
-            trust_on_first_use=settings.get_bool("JARVICE_SLURM_SSH_TRUST_ON_FIRST_USE", False),
-            connect_timeout=settings.get_float("JARVICE_SLURM_SSH_CONNECT_TIMEOUT", 10.0, minimum=0.1),
-            command_timeout=settings.get_float("JARVICE_SLURM_COMMAND_TIMEOUT", 30.0, minimum=0.1),
-            keepalive=settings.get_int("JARVICE_SLURM_SSH_KEEPALIVE", 30, minimum=0),
-            max_sessions=settings.get_int("JARVICE_SLURM_SSH_MAX_SESSIONS", 10, minimum=1, maximum=1000),
+            known_hosts=settings.read(KNOWN_HOSTS),
+            trust_on_first_use=settings.read(TRUST_ON_FIRST_USE),
+            connect_timeout=settings.read(CONNECT_TIMEOUT),
+            command_timeout=settings.read(COMMAND_TIMEOUT),
+            keepalive=settings.read(KEEPALIVE),
+            max_sessions=settings.read(MAX_SESSIONS),
         )
 
     @property

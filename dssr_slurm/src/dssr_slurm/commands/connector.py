@@ -87,6 +87,7 @@ class SlurmCliConnector(SlurmConnector):
             ("data root", self.config.data_root or "the service account's home directory"),
             ("status interval", f"{self.config.status_interval:g} s"),
             ("command timeout", f"{ssh.command_timeout:g} s"),
+            *self.config.chart_report(),
         ]
 
     def close(self) -> None:

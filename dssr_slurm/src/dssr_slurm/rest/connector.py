@@ -147,6 +147,7 @@ class SlurmRestConnector(SlurmConnector):
             ("status interval", f"{self.config.status_interval:g} s"),
             ("HTTP", f"timeout {self.rest.timeout:g} s, {self.rest.retries} retries for reads, "
                      f"pool of {self.rest.pool_size} connections"),
+            *self.config.chart_report(),
         ]
 
     def close(self) -> None:
