@@ -7,10 +7,16 @@
 //
 // Configuration is one JSON file (argv[2]):
 //   {"port": 18080, "realm": "jarvice", "state_dir": "/tmp/x", "token_ttl": 3600,
-//    "clients": [{"client_id": "...", "client_secret": "...", "claims": {"sun": "kirby", ...}}]}
-// The signing key is made once and kept in state_dir (so a restarted provider signs with the same
-// key, as a restarted Keycloak does); its public half is written to <state_dir>/jwks.json for
-// Slurm's AuthAltParameters=jwks=...
+//    "signing_key": "/var/lib/dssr-test-cluster/oidc_rs256.pem",
+//    "clients": [{"client_id": "...", "client_secret": "...", "token_ttl": 15,
+//                 "claims": {"sun": "kirby", ...}}]}
+// Each client is confidential (client_secret_post or _basic) and gets the client credentials
+// grant; its access tokens carry its `claims` and live its `token_ttl` (else the top-level one).
+// The signing key is `signing_key` (a PKCS#8 PEM: the test cluster's, whose public half Slurm
+// reads through AuthAltParameters=jwks=...), else one made once and kept in state_dir (so a
+// restarted provider signs with the same key, as a restarted Keycloak does). Its kid is the key's
+// RFC 7638 thumbprint; the public JWKS is also written to <state_dir>/jwks.json.
+// Tokens say typ JWT, as Keycloak's do. Every token issued is logged as `issued a token to <client_id>` (never the token).
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -23,12 +29,22 @@ const realmPath = `/realms/${config.realm}`;
 const issuer = `http://127.0.0.1:${config.port}${realmPath}`;
 const resource = 'urn:dssr:slurm';
 
+async function withKid(privateJwk) {
+  const jwk = { ...privateJwk, alg: 'RS256', use: 'sig' };
+  const { kty, n, e } = jwk;
+  jwk.kid = await jose.calculateJwkThumbprint({ kty, n, e });
+  return jwk;
+}
+
 async function signingKey() {
+  if (config.signing_key) {
+    const pem = fs.readFileSync(config.signing_key, 'utf8');
+    return withKid(await jose.exportJWK(await jose.importPKCS8(pem, 'RS256', { extractable: true })));
+  }
   const file = path.join(config.state_dir, 'signing-key.json');
   if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, 'utf8'));
   const { privateKey } = await jose.generateKeyPair('RS256', { extractable: true });
-  const jwk = { ...(await jose.exportJWK(privateKey)), alg: 'RS256', use: 'sig' };
-  jwk.kid = await jose.calculateJwkThumbprint(jwk);
+  const jwk = await withKid(await jose.exportJWK(privateKey));
   fs.writeFileSync(file, JSON.stringify(jwk), { mode: 0o600 });
   return jwk;
 }
@@ -40,7 +56,8 @@ function publicJwks(jwk) {
 
 const key = await signingKey();
 fs.writeFileSync(path.join(config.state_dir, 'jwks.json'), JSON.stringify(publicJwks(key)));
-const claimsByClient = Object.fromEntries(config.clients.map((c) => [c.client_id, c.claims || {}]));
+const clientsById = Object.fromEntries(config.clients.map((c) => [c.client_id, c]));
+const ttlOf = (clientId) => clientsById[clientId].token_ttl || config.token_ttl || 3600;
 
 const provider = new Provider(issuer, {
   clients: config.clients.map((c) => ({
@@ -61,18 +78,24 @@ const provider = new Provider(issuer, {
       enabled: true,
       defaultResource: () => resource,
       useGrantedResource: () => true,
-      getResourceServerInfo: () => ({
+      getResourceServerInfo: (ctx, indicator, client) => ({
         scope: 'openid',
         audience: 'slurm',
-        accessTokenTTL: config.token_ttl || 3600,
+        accessTokenTTL: ttlOf(client.clientId),
         accessTokenFormat: 'jwt',
         jwt: { sign: { alg: 'RS256' } },
       }),
     },
   },
-  extraTokenClaims: (ctx, token) => claimsByClient[token.clientId],
+  ttl: { ClientCredentials: (ctx, token, client) => ttlOf(client.clientId) },
+  extraTokenClaims: (ctx, token) => clientsById[token.clientId].claims || {},
+  // Keycloak's access tokens say typ JWT, not RFC 9068's at+jwt; Slurm 22.05 (its libjwt)
+  // refuses any typ but JWT ("initial jwt_decode failure: Invalid argument").
+  formats: { customizers: { jwt: (ctx, token, jwt) => { jwt.header = { typ: 'JWT' }; } } },
 });
 provider.proxy = false;
+provider.on('grant.success', (ctx) => console.log(`issued a token to ${ctx.oidc.client.clientId}`));
+provider.on('grant.error', (ctx, error) => console.log(`refused a token: ${error.message}`));
 
 const callback = provider.callback();
 const server = http.createServer((req, res) => {
@@ -85,6 +108,12 @@ const server = http.createServer((req, res) => {
   return res.end('{"error":"not_found"}');
 });
 server.listen(config.port, '127.0.0.1', () => {
-  console.log(`oidc provider ${issuer} listening`);
+  console.log(`oidc provider ${issuer} listening, signing key ${key.kid}`);
 });
-for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => server.close(() => process.exit(0)));
+// Kept-alive connections would hold close() open: a stopped provider must be gone at once.
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.on(signal, () => {
+    server.closeAllConnections();
+    server.close(() => process.exit(0));
+  });
+}
