@@ -2,6 +2,7 @@
 
 import logging
 
+from dssr_core.bearer import BearerCheck
 from dssr_core.errors import DssrError
 
 REPORT_HEADER = "+----- Slurm Scheduler init report -----+"
@@ -17,6 +18,7 @@ def init_report(settings, connector_backend, executor_backend, connector, execut
         f"listen: {settings.bind}:{settings.port} with {settings.threads} threads",
         "authentication: " + ("HTTP Basic (JARVICE_SCHED_SERVER_KEY is set)" if settings.server_key
                               else "none (JARVICE_SCHED_SERVER_KEY is not set)"),
+        f"bearer signatures: {BearerCheck.from_settings(settings).describe()}",
         f"log level: {logging.getLevelName(settings.log_level)}" + (
             f", {logging.getLevelName(settings.slurm_log_level)} for the Slurm connectors"
             if settings.slurm_log_level != settings.log_level else ""),
