@@ -5,6 +5,7 @@ confidential clients with the client credentials grant, RS256 JWT access tokens)
 ``OidcProvider`` installs the package (``npm ci``, once), starts the provider on a free port of
 127.0.0.1, stops it by its pid, and reads its log (one line per token it issued, never the
 token). Test modules load the fixtures with ``pytest_plugins = ["oidc_fixtures"]``.
+(PYTEST_DONT_REWRITE: test modules import its names before pytest loads it as a plugin.)
 """
 
 import json
