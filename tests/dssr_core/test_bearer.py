@@ -9,6 +9,8 @@ with a real OpenID Connect provider and Slurm is tests/dssr_slurm/test_identity_
 import hashlib
 import hmac
 import json
+import ssl
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -348,3 +350,27 @@ def test_the_init_report_says_whether_bearers_are_checked(jwks_file):
     assert report({"DSSR_BEARER_JWKS_FILE": str(jwks_file), "DSSR_BEARER_ISSUER": ISSUER}) == (
         f"bearer signatures: checked against the keys of {jwks_file} (DSSR_BEARER_JWKS_FILE), issuer "
         f"{ISSUER}, audience not checked; public-key signatures only, and every bearer must expire")
+
+
+def test_the_pods_ca_bundle_checks_the_providers_certificate(tmp_path, key):
+    # A provider behind TLS with a private CA: the chart's REQUESTS_CA_BUNDLE names it.
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
+                    str(tmp_path / "tls.key"), "-out", str(tmp_path / "tls.pem")],
+                   check=True, capture_output=True)
+    server = JwksServer(key)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp_path / "tls.pem", tmp_path / "tls.key")
+    server.http.socket = context.wrap_socket(server.http.socket, server_side=True)
+    url = server.url.replace("http://", "https://")
+    try:
+        trusted = BearerCheck(UrlKeys(url, ca_bundle=str(tmp_path / "tls.pem")), ISSUER)
+        assert trusted.read(key.token()).checked
+        with pytest.raises(ProviderUnavailable, match=r"\(its TLS certificate is not trusted: see REQ"):
+            BearerCheck(UrlKeys(url), ISSUER).read(key.token())
+    finally:
+        server.close()
+    (tmp_path / "bad.pem").write_text("not a certificate")
+    with pytest.raises(SettingsError, match="REQUESTS_CA_BUNDLE .*bad.pem cannot be read as CA certificates"):
+        BearerCheck.from_settings(Settings.from_env({"JARVICE_KEYCLOAK_TOKEN_URL": TOKEN_URL,
+                                                     "REQUESTS_CA_BUNDLE": str(tmp_path / "bad.pem")}))

@@ -17,6 +17,7 @@ settings, the claims are read unchecked, as the original DSSR did, and the init 
 
 import logging
 import re
+import ssl
 import urllib.parse
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -103,10 +104,11 @@ class BearerCheck:
                 name = "DSSR_BEARER_JWKS_URL" if url else "DSSR_BEARER_JWKS_FILE"
                 raise SettingsError(f"{name} needs DSSR_BEARER_ISSUER: the iss of the bearers these keys "
                                     "sign (a key set alone would accept any token those keys ever signed).")
-            keys = UrlKeys(url) if url else FileKeys(path)
+            keys = UrlKeys(url, ca_bundle=_ca_bundle(settings)) if url else FileKeys(path)
             origin = "DSSR_BEARER_JWKS_URL" if url else "DSSR_BEARER_JWKS_FILE"
         elif realm is not None:
-            keys, origin = UrlKeys(realm + "/protocol/openid-connect/certs"), "JARVICE_KEYCLOAK_TOKEN_URL"
+            keys = UrlKeys(realm + "/protocol/openid-connect/certs", ca_bundle=_ca_bundle(settings))
+            origin = "JARVICE_KEYCLOAK_TOKEN_URL"
         else:
             if issuer or audience:
                 log.warning("DSSR_BEARER_ISSUER and DSSR_BEARER_AUDIENCE do nothing without "
@@ -180,11 +182,12 @@ class UrlKeys:
     """The provider's keys from its JWKS URL, through PyJWT's client (cached, fetched again for a
     key id it lacks, at most every :data:`REFETCH_COOLDOWN_S` seconds)."""
 
-    def __init__(self, url: str, *, cooldown: float = REFETCH_COOLDOWN_S, timeout: float = KEYS_TIMEOUT_S):
+    def __init__(self, url: str, *, cooldown: float = REFETCH_COOLDOWN_S, timeout: float = KEYS_TIMEOUT_S,
+                 ca_bundle: str | None = None):
         check_url(url, "DSSR_BEARER_JWKS_URL")
         self.where = url
         self._client = jwt.PyJWKClient(url, cache_jwk_set=True, lifespan=KEYS_LIFESPAN_S, timeout=timeout,
-                                       cooldown_duration=cooldown)
+                                       cooldown_duration=cooldown, ssl_context=_ssl_context(ca_bundle))
 
     def key_for(self, kid: object) -> jwt.PyJWK:
         _check_kid(kid, self.where)
@@ -271,6 +274,21 @@ def check_url(url: str, name: str) -> None:
         raise SettingsError(f"{name} must be an http:// or https:// URL, not {url!r}.")
 
 
+def _ca_bundle(settings) -> str | None:
+    """The CA bundle the chart gives the pod (``REQUESTS_CA_BUNDLE``), which urllib would not read."""
+    return settings.raw("REQUESTS_CA_BUNDLE") or settings.raw("SSL_CERT_FILE")
+
+
+def _ssl_context(ca_bundle: str | None) -> ssl.SSLContext | None:
+    if not ca_bundle:
+        return None
+    try:
+        return ssl.create_default_context(cafile=ca_bundle)
+    except (OSError, ssl.SSLError):
+        raise SettingsError(f"REQUESTS_CA_BUNDLE {ca_bundle} cannot be read as CA certificates, so DSSR "
+                            "cannot fetch the keys that check upstream's bearer over HTTPS.") from None
+
+
 def _header(token: str) -> dict:
     try:
         return jwt.get_unverified_header(token)
@@ -296,8 +314,10 @@ def _reason(error: Exception) -> str:
     if status:
         return f"HTTP {status.group(1)}"
     lowered = text.lower()
-    for words, reason in (("refused", "connection refused"), ("timed out", "timed out"),
-                          ("name or service", "unknown host name"), ("name resolution", "unknown host name")):
+    reasons = (("certificate verify failed", "its TLS certificate is not trusted: see REQUESTS_CA_BUNDLE"),
+               ("refused", "connection refused"), ("timed out", "timed out"),
+               ("name or service", "unknown host name"), ("name resolution", "unknown host name"))
+    for words, reason in reasons:
         if words in lowered:
             return reason
     return "the connection failed"
