@@ -27,7 +27,7 @@ class MarkerExecutor(ShellExecutor):
 
 def app_for(connector, executor_class=ShellExecutor):
     settings = Settings.from_env({})
-    return ApiClient.for_app(create_app(settings, connector, executor_class(settings)))
+    return ApiClient.for_app(create_app(settings, connector, executor_class(settings), executor_name="shell"))
 
 
 def test_concurrent_polls_cost_one_squeue(make_connector):

@@ -44,7 +44,8 @@ def api_for(make_rest_connector, rest_env):
     def api_for(**overrides) -> ApiClient:
         connector = make_rest_connector(**overrides)
         settings = Settings.from_env({**rest_env, **overrides})
-        return ApiClient.for_app(create_app(settings, connector, ShellExecutor(settings)))
+        app = create_app(settings, connector, ShellExecutor(settings), executor_name="shell")
+        return ApiClient.for_app(app)
 
     return api_for
 
@@ -207,7 +208,7 @@ def test_through_an_ssh_tunnel_to_the_login_node(make_rest_connector, rest_env):
     summary = connector.check()
     assert "API v0.0.38" in summary and "controller up" in summary
     settings = Settings.from_env(rest_env)
-    api = ApiClient.for_app(create_app(settings, connector, ShellExecutor(settings)))
+    api = ApiClient.for_app(create_app(settings, connector, ShellExecutor(settings), executor_name="shell"))
     name = unique("tunnel")
     job = job_of(name, api.submit(name, template("sleep 30", devices=SHARED), hold=True, bearer=KIRBY))
     assert [name, job["jobid"]] in api.get("/queued").json

@@ -34,7 +34,8 @@ def make(fake_env):
         settings = Settings.from_env({**fake_env, **overrides})
         connector = SlurmRestConnector.from_settings(settings)
         made.append(connector)
-        return connector, ApiClient.for_app(create_app(settings, connector, ShellExecutor(settings)))
+        app = create_app(settings, connector, ShellExecutor(settings), executor_name="shell")
+        return connector, ApiClient.for_app(app)
 
     yield make
     for connector in made:

@@ -91,9 +91,15 @@ def encode_script(template: str) -> str:
     return base64.b64encode(template.encode()).decode()
 
 
-def shell_template(body: str, cores: int = 1) -> str:
-    """A plain bash body in upstream's template form (braces doubled)."""
-    return f"#!/bin/bash\n{{DOWNSTREAM_PARAMETERS}}\nJARVICE_CPU_CORES={cores}\n{escape_braces(body)}\n"
+def shell_template(body: str, cores: int = 1, devices: list[str] | None = None) -> str:
+    """A plain bash body in upstream's template form (braces doubled).
+
+    ``devices`` are upstream's pseudo-devices (``JOBOBJ_DEVICES``), e.g. ``["exclusive=False"]``.
+    """
+    facts = f"JARVICE_CPU_CORES={cores}\n"
+    if devices is not None:
+        facts += f"JOBOBJ_DEVICES={escape_braces(json.dumps(devices))}\n"
+    return f"#!/bin/bash\n{{DOWNSTREAM_PARAMETERS}}\n{facts}{escape_braces(body)}\n"
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):

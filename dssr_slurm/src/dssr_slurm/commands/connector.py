@@ -29,10 +29,8 @@ log = logging.getLogger(__name__)
 class SlurmCliConnector(SlurmConnector):
     """Slurm over SSH. Thread-safe: one SSH connection per cluster user, one shared snapshot."""
 
-    name = "slurm-cli"
-
     def __init__(self, settings):
-        super().__init__(settings)
+        super().__init__()
         self.config = SlurmConfig.from_settings(settings)
         self.ssh_settings = SshSettings.from_settings(settings)
         user_map = load_user_map(settings)
@@ -44,7 +42,7 @@ class SlurmCliConnector(SlurmConnector):
 
     # Jobs -------------------------------------------------------------------------------
 
-    def submit(self, submission: Submission) -> SubmitResult:
+    def _submit(self, submission: Submission) -> SubmitResult:
         account = self.accounts.for_email(submission.user_email)
         options = submission_options(submission.facts, name=submission.name,
                                      scratch_dir=self.config.scratch_dir, held=submission.held,

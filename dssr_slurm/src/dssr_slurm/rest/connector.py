@@ -43,10 +43,8 @@ ALREADY_DONE = 2021
 class SlurmRestConnector(SlurmConnector):
     """Slurm through slurmrestd. Thread-safe: one HTTP session, one shared snapshot."""
 
-    name = "slurmrestd"
-
     def __init__(self, settings):
-        super().__init__(settings)
+        super().__init__()
         self.config = SlurmConfig.from_settings(settings)
         if not self.config.scratch_dir:
             raise SettingsError("JARVICE_JOB_SCRATCH_DIR must be set for the slurmrestd connector: jobs "
@@ -94,7 +92,7 @@ class SlurmRestConnector(SlurmConnector):
 
     # Jobs -------------------------------------------------------------------------------
 
-    def submit(self, submission: Submission) -> SubmitResult:
+    def _submit(self, submission: Submission) -> SubmitResult:
         account = self.accounts.for_email(submission.user_email)
         credentials = self.tokens.credentials(account.user, submission.bearer)
         version = self.versions.current()
