@@ -101,3 +101,15 @@ def test_the_guide_lists_every_field_of_a_submission_and_every_abstract_method()
                 if callable(value) and not name.startswith("_") and name not in Connector.__abstractmethods__]
     for method in defaults + ["from_settings"]:
         assert f"`{method}(" in table_rows, f"writing-a-connector.md does not list the default {method}"
+
+
+def test_the_testing_page_lists_every_contract_test_knob_fixture_and_helper():
+    import dssr_core.testing
+    from dssr_core.testing import plugin
+
+    text = (DOCS / "testing.md").read_text()
+    suite = [name for name in vars(ConnectorContract) if not name.startswith("_")]
+    plugin_fixtures = [name for name in ("free_port", "dssr_server") if hasattr(plugin, name)]
+    assert len(plugin_fixtures) == 2
+    for name in suite + plugin_fixtures + dssr_core.testing.__all__:
+        assert f"`{name}" in text, f"docs/testing.md does not mention {name}"

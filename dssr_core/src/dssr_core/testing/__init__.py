@@ -24,10 +24,10 @@ The fixtures ``dssr_server`` and ``free_port`` come with the pytest plugin that
 ``dssr_core`` installs (entry point ``pytest11``). docs/testing.md lists everything.
 """
 
-from dssr_core.testing.api import ApiClient, encode_script, shell_template, wait_until
+from dssr_core.testing.api import ApiClient, encode_script, request_path, shell_template, wait_until
 
-__all__ = ["ApiClient", "ConnectorContract", "MarkerShellExecutor", "encode_script", "shell_template",
-           "wait_until"]
+__all__ = ["ApiClient", "ConnectorContract", "MarkerShellExecutor", "encode_script", "request_path",
+           "shell_template", "wait_until"]
 
 
 def __getattr__(name: str):

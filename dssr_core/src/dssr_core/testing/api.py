@@ -74,10 +74,20 @@ class ApiClient:
             args["hold"] = True
         return self.post("/submit", args)
 
+    def request(self, job: dict, method: str = "", qs: dict | None = None) -> Answer:
+        """POST ``/request/<name>/<number>/<jobid>/<method>`` for ``job`` (``{name, number, jobid}``)."""
+        return self.post(request_path(job, method), {"qs": qs or {}})
+
     def job_names(self, listing: str) -> set[str]:
         answer = self.get(f"/{listing}")
         assert answer.status == 200, answer.text
         return {name for name, _ in answer.json}
+
+
+def request_path(job: dict, method: str = "") -> str:
+    """``/request/<name>/<number>/<jobid>[/<method>]`` of ``job`` (``{name, number, jobid}``)."""
+    path = f"/request/{job['name']}/{job['number']}/{job['jobid']}"
+    return f"{path}/{method}" if method else path
 
 
 def _auth_header(auth) -> dict:

@@ -157,7 +157,7 @@ class ConnectorContract:
 
     @staticmethod
     def _tail(api, job, lines: int = 5):
-        answer = api.post(f"/request/{job['name']}/1/{job['jobid']}/tail", {"qs": {"lines": [str(lines)]}})
+        answer = api.request(job, "tail", {"lines": [str(lines)]})
         return answer.text if answer.status == 200 and answer.text.strip() else None
 
     def terminate_and_collect(self, api, *jobs) -> list[int]:
@@ -183,7 +183,7 @@ class ConnectorContract:
         self.wait_ended(api, job)
         assert "collect-me" in self.exitstatus(api, job)[1]
         assert "collect-me" not in self.exitstatus(api, job)[1]
-        assert api.post(f"/request/{job['name']}/1/{job['jobid']}/tail", {"qs": {}}).status == 404
+        assert api.request(job, "tail").status == 404
 
     def test_job_that_fails_with_exit_code_3(self, api, submit):
         job = submit("echo about to fail; exit 3")
@@ -235,16 +235,15 @@ class ConnectorContract:
         """The original answers 200 with an empty body to a method it does not know, or none:
         upstream's portal shows a 4xx as an error."""
         job = submit("true", hold=True)
-        base = f"/request/{job['name']}/1/{job['jobid']}"
-        for path in (f"{base}/no-such-method", base):
-            answer = api.post(path, {"qs": {}})
-            assert (answer.status, answer.text) == (200, ""), (path, answer.text)
+        for method in ("no-such-method", ""):
+            answer = api.request(job, method)
+            assert (answer.status, answer.text) == (200, ""), (method, answer.text)
         assert self.terminate_and_collect(api, job) == [-15]
 
     def test_terminate_through_request_abort(self, api, submit):
         job = submit("sleep 60")
         self.wait_running(api, job)
-        answer = api.post(f"/request/{job['name']}/1/{job['jobid']}/abort", {"qs": {}})
+        answer = api.request(job, "abort")
         assert answer.status == 200
         self.wait_ended(api, job)
         assert self.exitstatus(api, job)[0] == -15
@@ -354,7 +353,7 @@ class ConnectorContract:
         rc, output, banner = self.exitstatus(api, job)
         assert rc == -9
         assert output == ""
-        assert api.post("/request/contract-never-submitted/1/987654/tail", {"qs": {}}).status == 404
+        assert api.request(job, "tail").status == 404
         assert api.post("/terminate", job).json is True
 
     @pytest.mark.parametrize("args", [
