@@ -260,7 +260,7 @@ class ConnectorContract:
                    what=f"{job} to be killed")
         assert not self._in(api, "queued", job)
         before = self._tail(api, job, lines=2)
-        time.sleep(1.5)
+        time.sleep(1.0)  # four ticks
         assert self._tail(api, job, lines=2) == before, "the job still prints: it left /running alive"
         rc, output, banner = self.exitstatus(api, job)
         assert (rc, "CANCELLED" in banner) == (-15, True), banner
@@ -314,9 +314,9 @@ class ConnectorContract:
         wait and wait to be collected: a new instance on the same state must know them all."""
         api = self.api_for(connector)
         ended = self.submit_to(api, "echo ended-before-restart", contract_bearer)
-        self.wait_ended(api, ended)
         running = self.submit_to(api, "echo running-across-restart; sleep 60", contract_bearer)
         held = self.submit_to(api, "echo held-across-restart", contract_bearer, hold=True)
+        self.wait_ended(api, ended)
         self.wait_running(api, running)
         connector.close()
         second = restart_connector()
