@@ -57,6 +57,10 @@ class PluginRegistry:
         self.broken = broken
         self._origins = origins
 
+    def origin(self, plugin_name: str) -> tuple[str, str]:
+        """The distribution and version that brought the plugin ``plugin_name``."""
+        return self._origins.get(plugin_name, (plugin_name, ""))
+
     def backends(self, kind: str, **hook_arguments) -> dict[str, Backend]:
         """``kind`` is ``connector`` or ``executor``; fails when two plugins claim a name.
 
@@ -67,8 +71,8 @@ class PluginRegistry:
         """
         found: dict[str, Backend] = {}
         spec_type = SPEC_TYPES[kind]
-        for plugin_name, specs in self._call_each(f"dssr_register_{kind}s", hook_arguments):
-            distribution, version = self._origins.get(plugin_name, (plugin_name, ""))
+        for plugin_name, specs in self.answers(f"dssr_register_{kind}s", **hook_arguments):
+            distribution, version = self.origin(plugin_name)
             wrong = [spec for spec in specs if not isinstance(spec, spec_type)]
             if wrong:
                 self._hook_failed(plugin_name, f"dssr_register_{kind}s", TypeError(
@@ -86,8 +90,10 @@ class PluginRegistry:
                 found[spec.name] = backend
         return found
 
-    def _call_each(self, hook_name: str, hook_arguments: dict):
-        """``(plugin name, answer)`` for each plugin that implements the hook, in pluggy's order."""
+    def answers(self, hook_name: str, **hook_arguments):
+        """``(plugin name, answer)`` for each plugin that implements the hook, called through
+        pluggy with ``hook_arguments`` (by name). A plugin whose hook raises is logged, kept in
+        :attr:`broken` and skipped; an answer of None counts as empty."""
         hook = getattr(self.manager.hook, hook_name)
         implementations = hook.get_hookimpls()
         for implementation in implementations:
@@ -102,7 +108,7 @@ class PluginRegistry:
                 yield implementation.plugin_name, answer or ()
 
     def _hook_failed(self, plugin_name: str, hook_name: str, error: Exception) -> None:
-        distribution, version = self._origins.get(plugin_name, (plugin_name, ""))
+        distribution, version = self.origin(plugin_name)
         log.warning("plugin %s from %s failed in %s and is skipped: %s: %s",
                     plugin_name, distribution, hook_name, type(error).__name__, error)
         self.broken[plugin_name] = BrokenPlugin(
@@ -189,4 +195,4 @@ def _load(manager, entry_point, broken, origins) -> None:
 
 def disabled_plugins(settings) -> tuple[str, ...]:
     """Entry-point names listed in ``DSSR_DISABLE_PLUGINS`` (comma-separated)."""
-    return settings.get_list("DSSR_DISABLE_PLUGINS")
+    return settings.disabled_plugins
