@@ -6,6 +6,7 @@ import base64
 import importlib.util
 import os
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
+DOUBLE = ROOT / "tests" / "doubles" / "singularity"
 BASE_IMAGE = "localhost/dssr-base:bookworm"
 IMAGE = "localhost/dssr:test"
 
@@ -141,3 +143,14 @@ def chart_env(cluster_env) -> Environment:
         "REQUESTS_CA_BUNDLE": "/etc/ssl/certs/ca-certificates.crt",
         "JARVICE_SLURM_SSH_HOST_KEY": login_node_host_key(cluster_env["JARVICE_SLURM_SSH_KNOWN_HOSTS"]),
     })
+
+
+@pytest.fixture
+def double_on_cluster(cluster_env):
+    """The singularity TEST DOUBLE, first on the cluster's PATH (replaced atomically: other
+    tests' jobs may be running it)."""
+    bin_dir = Path(cluster_env["DSSR_CLUSTER_BIN"])
+    with tempfile.NamedTemporaryFile(dir=bin_dir, prefix=".singularity-", delete=False) as copy:
+        copy.write(DOUBLE.read_bytes())
+    os.chmod(copy.name, 0o755)
+    os.replace(copy.name, bin_dir / "singularity")
