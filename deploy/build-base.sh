@@ -38,7 +38,7 @@ MIRROR=${DSSR_BASE_MIRROR:-$(apt_mirror "$SUITE" | head -n 1)}
 SECURITY_MIRROR=${DSSR_BASE_SECURITY_MIRROR:-$(apt_mirror "$SUITE-security" | head -n 1)}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${SECURITY_MIRROR:-http://deb.debian.org/debian-security}
-RECIPE=$(printf '%s\n' "$SUITE" "$PACKAGES" "$MIRROR" "$SECURITY_MIRROR" "$(sha256sum "$0")" | sha256sum | cut -c1-16)
+RECIPE=$(printf '%s\n' "$SUITE" "$PACKAGES" "$MIRROR" "$SECURITY_MIRROR" "$(sha256sum <"$0")" | sha256sum | cut -c1-16)
 
 if [ "${DSSR_BASE_REBUILD:-0}" != 1 ] && podman image exists "$IMAGE" \
     && [ "$(podman image inspect --format '{{ index .Labels "org.dssr.base.recipe" }}' "$IMAGE")" = "$RECIPE" ]; then
@@ -89,7 +89,7 @@ rm -rf "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/cache/apt/* "$ROOTFS"/var/cac
     "$ROOTFS"/usr/share/locale/* "$ROOTFS"/var/log/*.log "$ROOTFS"/tmp/* "$ROOTFS"/root/.cache
 : >"$ROOTFS/etc/machine-id"
 
-tar --numeric-owner --xattrs -C "$ROOTFS" -c . | podman import \
+tar --numeric-owner --xattrs -C "$ROOTFS" -c . | podman import --quiet \
     --change "LABEL org.dssr.base.recipe=$RECIPE" \
     --change "LABEL org.opencontainers.image.description=Debian $SUITE minbase with Python 3 (debootstrap)" \
     --change 'ENV LANG=C.UTF-8' \
