@@ -79,7 +79,7 @@ class SlurmCliConnector(SlurmConnector):
         ssh = self.ssh_settings
         return [
             ("cluster", f"{ssh.host}:{ssh.port} over SSH as {ssh.service_user}"),
-            ("known hosts", ssh.known_hosts + (" (trust on first use)" if ssh.trust_on_first_use else "")),
+            ("host key", ssh.host_key_check.describe()),
             ("users ID mapping", self.accounts.describe()),
             ("scratch dir", self.config.scratch_dir or "the job user's home directory"),
             ("data root", self.config.data_root or "the service account's home directory"),

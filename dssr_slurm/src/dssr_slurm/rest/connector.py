@@ -134,6 +134,7 @@ class SlurmRestConnector(SlurmConnector):
         if self.tunnel is not None:
             where += (f" through an SSH tunnel via {self.tunnel.connection.where} "
                       f"(local port {self.tunnel.port})")
+        ssh = [("SSH host key", self.ssh_settings.host_key_check.describe())] if self.ssh_settings else []
         return [
             ("slurmrestd", where),
             ("API version", self.versions.describe()),
@@ -146,7 +147,7 @@ class SlurmRestConnector(SlurmConnector):
             ("HTTP", f"timeout {self.rest.timeout:g} s, {self.rest.retries} retries for reads, "
                      f"pool of {self.rest.pool_size} connections"),
             *self.config.chart_report(),
-        ]
+        ] + ssh
 
     def close(self) -> None:
         self.client.close()
