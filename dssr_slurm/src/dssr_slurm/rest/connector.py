@@ -60,7 +60,8 @@ class SlurmRestConnector(SlurmConnector):
         label = f"{self.rest.url} (through the SSH tunnel)" if self.tunnel else self.rest.url
         self.client = RestClient(base_url, connect_timeout=self.rest.connect_timeout,
                                  timeout=self.rest.timeout, retries=self.rest.retries,
-                                 pool_size=self.rest.pool_size, label=label)
+                                 pool_size=self.rest.pool_size, label=label,
+                                 transport_failure=self.tunnel.failure if self.tunnel else None)
         self.files = self._output_access()
         self.versions = VersionChooser(self.client, self.tokens, self.rest.api_version)
         self.snapshot = StatusSnapshot(self._list_jobs, self.config.status_interval)
