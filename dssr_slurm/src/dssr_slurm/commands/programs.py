@@ -94,6 +94,7 @@ def sbatch_arguments(spec: JobSpec) -> list[str]:
         ("licenses", spec.licenses),
         ("hold", spec.held),
         ("comment", spec.comment),
+        ("dependency", "singleton" if spec.singleton else None),
         *((device.option, device.value) for device in spec.devices),
     ]
     return [f"--{option}" if value is True else f"--{option}={value}"
