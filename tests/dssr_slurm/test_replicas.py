@@ -13,11 +13,16 @@ import threading
 import time
 import uuid
 
+import attrs
 import pytest
 from slurm_helpers import KIRBY_MAIL, SHARED, bearer_for, squeue_field, template
 
+from dssr_core.models import JobFacts, Submission
 from dssr_core.testing import wait_until
 from dssr_slurm.commands import programs as commands
+from dssr_slurm.commands.programs import sbatch_arguments
+from dssr_slurm.jobspec import job_spec
+from dssr_slurm.rest.versions import ADAPTERS
 
 pytest_plugins = ["rest_fixtures"]
 pytestmark = pytest.mark.slow
@@ -199,3 +204,13 @@ def test_a_twin_left_by_a_failed_check_waits_for_the_first_job(make_rest_connect
         assert squeue_field(twin, "%E") == "singleton(unfulfilled)"
     finally:
         subprocess.run(["scancel", *[jobid for jobid, _ in jobs_named(name)]], capture_output=True)
+
+
+@pytest.mark.parametrize("version", sorted(ADAPTERS))
+def test_every_slurmrestd_job_goes_in_with_singleton(version, tmp_path):
+    submission = Submission(name="x", number=1, script="true", facts=JobFacts())
+    spec = job_spec(submission, str(tmp_path), working_directory=str(tmp_path), singleton=True)
+    assert ADAPTERS[version].submit_body("#!/bin/bash\n", spec)["job"]["dependency"] == "singleton"
+    plain = ADAPTERS[version].submit_body("#!/bin/bash\n", attrs.evolve(spec, singleton=False))
+    assert "dependency" not in plain["job"]
+    assert "--dependency=singleton" in sbatch_arguments(spec)
