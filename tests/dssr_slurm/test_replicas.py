@@ -163,7 +163,8 @@ def rest_api_for(make_rest_connector, rest_env):
 
     def api_for(connector):
         settings = Settings.from_env(rest_env)
-        return ApiClient.for_app(create_app(settings, connector, ShellExecutor(settings)))
+        app = create_app(settings, connector, ShellExecutor(settings), executor_name="shell")
+        return ApiClient.for_app(app)
 
     return api_for
 
