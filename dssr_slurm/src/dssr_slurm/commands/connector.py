@@ -47,8 +47,9 @@ class SlurmCliConnector(SlurmConnector):
         script = batch_script(submission.script, self.config.scratch_dir, submission.name,
                               submission.success_marker)
         account = self.accounts.for_email(submission.user_email)
-        command = commands.submit(submission.name, commands.sbatch_arguments(spec))
-        jobid, existing = commands.parse_submit(self._run(account, command, stdin=script))
+        command = commands.submit(submission.name, commands.sbatch_arguments(spec),
+                                  lock_wait=self.ssh_settings.command_timeout / 2)
+        jobid, existing = commands.parse_submit(self._run(account, command, stdin=script), submission.name)
         if existing:
             log.info("job %s/%s is already in Slurm as %s; not submitted again",
                      submission.name, submission.number, jobid)
@@ -79,7 +80,7 @@ class SlurmCliConnector(SlurmConnector):
         ssh = self.ssh_settings
         return [
             ("cluster", f"{ssh.host}:{ssh.port} over SSH as {ssh.service_user}"),
-            ("known hosts", ssh.known_hosts + (" (trust on first use)" if ssh.trust_on_first_use else "")),
+            ("host key", ssh.host_key_check.describe()),
             ("users ID mapping", self.accounts.describe()),
             ("scratch dir", self.config.scratch_dir or "the job user's home directory"),
             ("data root", self.config.data_root or "the service account's home directory"),
