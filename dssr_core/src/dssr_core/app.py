@@ -43,8 +43,12 @@ STATUS_BY_ERROR = {
 MAX_NODES = 100_000
 
 
-def create_app(settings, connector, executor) -> falcon.App:
-    """The WSGI app for ``connector`` and ``executor`` under ``settings``."""
+def create_app(settings, connector, executor, report=None) -> falcon.App:
+    """The WSGI app for ``connector`` and ``executor`` under ``settings``.
+
+    ``report``, when given, answers GET ``/check`` (what ``dssr check`` asks a running
+    server): a callable returning the init report's lines and whether the cluster answered.
+    """
     middleware = [AccessLog()]
     if settings.server_key:
         middleware.append(BasicAuth(settings.server_key))
@@ -69,6 +73,8 @@ def create_app(settings, connector, executor) -> falcon.App:
     app.add_route("/online", Online(reader, connector))
     app.add_route("/request/pvcls", DataListing(reader, connector))
     app.add_route("/request/{name}/{number}/{jobid}/{method}", JobRequest(reader, connector))
+    if report is not None:
+        app.add_route("/check", CheckReport(settings, report))
     return app
 
 
@@ -158,6 +164,19 @@ class GarbageCollect:
             resp.media = {"status": "BAD"}
             return
         resp.media = {"status": "OK"}
+
+
+class CheckReport:
+    """DSSR's own ``/check``: the init report with a live test of the cluster, made now."""
+
+    def __init__(self, settings, report):
+        self.settings = settings
+        self.report = report
+
+    def on_get(self, req, resp):
+        lines, ok = self.report()
+        resp.media = {"connector": self.settings.connector, "executor": self.settings.executor,
+                      "ok": ok, "report": lines}
 
 
 class Submit:
