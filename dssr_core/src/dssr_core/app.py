@@ -45,11 +45,13 @@ STATUS_BY_ERROR = {
 MAX_NODES = 100_000
 
 
-def create_app(settings, connector, executor, *, executor_name: str) -> falcon.App:
+def create_app(settings, connector, executor, *, executor_name: str, report=None) -> falcon.App:
     """The WSGI app for ``connector`` and ``executor`` under ``settings``.
 
     ``executor_name`` is the name the executor was selected by: the key of ``hpc_script``
-    whose script it renders.
+    whose script it renders. ``report``, when given, answers GET ``/check`` (what ``dssr check``
+    asks a running server): a callable returning the init report's lines and whether the
+    cluster answered.
     """
     middleware = [AccessLog()]
     if settings.server_key:
@@ -78,6 +80,8 @@ def create_app(settings, connector, executor, *, executor_name: str) -> falcon.A
     job_request = JobRequest(reader, connector)
     app.add_route("/request/{name}/{number}/{jobid}/{method}", job_request)
     app.add_route("/request/{name}/{number}/{jobid}", job_request)
+    if report is not None:
+        app.add_route("/check", CheckReport(settings, report))
     return app
 
 
@@ -178,6 +182,19 @@ class GarbageCollect:
             resp.media = {"status": "BAD"}
             return
         resp.media = {"status": "OK"}
+
+
+class CheckReport:
+    """DSSR's own ``/check``: the init report with a live test of the cluster, made now."""
+
+    def __init__(self, settings, report):
+        self.settings = settings
+        self.report = report
+
+    def on_get(self, req, resp):
+        lines, ok = self.report()
+        resp.media = {"connector": self.settings.connector, "executor": self.settings.executor,
+                      "ok": ok, "report": lines}
 
 
 class Submit:
