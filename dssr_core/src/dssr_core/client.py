@@ -6,6 +6,7 @@ import json
 import requests
 
 from dssr_core.errors import DssrError
+from dssr_core.numbers import is_digits
 
 
 class ClientError(DssrError):
@@ -52,7 +53,7 @@ class Client:
 def parse_job(text: str) -> dict:
     """``name/number/jobid`` (as ``dssr submit`` prints it) into the contract's fields."""
     parts = text.split("/")
-    if len(parts) != 3 or not parts[1].isdigit():
+    if len(parts) != 3 or not is_digits(parts[1]):
         raise ClientError(f"A job is written name/number/jobid, not {text!r}.")
     return {"name": parts[0], "number": int(parts[1]), "jobid": parts[2]}
 

@@ -13,6 +13,7 @@ import attrs
 import yaml
 
 from dssr_core.errors import SettingsError
+from dssr_core.numbers import whole_number
 
 DEFAULT_CONNECTOR = "dummy"
 DEFAULT_EXECUTOR = "shell"
@@ -94,10 +95,9 @@ class Settings:
         if found is None:
             return default
         key, text = found
-        try:
-            value = int(text)
-        except ValueError:
-            raise SettingsError(f"{key} must be a whole number, not {_shown(key, text)}.") from None
+        value = whole_number(text)
+        if value is None:
+            raise SettingsError(f"{key} must be a whole number, not {_shown(key, text)}.")
         if minimum is not None and value < minimum:
             raise SettingsError(f"{key} must be at least {minimum}, not {value}.")
         if maximum is not None and value > maximum:
@@ -139,8 +139,8 @@ class Settings:
         text = self.get(name, legacy=legacy)
         if text is None:
             return default
-        if text.isdigit():
-            return int(text)
+        if whole_number(text) is not None:
+            return whole_number(text)
         level = logging.getLevelName(text.upper())
         if not isinstance(level, int):
             raise SettingsError(f"{name} must be a log level such as 10, 20 or INFO, not {text!r}.")
