@@ -290,7 +290,7 @@ class JobRequest(_ConnectorResource):
             resp.media = answer.body
         else:
             resp.content_type = answer.content_type
-            resp.data = answer.body if isinstance(answer.body, bytes) else answer.body.encode()
+            resp.data = answer.body if isinstance(answer.body, bytes) else _utf8(answer.body)
 
 
 class DataListing(_ConnectorResource):
@@ -300,7 +300,12 @@ class DataListing(_ConnectorResource):
         details = (query.get("details") or ["false"])[-1].lower() == "true"
         entries = self.connector.pvcls(path, details)
         resp.content_type = falcon.MEDIA_TEXT
-        resp.text = "".join(entry.as_line(details) + "\n" for entry in entries)
+        resp.data = _utf8("".join(entry.as_line(details) + "\n" for entry in entries))
+
+
+def _utf8(text: str) -> bytes:
+    """``text`` as UTF-8; a file name that is not UTF-8 (a lone surrogate here) shows as '?'."""
+    return text.encode("utf-8", errors="replace")
 
 
 def data_path(path: str) -> str:
