@@ -112,7 +112,8 @@ def test_a_5000_digit_line_count_is_400(api_for):
 @pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 1000, 100_000])
 def test_deeply_nested_json_is_400(client, depth):
     nested = "[" * depth + "]" * depth
-    answer = post_raw(client, "/runstatus", '{"name": "job-1", "number": 7, "jobid": "101", "x": %s}' % nested)
+    args = '{"name": "job-1", "number": 7, "jobid": "101", "x": ' + nested + "}"
+    answer = post_raw(client, "/runstatus", args)
     assert answer.status_code == 400
     assert "args" in answer.json["description"]
 
