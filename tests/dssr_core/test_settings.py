@@ -91,3 +91,35 @@ def test_errors_name_the_spelling_that_is_set():
     with pytest.raises(SettingsError, match="JARVICE_SLURM_OVERLAY_SIZE must be at least 0, not -5"):
         settings.get_int("JARVICE_SINGULARITY_OVERLAY_SIZE", 600, minimum=0,
                          legacy=("JARVICE_SLURM_OVERLAY_SIZE",))
+
+
+def test_waitress_gets_the_connection_bounds():
+    from dssr_core.serving import waitress_options
+
+    options = waitress_options(Settings.from_env({}))
+    bounds = (options["connection_limit"], options["channel_timeout"], options["cleanup_interval"])
+    assert bounds == (1000, 30, 5)
+    assert options["asyncore_use_poll"] is True
+    assert options["max_request_body_size"] > 8 * 1024 * 1024  # the app's 413 answers first
+    env = {"DSSR_CONNECTION_LIMIT": "50", "DSSR_CHANNEL_TIMEOUT": "7", "DSSR_CLEANUP_INTERVAL": "2",
+           "DSSR_BACKLOG": "64", "DSSR_MAX_HEADER_BYTES": "8192", "DSSR_MAX_BODY_BYTES": "4096"}
+    options = waitress_options(Settings.from_env(env))
+    assert (options["connection_limit"], options["channel_timeout"], options["cleanup_interval"],
+            options["backlog"], options["max_request_header_size"]) == (50, 7, 2, 64, 8192)
+    assert options["max_request_body_size"] == 2 * 4096 + 1
+
+
+@pytest.mark.parametrize("name", ["DSSR_CONNECTION_LIMIT", "DSSR_CHANNEL_TIMEOUT", "DSSR_CLEANUP_INTERVAL",
+                                  "DSSR_BACKLOG", "DSSR_MAX_HEADER_BYTES"])
+@pytest.mark.parametrize("value", ["0", "²", "many"])
+def test_bad_connection_bounds_name_the_setting(name, value):
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
+
+
+@pytest.mark.parametrize("value", ["٣", "1_000", "+5", " 7x"])
+def test_settings_numbers_are_ascii_digits(value):
+    with pytest.raises(SettingsError, match="WAITRESS_PORT must be a whole number"):
+        Settings.from_env({"WAITRESS_PORT": value})
+    with pytest.raises(SettingsError, match="JARVICE_SCHED_LOGLEVEL"):
+        Settings.from_env({"JARVICE_SCHED_LOGLEVEL": value})

@@ -145,6 +145,7 @@ def cmd_serve(args) -> int:
     import waitress
 
     from dssr_core.app import create_app
+    from dssr_core.serving import waitress_options
 
     settings = load_settings(args)
     configure_logging(settings)
@@ -155,9 +156,7 @@ def cmd_serve(args) -> int:
     app = create_app(settings, connector, executor)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        waitress.serve(app, host=settings.bind, port=settings.port, threads=settings.threads,
-                       max_request_body_size=settings.max_body_bytes, ident="dssr",
-                       _quiet=True)
+        waitress.serve(app, **waitress_options(settings))
     finally:
         connector.close()
     return 0

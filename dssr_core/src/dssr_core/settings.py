@@ -40,6 +40,11 @@ class Settings:
     threads: int = 16
     server_key: str | None = attrs.field(default=None, repr=False)
     max_body_bytes: int = 8 * 1024 * 1024
+    connection_limit: int = 1000
+    channel_timeout: int = 30
+    cleanup_interval: int = 5
+    backlog: int = 1024
+    max_header_bytes: int = 64 * 1024
 
     @classmethod
     def from_env(
@@ -72,6 +77,13 @@ class Settings:
             threads=probe.get_int("DSSR_THREADS", 16, minimum=1, maximum=512),
             server_key=key,
             max_body_bytes=probe.get_int("DSSR_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024),
+            # Upstream polls with a few short requests every few seconds: an open connection
+            # that sends nothing for 30 s is an idle or hostile one.
+            connection_limit=probe.get_int("DSSR_CONNECTION_LIMIT", 1000, minimum=1, maximum=100_000),
+            channel_timeout=probe.get_int("DSSR_CHANNEL_TIMEOUT", 30, minimum=1, maximum=3600),
+            cleanup_interval=probe.get_int("DSSR_CLEANUP_INTERVAL", 5, minimum=1, maximum=3600),
+            backlog=probe.get_int("DSSR_BACKLOG", 1024, minimum=1, maximum=65535),
+            max_header_bytes=probe.get_int("DSSR_MAX_HEADER_BYTES", 64 * 1024, minimum=4096),
         )
 
     # Typed getters for core and plugins -------------------------------------------------
