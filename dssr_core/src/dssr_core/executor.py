@@ -46,12 +46,15 @@ class Executor:
         ``str.splitlines`` knows (CR, U+2028...), as :func:`dssr_core.facts.read_facts` splits
         them, so that no fact it reads can hide on a line this keeps.
         """
-        names = sorted(self.secret_names)
-        return "".join(
-            line for line in script.splitlines(keepends=True)
-            if not any(name in line for name in names)
-        )
+        return drop_lines_naming(script, self.secret_names)
 
     def report(self) -> list[tuple[str, str]]:
         """Settings for the init report, as (label, value); never a secret."""
         return []
+
+
+def drop_lines_naming(text: str, names) -> str:
+    """``text`` without the lines that contain one of ``names``, split as str.splitlines does."""
+    names = sorted(names)
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if not any(name in line for name in names))
