@@ -367,8 +367,10 @@ def _domain_error(req, resp, error, params):
     )
     description = error.message
     if status == falcon.HTTP_500:
-        log.error("%s %s failed: %s", req.method, printable(req.path), error.message)
+        log.error("%s %s failed: %s", req.method, printable(req.path), error.detail or error.message)
         description = FAILED
+    elif error.detail:
+        log.warning("%s %s: %s (%s)", req.method, printable(req.path), error.message, error.detail)
     _answer(resp, status, description)
 
 

@@ -491,7 +491,7 @@ class DummyConnector(Connector):
 
     def _failed(self, what: str, error: Exception, message: str) -> None:
         """Log ``message`` once, and again only every :data:`_FAILURE_LOG_S` while it lasts."""
-        text = f"{type(error).__name__}: {error}"
+        text = getattr(error, "detail", None) or f"{type(error).__name__}: {error}"
         last_text, last_time = self._last_failure.get(what, ("", 0.0))
         if text != last_text or time.monotonic() - last_time > _FAILURE_LOG_S:
             log.error("%s: %s", message, text, exc_info=not isinstance(error, DssrError))
@@ -666,11 +666,14 @@ class DummyConnector(Connector):
 
     def _write_draft(self, script: str) -> Path:
         """A new job's folder under a temporary name: a submit cut short leaves no job folder."""
+        draft = None
         try:
             draft = Path(tempfile.mkdtemp(prefix=DRAFT_PREFIX, dir=self.config.jobs_dir))
             _write_private(draft / processes.SCRIPT, script)
             _write_private(draft / processes.OUTPUT, "")  # so that starting the job needs no space
         except OSError as error:
+            if draft is not None:
+                shutil.rmtree(draft, ignore_errors=True)
             raise _state_error(f"cannot write a new job's folder in {self.config.jobs_dir}", error) from None
         return draft
 
@@ -680,6 +683,7 @@ class DummyConnector(Connector):
         try:
             shutil.rmtree(job_dir, ignore_errors=True)  # the folder of a collected job of old
             draft.rename(job_dir)
+            _sync_folder(self.config.jobs_dir)
         except OSError as error:
             try:
                 self._open_store().delete(job.jobid)
@@ -730,18 +734,28 @@ def _make_private(*paths: Path) -> None:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to a new file only its owner may read (0600)."""
+    """Write ``text`` to a new file only its owner may read (0600), through to the disk."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     with open(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _sync_folder(path: Path) -> None:
+    """Make a rename in ``path`` reach the disk (a submit answered is a job kept)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _state_error(what: str, error: OSError) -> Exception:
     """A failed write of the state: ClusterUnavailable for a full or read-only disk (the caller
     may retry), else ConnectorError; the path goes to the log, never to the caller."""
     if error.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
-        log.error("the dummy %s: %s", what, error.strerror)
-        return ClusterUnavailable(UNWRITABLE)
+        return ClusterUnavailable(UNWRITABLE, detail=f"it {what}: {error.strerror}")
     return ConnectorError(f"The dummy {what}: {error.strerror}.")
 
 

@@ -6,7 +6,6 @@ the new one. The store is not thread-safe by itself: the connector serialises ev
 
 import contextlib
 import functools
-import logging
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -15,8 +14,6 @@ from pathlib import Path
 import attrs
 
 from dssr_core.errors import ClusterUnavailable, ConnectorError
-
-log = logging.getLogger(__name__)
 
 HELD = "HELD"
 QUEUED = "QUEUED"
@@ -114,8 +111,7 @@ def _database_errors(method):
 def database_error(path: Path, error: sqlite3.Error) -> Exception:
     primary = "_".join(getattr(error, "sqlite_errorname", "").split("_")[:2])  # SQLITE_IOERR_WRITE
     if primary in _DISK_PROBLEMS:
-        log.error("the dummy's job database %s cannot be written: %s", path, error)
-        return ClusterUnavailable(UNWRITABLE)
+        return ClusterUnavailable(UNWRITABLE, detail=f"its job database {path}: {error}")
     if isinstance(error, sqlite3.DatabaseError) and not isinstance(error, sqlite3.OperationalError):
         return ConnectorError(
             f"The dummy's job database {path} is damaged ({error}): restore it from a backup, "
@@ -139,7 +135,8 @@ class JobStore:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                    timeout=10.0)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        # FULL: each commit reaches the disk; NORMAL may lose the last ones when the disk fails.
+        self._db.execute("PRAGMA synchronous=FULL")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             self._db.close()
