@@ -7,6 +7,7 @@ connector and turns its typed answer into the contract's JSON.
 
 import base64
 import hmac
+import importlib.resources
 import json
 import logging
 import posixpath
@@ -72,6 +73,7 @@ def create_app(settings, connector, executor) -> falcon.App:
     app.add_route("/online", Online(reader, connector))
     app.add_route("/request/pvcls", DataListing(reader, connector))
     app.add_route("/request/{name}/{number}/{jobid}/{method}", JobRequest(reader, connector))
+    app.add_route("/openapi.json", OpenApiDocument())
     return app
 
 
@@ -131,6 +133,22 @@ def job_ref(args: dict) -> JobRef:
 class Live:
     def on_get(self, req, resp):
         resp.media = {"status": "OK"}
+
+
+class OpenApiDocument:
+    """The API's OpenAPI 3 document (``dssr_core/openapi.json``); behind the server key like
+    every endpoint but the probes, as the contract wants."""
+
+    def __init__(self):
+        self._body = openapi_document_bytes()
+
+    def on_get(self, req, resp):
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = self._body
+
+
+def openapi_document_bytes() -> bytes:
+    return importlib.resources.files("dssr_core").joinpath("openapi.json").read_bytes()
 
 
 class Nodes:
