@@ -11,7 +11,9 @@ LOCAL_DISTRIBUTIONS = (
     "-e", "./dssr_slurm",
     "-e", "./dssr_singularity",
 )
-TEST_TOOLS = ("pytest>=8", "pytest-timeout>=2.3")
+# jsonschema: ApiClient checks every answer against openapi.json (dssr_core's testing extra);
+# schemathesis (4.x: its API moves between majors) fuzzes dssr serve from that document.
+TEST_TOOLS = ("pytest>=8", "pytest-timeout>=2.3", "jsonschema>=4.18", "schemathesis>=4.30,<5")
 CLUSTER = "tests/cluster/cluster.sh"
 
 
