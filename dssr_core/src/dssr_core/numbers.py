@@ -12,6 +12,8 @@ INT64_MAX = 2**63 - 1
 #: More digits than any bound DSSR checks, few enough for ``int()`` to be instant.
 _MAX_DIGITS = 30
 _WHOLE_NUMBER = re.compile(rf"-?[0-9]{{1,{_MAX_DIGITS}}}")
+_DECIMAL_NUMBER = re.compile(
+    rf"-?(?:[0-9]{{1,{_MAX_DIGITS}}}(?:\.[0-9]{{0,{_MAX_DIGITS}}})?|\.[0-9]{{1,{_MAX_DIGITS}}})")
 
 
 def whole_number(text: object) -> int | None:
@@ -22,6 +24,14 @@ def whole_number(text: object) -> int | None:
     """
     if isinstance(text, str) and _WHOLE_NUMBER.fullmatch(text):
         return int(text)
+    return None
+
+
+def decimal_number(text: object) -> float | None:
+    """The value of ``text`` when it is ASCII digits with an optional ``-`` and ``.``, else None
+    (``float()`` also takes "٣", "1_0", "nan" and "inf")."""
+    if isinstance(text, str) and _DECIMAL_NUMBER.fullmatch(text):
+        return float(text)
     return None
 
 
