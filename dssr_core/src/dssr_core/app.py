@@ -385,7 +385,8 @@ def _domain_error(req, resp, error, params):
     )
     description = error.message
     if status == falcon.HTTP_500:
-        log.error("%s %s failed: %s", req.method, printable(req.path), error.detail or error.message)
+        log.error("%s %s failed: %s%s", req.method, printable(req.path), error.message,
+                  f" ({error.detail})" if error.detail else "")
         description = FAILED
     elif error.detail:
         log.warning("%s %s: %s (%s)", req.method, printable(req.path), error.message, error.detail)
