@@ -14,7 +14,6 @@ from test_app import JOB, InMemoryConnector, SecretExecutor, make_api
 
 from dssr_core.app import create_app
 from dssr_core.errors import ConnectorError
-from dssr_core.executor import Executor
 from dssr_core.facts import read_facts
 from dssr_core.forms import MAX_JSON_DEPTH, MAX_JSON_VALUES
 from dssr_core.settings import Settings
@@ -30,7 +29,8 @@ def connector():
 @pytest.fixture
 def client(connector):
     settings = Settings.from_env({})
-    return falcon.testing.TestClient(create_app(settings, connector, ShellExecutor(settings)))
+    return falcon.testing.TestClient(create_app(settings, connector, ShellExecutor(settings),
+                                                 executor_name="shell"))
 
 
 def post_raw(client, path: str, args_text: str):
@@ -258,7 +258,7 @@ def test_redaction_takes_every_way_of_assigning(api_for, line):
 def test_redaction_splits_lines_as_the_facts_reader_does(separator):
     script = f"echo start{separator}JOBOBJ_CTRSECRET={SECRET}{separator}echo end\n"
     assert read_facts(script).get("JOBOBJ_CTRSECRET") == SECRET  # a line to the reader ...
-    redacted = Executor(None).redact(script)
+    redacted = ShellExecutor(Settings.from_env({})).redact(script)
     assert SECRET not in redacted  # ... so a line to the redactor
     assert redacted.startswith("echo start") and redacted.endswith("echo end\n")
 

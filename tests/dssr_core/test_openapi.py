@@ -16,9 +16,6 @@ from dssr_core.settings import Settings
 from dssr_core.shell import ShellExecutor
 from dssr_core.testing.openapi import contract_check
 
-#: Documented ahead of the ``core`` branch, which serves them: drop each once it is merged.
-PENDING_ROUTES = {"/ready", "/request/{name}/{number}/{jobid}"}
-
 
 @pytest.fixture
 def connector():
@@ -27,7 +24,7 @@ def connector():
 
 def app_routes(connector) -> dict[str, set[str]]:
     settings = Settings.from_env({})
-    app = create_app(settings, connector, ShellExecutor(settings))
+    app = create_app(settings, connector, ShellExecutor(settings), executor_name="shell")
     return {route.path: {m.method for m in route.methods if not m.internal}
             for route in falcon.inspect.inspect_routes(app)}
 
@@ -46,7 +43,7 @@ def test_every_route_and_method_of_the_app_is_documented(connector):
 
 def test_every_documented_path_is_served(connector):
     served = app_routes(connector)
-    missing = set(documented_routes()) - set(served) - PENDING_ROUTES
+    missing = set(documented_routes()) - set(served)
     assert not missing, f"openapi.json documents paths the app does not serve: {missing}"
 
 

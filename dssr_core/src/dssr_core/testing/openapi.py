@@ -29,6 +29,7 @@ class ContractCheck:
     def operation(self, method: str, path: str) -> tuple[str, dict] | None:
         """``(template, operation)`` that answers ``method path``, or None."""
         path = path.split("?", 1)[0]
+        path = path.rstrip("/") or "/"  # as the app routes it (strip_url_path_trailing_slash)
         matches = [(template, operation) for pattern, template, verb, operation in self._operations
                    if verb == method.upper() and pattern.fullmatch(path)]
         # A literal path (/request/pvcls) wins over a template that also matches it.
