@@ -7,6 +7,7 @@
 #   cluster.sh env      print `export` lines that point DSSR at this cluster:
 #                         eval "$(tests/cluster/cluster.sh env)"
 #   cluster.sh stop-sshd|start-sshd|stop-slurmctld|start-slurmctld|stop-slurmrestd|start-slurmrestd
+#   cluster.sh stop-slurmdbd|start-slurmdbd|stop-mariadb|start-mariadb
 #
 # State lives in DSSR_CLUSTER_DIR (default /var/lib/dssr-test-cluster). Outside it, `up` writes
 # /etc/slurm/{slurm,slurmdbd}.conf and creates the users jarvice, kirby, mario and slurmrest;
@@ -147,6 +148,12 @@ start_slurmd() {
 restart_slurmctld() {
     start_slurmctld
     wait_for "node localhost up" 60 node_up
+}
+
+# For a restart on its own: slurmdbd is already running, wait until it reaches the database again.
+restart_mariadbd() {
+    start_mariadbd
+    wait_for "slurmdbd to reach the database" 60 sacctmgr -n list cluster
 }
 
 # Up and responding: a trailing * would mean slurmd does not answer.
@@ -494,5 +501,9 @@ case ${1:-} in
     start-slurmctld) restart_slurmctld ;;
     stop-slurmrestd) halt slurmrestd ;;
     start-slurmrestd) start_slurmrestd ;;
-    *) die "usage: $0 up|down|status|env|stop-sshd|start-sshd|stop-slurmctld|start-slurmctld|stop-slurmrestd|start-slurmrestd" ;;
+    stop-slurmdbd) halt slurmdbd ;;
+    start-slurmdbd) start_slurmdbd ;;
+    stop-mariadb) halt mariadbd ;;
+    start-mariadb) restart_mariadbd ;;
+    *) die "usage: $0 up|down|status|env|stop-{sshd,slurmctld,slurmrestd,slurmdbd,mariadb}|start-{...}" ;;
 esac

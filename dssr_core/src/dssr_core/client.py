@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import requests
 
 from dssr_core.errors import DssrError, InvalidRequest
+from dssr_core.numbers import is_digits
 
 _TERMINATION_STATE = re.compile(r"^<< termination state: (\S+)")
 
@@ -93,7 +94,7 @@ def server_url(text: str) -> str:
 def parse_job(text: str) -> dict:
     """``name/number/jobid`` (as ``dssr submit`` prints it) into the contract's fields."""
     parts = text.split("/")
-    if len(parts) != 3 or not parts[1].isdigit():
+    if len(parts) != 3 or not is_digits(parts[1]):
         raise InvalidRequest(f"A job is written name/number/jobid, not {text!r}.")
     return {"name": parts[0], "number": int(parts[1]), "jobid": parts[2]}
 

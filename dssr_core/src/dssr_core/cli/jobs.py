@@ -12,6 +12,7 @@ from dssr_core.client import Client, ClientError, parse_job, termination_state
 from dssr_core.errors import InvalidRequest
 from dssr_core.facts import escape_braces
 from dssr_core.models import check_job_name
+from dssr_core.numbers import is_digits
 
 JOB_HELP = "the job as name/number/jobid (as submit prints it)"
 
@@ -71,7 +72,7 @@ def _job_command(commands, name, summary, handler, details=""):
 
 def _whole_number(minimum: int):
     def parse(text: str) -> int:
-        if not text.isdigit() or int(text) < minimum:
+        if not is_digits(text) or int(text) < minimum:
             raise argparse.ArgumentTypeError(f"must be a whole number of at least {minimum}, "
                                              f"not {text!r}")
         return int(text)

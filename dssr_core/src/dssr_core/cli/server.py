@@ -14,6 +14,7 @@ from dssr_core.client import Client, ClientError, ServerUnreachable
 from dssr_core.errors import DssrError, SettingsError
 from dssr_core.plugins import disabled_plugins, make_registry
 from dssr_core.report import REPORT_FOOTER, init_report
+from dssr_core.serving import waitress_options
 from dssr_core.settings import Settings
 
 log = logging.getLogger("dssr_core.cli")
@@ -106,7 +107,7 @@ def cmd_serve(args) -> int:
     settings = load_settings(args)
     configure_logging(settings)
     with contextlib.ExitStack() as cleanup:
-        sockets = listen_on(settings.bind, settings.port)
+        sockets = listen_on(settings.bind, settings.port, settings.backlog)
         for listening in sockets:
             cleanup.callback(listening.close)
         # Only now that the port is ours does anything touch the cluster or its state.
@@ -121,12 +122,13 @@ def cmd_serve(args) -> int:
                          report=report)
         log.info("%s", REPORT_FOOTER)
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
-        waitress.serve(app, sockets=sockets, threads=settings.threads,
-                       max_request_body_size=settings.max_body_bytes, ident="dssr", _quiet=True)
+        options = waitress_options(settings)
+        del options["host"], options["port"]  # the sockets are bound already
+        waitress.serve(app, sockets=sockets, **options)
     return 0
 
 
-def listen_on(host: str, port: int) -> list[socket.socket]:
+def listen_on(host: str, port: int, backlog: int = LISTEN_BACKLOG) -> list[socket.socket]:
     """Sockets bound to ``host:port`` and listening, one per address the host resolves to."""
     try:
         found = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM,
@@ -142,7 +144,7 @@ def listen_on(host: str, port: int) -> list[socket.socket]:
             if family == socket.AF_INET6:
                 sockets[-1].setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sockets[-1].bind(address)
-            sockets[-1].listen(LISTEN_BACKLOG)
+            sockets[-1].listen(backlog)
     except OSError as error:
         for sock in sockets:
             sock.close()

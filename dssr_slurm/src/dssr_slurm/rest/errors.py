@@ -68,7 +68,7 @@ def failure(answer: Answer, what: str, tokens, user: str, *, job_request: bool =
     message = slurm_message(answer)
     if answer.status in (401, 403) or numbers & AUTHENTICATION or any(6000 <= n < 7000 for n in numbers):
         return TokenRefused(f"slurmrestd did not accept the token of {user} while {what} ({message}; "
-                            f"token mode {tokens.mode}): {tokens.hint()}.")
+                            f"token mode {tokens.mode}).", detail=tokens.hint())
     if INVALID_JOB_ID in numbers:
         return JobNotFound(f"Slurm does not know the job ({message}) while {what}.")
     if numbers & UNREACHABLE:
@@ -76,7 +76,7 @@ def failure(answer: Answer, what: str, tokens, user: str, *, job_request: bool =
     if numbers & AMBIGUOUS:
         return ClusterUnavailable(
             f"Slurm did not give slurmrestd an answer while {what} ({message}): slurmctld is not answering, "
-            f"or it refused the token of {user} (token mode {tokens.mode}: {tokens.hint()}).")
+            f"or it refused the token of {user} (token mode {tokens.mode}).", detail=tokens.hint())
     if is_path_unknown(answer):
         return ConnectorError(f"slurmrestd does not serve this request while {what} ({message}); "
                               "check its -s plugin list and JARVICE_SLURMRESTD_API_VERSION.")
