@@ -16,7 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
-from dssr_slurm.cli_connector import SlurmCliConnector
+from dssr_slurm.commands.connector import SlurmCliConnector
 
 sys.path.insert(0, str(Path(__file__).parent))
 from slurm_bench_common import (  # noqa: E402

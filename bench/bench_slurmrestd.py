@@ -17,7 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
-from dssr_slurm.rest_connector import SlurmRestConnector
+from dssr_slurm.rest.connector import SlurmRestConnector
 
 sys.path.insert(0, str(Path(__file__).parent))
 from slurm_bench_common import (  # noqa: E402

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dssr_core.settings import Settings
-from dssr_slurm.cli_connector import SlurmCliConnector
+from dssr_slurm.commands.connector import SlurmCliConnector
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_SH = ROOT / "tests" / "cluster" / "cluster.sh"

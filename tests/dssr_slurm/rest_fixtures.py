@@ -22,7 +22,7 @@ import jwt
 import pytest
 
 from dssr_core.settings import Settings
-from dssr_slurm.rest_connector import SlurmRestConnector
+from dssr_slurm.rest.connector import SlurmRestConnector
 
 RECORDED = Path(__file__).parent / "recorded"
 REST_JOB_PREFIX = "jarvice_rest-"

@@ -6,11 +6,11 @@ from dssr_core.errors import InvalidRequest
 from dssr_core.models import JobFacts
 from dssr_slurm.options import (
     device_option,
-    quoted,
     sbatch_arguments,
     slurm_time,
     submission_options,
 )
+from dssr_slurm.ssh import quote_command
 
 
 def options_of(facts, held=False, scratch="/scratch"):
@@ -57,7 +57,7 @@ def test_output_in_the_home_directory_when_no_scratch_dir_and_percent_escaped():
 def test_arguments_are_quoted_for_the_shell():
     arguments = sbatch_arguments([("job-name", "jarvice_x"), ("exclusive", None), ("comment", "a|b&c")])
     assert arguments == ["--job-name=jarvice_x", "--exclusive", "--comment=a|b&c"]
-    assert quoted(arguments) == "--job-name=jarvice_x --exclusive '--comment=a|b&c'"
+    assert quote_command(*arguments) == "--job-name=jarvice_x --exclusive '--comment=a|b&c'"
 
 
 @pytest.mark.parametrize("value", ["$(touch /tmp/x)", "`id`", "a;b", "a b", "'q'", '"q"', "a\\b",

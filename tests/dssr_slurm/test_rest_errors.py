@@ -5,9 +5,9 @@ import pytest
 from rest_fixtures import recorded
 
 from dssr_core.errors import ClusterUnavailable, ConnectorError, JobNotFound, SchedulerRejected
-from dssr_slurm.rest_client import Answer
-from dssr_slurm.rest_errors import failure, is_not_found, is_path_unknown, slurm_message
-from dssr_slurm.rest_tokens import StaticToken, TokenRefused
+from dssr_slurm.rest.client import Answer
+from dssr_slurm.rest.errors import failure, is_not_found, is_path_unknown, slurm_message
+from dssr_slurm.rest.tokens import StaticToken, TokenRefused
 
 SECRET = jwt.encode({"sun": "jarvice", "exp": 4_000_000_000}, "k" * 32, algorithm="HS256")
 TOKENS = StaticToken(SECRET)

@@ -16,7 +16,7 @@ from dssr_core.errors import SettingsError
 from dssr_core.settings import Settings
 from dssr_core.shell import ShellExecutor
 from dssr_core.testing import ApiClient, shell_template
-from dssr_slurm.rest_connector import SlurmRestConnector
+from dssr_slurm.rest.connector import SlurmRestConnector
 
 pytest_plugins = ["rest_fixtures"]
 
@@ -55,7 +55,7 @@ def job(name, jobid):
 @pytest.mark.parametrize("version", ALL_VERSIONS)
 def test_the_newest_version_that_answers_ping_is_chosen_and_logged(make, fake_slurmrestd, version, caplog):
     serve(fake_slurmrestd, version)
-    with caplog.at_level(logging.INFO, logger="dssr_slurm.rest_connector"):
+    with caplog.at_level(logging.INFO, logger="dssr_slurm.rest.connector"):
         connector, _ = make()
     assert connector.versions.current().name == version
     assert f"using API {version}" in caplog.text

@@ -8,8 +8,8 @@ import pytest
 
 from dssr_core.errors import SettingsError
 from dssr_core.settings import Settings
-from dssr_slurm.rest_settings import RestSettings, api_version
-from dssr_slurm.rest_tokens import MintedTokens, PassedBearers, StaticToken, TokenRefused, token_source
+from dssr_slurm.rest.settings import RestSettings, api_version
+from dssr_slurm.rest.tokens import MintedTokens, PassedBearers, StaticToken, TokenRefused, token_source
 
 KEY = b"0123456789abcdef0123456789abcdef"
 

@@ -8,8 +8,8 @@ from rest_fixtures import RECORDED, RECORDED_NOW, recorded
 
 from dssr_core.models import JobFacts
 from dssr_slurm.options import submission_options
-from dssr_slurm.rest_jobspec import job_spec
-from dssr_slurm.rest_versions import ADAPTERS, adapter, base_state, exit_code, number
+from dssr_slurm.rest.jobspec import job_spec
+from dssr_slurm.rest.versions import ADAPTERS, adapter, base_state, exit_code, number
 from dssr_slurm.snapshot import Snapshot
 
 NEW_VERSIONS = ("v0.0.39", "v0.0.40", "v0.0.41", "v0.0.42")

@@ -8,7 +8,7 @@ import yaml
 
 from dssr_core.errors import ClusterUnavailable, SettingsError
 from dssr_core.settings import Settings
-from dssr_slurm.cli_connector import SlurmCliConnector
+from dssr_slurm.commands.connector import SlurmCliConnector
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,13 @@ Shared by both:
 - :mod:`dssr_slurm.states`: Slurm states -> running / queued / ended
 - :mod:`dssr_slurm.snapshot`: the status snapshot shared by all threads
 - :mod:`dssr_slurm.ssh`: SSH to the cluster (slurmrestd's tunnel and output access use it too)
+- :mod:`dssr_slurm.failures`: what a failed Slurm command says
 - :mod:`dssr_slurm.files`: the job's output and files on the cluster, read and removed over SSH
 - :mod:`dssr_slurm.jobs`, :mod:`dssr_slurm.nodelist`, :mod:`dssr_slurm.config`
 
-Specific to ``slurm-cli``: :mod:`dssr_slurm.cli_commands`, :mod:`dssr_slurm.cli_connector`,
-:mod:`dssr_slurm.cli_plugin`.
+Specific to ``slurm-cli``: the subpackage :mod:`dssr_slurm.commands`.
 
-Specific to ``slurmrestd``: :mod:`dssr_slurm.rest_connector` and the other ``rest_*`` modules
-(settings, HTTP client, API versions, tokens, errors, job spec, output access, SSH tunnel),
-:mod:`dssr_slurm.rest_plugin`.
+Specific to ``slurmrestd``: the subpackage :mod:`dssr_slurm.rest`.
 """
 
 __version__ = "0.1.0"

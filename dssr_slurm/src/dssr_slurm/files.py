@@ -2,15 +2,16 @@
 
 A connector reaches them through an :class:`OutputAccess`. slurm-cli always uses
 :class:`SshFiles` (the SSH connections that also run Slurm's commands); slurmrestd uses it when
-``JARVICE_SLURMRESTD_OUTPUT_ACCESS=ssh``, else one of :mod:`dssr_slurm.rest_files`.
+``JARVICE_SLURMRESTD_OUTPUT_ACCESS=ssh``, else one of :mod:`dssr_slurm.rest.files`.
 """
 
 import logging
 from collections.abc import Callable
 from typing import Protocol
 
+from dssr_slurm.failures import slurm_message, unreachable_or_failed
 from dssr_slurm.jobscript import JobFiles
-from dssr_slurm.ssh import SshPool, quote_command, slurm_message, unreachable_or_failed
+from dssr_slurm.ssh import SshPool, quote_command
 from dssr_slurm.users import ClusterAccount
 
 log = logging.getLogger(__name__)

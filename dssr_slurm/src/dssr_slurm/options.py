@@ -5,7 +5,6 @@ arguments (:func:`sbatch_arguments`); a REST connector maps the same pairs to it
 """
 
 import re
-import shlex
 
 from dssr_core.errors import InvalidRequest
 from dssr_core.models import JobFacts
@@ -81,10 +80,6 @@ def slurm_time(seconds: int) -> str:
 
 
 def sbatch_arguments(options: Options) -> list[str]:
-    """``--option=value`` (or ``--option``) for each pair, unquoted (see :func:`quoted`)."""
+    """``--option=value`` (or ``--option``) for each pair, unquoted (``ssh.quote_command`` quotes them)."""
     return [f"--{option}" if value is None else f"--{option}={value}" for option, value in options]
 
-
-def quoted(arguments: list[str]) -> str:
-    """Arguments joined for a remote shell, each through ``shlex.quote``."""
-    return " ".join(shlex.quote(argument) for argument in arguments)

@@ -5,8 +5,8 @@ thread (each command gets its own session channel on the one transport), kept al
 reopened when it died. Every command has a timeout. Host keys are checked against a
 known_hosts file; an unknown host is refused unless the operator turned trust-on-first-use on,
 which appends the key to the file. Failures become :class:`ClusterUnavailable` with a
-sentence that says what failed (for a command that ran and failed, Slurm's own words:
-:func:`unreachable_or_failed`); no key ever reaches a log line or a message.
+sentence that says what failed (a command that ran and failed is read by
+:mod:`dssr_slurm.failures`); no key ever reaches a log line or a message.
 
 Used by slurm-cli for everything, and by slurmrestd for its SSH tunnel and output access.
 """
@@ -29,10 +29,6 @@ from dssr_slurm.users import ClusterAccount, decode_private_key
 log = logging.getLogger(__name__)
 
 KEY_CLASSES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
-#: Words in Slurm's error output that mean the controller or the database did not answer.
-UNREACHABLE = ("unable to contact slurm controller", "socket timed out", "connection refused",
-               "zero bytes were transmitted", "transport endpoint is not connected",
-               "problem talking to the database", "connection timed out", "slurmdbd")
 _known_hosts_lock = threading.Lock()
 
 
@@ -93,26 +89,6 @@ class CommandResult:
     @property
     def ok(self) -> bool:
         return self.exit_status == 0
-
-
-def slurm_message(result: CommandResult) -> str:
-    """Slurm's own words: the error lines, joined."""
-    lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
-    errors = [line for line in lines if "error" in line.lower()] or lines
-    return " ".join(errors)[:1000] or f"exit status {result.exit_status} and no message"
-
-
-def is_unreachable(message: str) -> bool:
-    lowered = message.lower()
-    return any(word in lowered for word in UNREACHABLE)
-
-
-def unreachable_or_failed(program: str, result: CommandResult) -> Exception:
-    """The error for a command that failed where it should not: 503 with Slurm's words."""
-    message = slurm_message(result)
-    if is_unreachable(message):
-        return ClusterUnavailable(f"Slurm does not answer ({program}): {message}")
-    return ClusterUnavailable(f"{program} failed on the cluster: {message}")
 
 
 def quote_command(*arguments: str) -> str:

@@ -2,7 +2,7 @@
 
 import dssr_core
 from dssr_core.models import ConnectorSpec
-from dssr_slurm.rest_connector import SlurmRestConnector
+from dssr_slurm.rest.connector import SlurmRestConnector
 
 
 @dssr_core.hookimpl

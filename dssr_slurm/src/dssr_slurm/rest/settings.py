@@ -1,7 +1,7 @@
 """Settings of the ``slurmrestd`` connector, read once and checked at start.
 
 Every name and default is in ``docs/slurmrestd.md``. No value here is ever logged whole:
-the token and the key file's content stay in :mod:`dssr_slurm.rest_tokens`.
+the token and the key file's content stay in :mod:`dssr_slurm.rest.tokens`.
 """
 
 import re

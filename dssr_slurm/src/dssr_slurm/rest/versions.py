@@ -21,7 +21,7 @@ import attrs
 
 from dssr_slurm.jobs import JobRecord, service_port, upstream_name
 from dssr_slurm.nodelist import expand_nodelist
-from dssr_slurm.rest_jobspec import JobSpec
+from dssr_slurm.rest.jobspec import JobSpec
 from dssr_slurm.states import LONG_NAMES, is_running, state_name
 
 #: Newest first: the order in which versions are probed when none is pinned.

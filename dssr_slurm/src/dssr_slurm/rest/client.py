@@ -18,7 +18,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from dssr_core.errors import ClusterUnavailable
-from dssr_slurm.rest_tokens import Credentials
+from dssr_slurm.rest.tokens import Credentials
 
 log = logging.getLogger(__name__)
 

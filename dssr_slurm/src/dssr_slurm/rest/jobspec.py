@@ -2,7 +2,7 @@
 
 The slurm-cli connector passes the options to ``sbatch``; slurmrestd takes JSON fields instead.
 This module reads the same ``(option, value)`` pairs into :class:`JobSpec`, and each API
-version's adapter (:mod:`dssr_slurm.rest_versions`) writes the spec in its own JSON.
+version's adapter (:mod:`dssr_slurm.rest.versions`) writes the spec in its own JSON.
 """
 
 import re

@@ -16,8 +16,8 @@ failure. The classes:
 """
 
 from dssr_core.errors import ClusterUnavailable, ConnectorError, DssrError, JobNotFound, SchedulerRejected
-from dssr_slurm.rest_client import Answer
-from dssr_slurm.rest_tokens import TokenRefused
+from dssr_slurm.rest.client import Answer
+from dssr_slurm.rest.tokens import TokenRefused
 
 INVALID_JOB_ID = 2017
 EMPTY_RESULT = 9003  # "Nothing found with query": accounting has no such job

@@ -8,10 +8,10 @@ import logging
 
 from dssr_core.durations import parse_slurm_duration
 from dssr_core.errors import ClusterUnavailable, ConnectorError, SchedulerRejected
+from dssr_slurm.failures import is_unreachable, slurm_message, unreachable_or_failed
 from dssr_slurm.jobs import JobRecord, service_port, slurm_job_name, upstream_name
 from dssr_slurm.nodelist import expand_nodelist
-from dssr_slurm.options import quoted
-from dssr_slurm.ssh import CommandResult, is_unreachable, quote_command, slurm_message, unreachable_or_failed
+from dssr_slurm.ssh import CommandResult, quote_command
 from dssr_slurm.states import LIVE_STATE_NAMES, state_code, state_name
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def submit(name: str, sbatch_arguments: list[str]) -> str:
                               f"--name={slurm_job_name(name)}", "--format=%i")
     return (f"dssr_found=$({find_live} </dev/null) || exit {SQUEUE_FAILED}; "
             f'if [ -n "$dssr_found" ]; then echo {EXISTING} $dssr_found; exit 0; fi; '
-            f"umask 077; exec sbatch --parsable {quoted(sbatch_arguments)}")
+            f"umask 077; exec sbatch --parsable {quote_command(*sbatch_arguments)}")
 
 
 def list_directory(root: str, path: str) -> str:

@@ -5,7 +5,7 @@ import subprocess
 import pytest
 
 from dssr_core.errors import ClusterUnavailable, InvalidRequest, SchedulerRejected
-from dssr_slurm import cli_commands as commands
+from dssr_slurm.commands import programs as commands
 from dssr_slurm.jobs import JobRecord, check_slurm_job_id
 from dssr_slurm.ssh import CommandResult
 

@@ -5,7 +5,7 @@ with slurm-cli), with the same srun-wrapped batch script; everything later on a 
 its owner as Slurm reports it. Listings and run status come from one shared snapshot: one
 ``GET /slurm/vX/jobs`` per interval, as the service account. The job logic both Slurm
 connectors share is in :mod:`dssr_slurm.base`; the API version's differences live in
-:mod:`dssr_slurm.rest_versions`, the tokens in :mod:`dssr_slurm.rest_tokens`.
+:mod:`dssr_slurm.rest.versions`, the tokens in :mod:`dssr_slurm.rest.tokens`.
 """
 
 import logging
@@ -21,14 +21,14 @@ from dssr_slurm.files import OutputAccess, SshFiles
 from dssr_slurm.jobs import JobRecord, slurm_job_name
 from dssr_slurm.jobscript import batch_script
 from dssr_slurm.options import submission_options
-from dssr_slurm.rest_client import Answer, RestClient
-from dssr_slurm.rest_errors import failure, is_not_found, is_path_unknown
-from dssr_slurm.rest_files import NoOutputAccess, SharedOutputAccess, ssh_account_for
-from dssr_slurm.rest_jobspec import job_spec
-from dssr_slurm.rest_settings import RestSettings
-from dssr_slurm.rest_tokens import Credentials, token_source
-from dssr_slurm.rest_tunnel import SshTunnel
-from dssr_slurm.rest_versions import PROBE_ORDER, ApiVersion, adapter, number
+from dssr_slurm.rest.client import Answer, RestClient
+from dssr_slurm.rest.errors import failure, is_not_found, is_path_unknown
+from dssr_slurm.rest.files import NoOutputAccess, SharedOutputAccess, ssh_account_for
+from dssr_slurm.rest.jobspec import job_spec
+from dssr_slurm.rest.settings import RestSettings
+from dssr_slurm.rest.tokens import Credentials, token_source
+from dssr_slurm.rest.tunnel import SshTunnel
+from dssr_slurm.rest.versions import PROBE_ORDER, ApiVersion, adapter, number
 from dssr_slurm.snapshot import StatusSnapshot
 from dssr_slurm.ssh import SshPool, SshSettings
 from dssr_slurm.states import is_live

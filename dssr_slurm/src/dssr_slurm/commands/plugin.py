@@ -2,7 +2,7 @@
 
 import dssr_core
 from dssr_core.models import ConnectorSpec
-from dssr_slurm.cli_connector import SlurmCliConnector
+from dssr_slurm.commands.connector import SlurmCliConnector
 
 
 @dssr_core.hookimpl

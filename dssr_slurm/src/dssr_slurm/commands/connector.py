@@ -11,22 +11,16 @@ import logging
 
 from dssr_core.errors import Forbidden, NotAvailable, SettingsError
 from dssr_core.models import DirEntry, JobRef, Submission, SubmitResult
-from dssr_slurm import cli_commands as commands
 from dssr_slurm.base import SlurmConnector
+from dssr_slurm.commands import programs as commands
 from dssr_slurm.config import SlurmConfig
+from dssr_slurm.failures import unreachable_or_failed
 from dssr_slurm.files import SshFiles
 from dssr_slurm.jobs import JobRecord
 from dssr_slurm.jobscript import batch_script
 from dssr_slurm.options import sbatch_arguments, submission_options
 from dssr_slurm.snapshot import StatusSnapshot
-from dssr_slurm.ssh import (
-    CommandResult,
-    SshPool,
-    SshSettings,
-    load_private_key,
-    quote_command,
-    unreachable_or_failed,
-)
+from dssr_slurm.ssh import CommandResult, SshPool, SshSettings, load_private_key, quote_command
 from dssr_slurm.users import Accounts, ClusterAccount, load_user_map
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,33 @@
+"""What a failed Slurm command says: Slurm's own words, and whether Slurm could not be reached.
+
+Shared by slurm-cli (every command it runs) and by the output access over SSH that both Slurm
+connectors use.
+"""
+
+from dssr_core.errors import ClusterUnavailable
+from dssr_slurm.ssh import CommandResult
+
+#: Words in Slurm's error output that mean the controller or the database did not answer.
+UNREACHABLE = ("unable to contact slurm controller", "socket timed out", "connection refused",
+               "zero bytes were transmitted", "transport endpoint is not connected",
+               "problem talking to the database", "connection timed out", "slurmdbd")
+
+
+def slurm_message(result: CommandResult) -> str:
+    """Slurm's own words: the error lines, joined."""
+    lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()] or lines
+    return " ".join(errors)[:1000] or f"exit status {result.exit_status} and no message"
+
+
+def is_unreachable(message: str) -> bool:
+    lowered = message.lower()
+    return any(word in lowered for word in UNREACHABLE)
+
+
+def unreachable_or_failed(program: str, result: CommandResult) -> Exception:
+    """The error for a command that failed where it should not: 503 with Slurm's words."""
+    message = slurm_message(result)
+    if is_unreachable(message):
+        return ClusterUnavailable(f"Slurm does not answer ({program}): {message}")
+    return ClusterUnavailable(f"{program} failed on the cluster: {message}")
