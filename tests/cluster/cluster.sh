@@ -302,11 +302,11 @@ ensure_users() {
         [[ $(getent shadow "$u" | cut -d: -f2) == '*' ]] || usermod -p '*' "$u"
     done
     id -u slurmrest >/dev/null 2>&1 || useradd -r -M -d /nonexistent -s /usr/sbin/nologin slurmrest
-    [[ -z $ROOT ]] || ensure_root_users
 }
 
-# The chroot gets the login users with the host's names and uids, so that the owner of a
-# job's files and `id -un` agree inside and out; slurmrest is its own system user there.
+# The chroot gets the login users with the host's names and uids (and, bind-mounted, their
+# homes), so that the owner of a job's files, `id -un` and $HOME agree inside and out;
+# slurmrest is its own system user there.
 ensure_root_users() {
     local u uid gid
     for u in "${LOGIN_USERS[@]}"; do
@@ -415,11 +415,14 @@ mount_root_system() {
 }
 
 # The state directory appears at the same path inside, so every path in the config, the
-# keys, the scratch directory and the jobs' files is the same inside and out.
+# keys, the scratch directory and the jobs' files is the same inside and out; so do the homes.
 mount_root() {
+    local d
     mount_root_system
-    install -d -m 0755 "$ROOT$STATE"
-    mountpoint -q "$ROOT$STATE" || mount --bind "$STATE" "$ROOT$STATE"
+    for d in /home "$STATE"; do
+        install -d -m 0755 "$ROOT$d"
+        mountpoint -q "$ROOT$d" || mount --bind "$d" "$ROOT$d"
+    done
 }
 
 # Root's Slurm commands for this cluster, to run from the host (DSSR_CLUSTER_SLURM_BIN).
@@ -623,7 +626,7 @@ up() {
     timed "packages" install_packages
     if [[ -n $ROOT ]]; then
         timed "chroot (Debian $SUITE)" build_root
-        timed "users, keys, config" eval 'ensure_users; make_dirs; mount_root; slurm_wrappers; make_secrets; write_configs; restart_changed'
+        timed "users, keys, config" eval 'ensure_users; make_dirs; mount_root; ensure_root_users; slurm_wrappers; make_secrets; write_configs; restart_changed'
     else
         timed "users, keys, config" eval 'ensure_users; make_dirs; make_secrets; write_configs; restart_changed'
     fi
