@@ -49,7 +49,7 @@ def ssh_commands(connector) -> int:
 def main() -> None:
     settings, connector, api, bearer = start_on_cluster(SlurmCliConnector)
     kirby = connector.accounts.for_email("kirby@example.org")
-    address = f"{settings.get('JARVICE_SLURM_CLUSTER_ADDR')}:{settings.get('JARVICE_SLURM_CLUSTER_PORT')}"
+    address = f"{connector.ssh_settings.host}:{connector.ssh_settings.port}"
     print(f"slurm-cli on {address}"
           f" (status interval {connector.config.status_interval:g} s)")
     connector.check()  # the connection is open before anything is timed

@@ -131,6 +131,18 @@ def test_init_image_follows_the_settings_and_the_appdef_version(render):
         "docker://registry.example.com:5000/jarvice/system/initv3:3.21.9-1"
 
 
+@pytest.mark.parametrize("omit, expected", [
+    ("true", "docker://registry.example.com/initv2:jarvice-master"),
+    ("false", "docker://registry.example.com/jarvice-system/images/initv2:jarvice-master"),
+    ("", "docker://registry.example.com/jarvice-system/images/initv2:jarvice-master"),
+])
+def test_omit_repo_base_drops_the_repository_path_as_the_chart_does(render, executor_for, omit, expected):
+    settings = {"JARVICE_SYSTEM_REGISTRY": "registry.example.com",
+                "JARVICE_SYSTEM_REPO_BASE": "jarvice-system/images", "JARVICE_SYSTEM_OMIT_REPO_BASE": omit}
+    assert init_image(render, settings) == expected
+    assert dict(executor_for(**settings).report())["init image"] == expected.replace("initv2", "initv<N>")
+
+
 @pytest.mark.parametrize("machine, tag, job_arch, expected_tag", [
     ("x86_64", "jarvice-master-amd64", "aarch64", "jarvice-master-arm64"),
     ("x86_64", "jarvice-master-amd64", "arm64", "jarvice-master-arm64"),

@@ -99,8 +99,10 @@ def cancel_test_jobs(submitted_since: str) -> None:
 
 @pytest.fixture(scope="session")
 def slurm_env(cluster_env):
-    """Settings for a slurm-cli DSSR on the test cluster (a short status interval for speed)."""
-    return {**cluster_env, "JARVICE_BAREMETAL_CONNECTOR": "slurm-cli", "JARVICE_SLURM_STATUS_INTERVAL": "0.5"}
+    """Settings for a slurm-cli DSSR on the test cluster (a short status interval for speed), with the
+    shell executor the tests' scripts are written for (a Slurm connector's default is singularity)."""
+    return {**cluster_env, "JARVICE_BAREMETAL_CONNECTOR": "slurm-cli", "JARVICE_BAREMETAL_EXECUTOR": "shell",
+            "JARVICE_SLURM_STATUS_INTERVAL": "0.5"}
 
 
 @pytest.fixture

@@ -172,8 +172,10 @@ def ping_routes(version: str) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def rest_env(cluster_env):
-    """Settings for a slurmrestd DSSR on the test cluster; jobs find the cluster's bin first on PATH."""
-    yield {**cluster_env, "JARVICE_BAREMETAL_CONNECTOR": "slurmrestd", "JARVICE_SLURM_STATUS_INTERVAL": "0.5",
+    """Settings for a slurmrestd DSSR on the test cluster with the shell executor; jobs find the
+    cluster's bin first on PATH."""
+    yield {**cluster_env, "JARVICE_BAREMETAL_CONNECTOR": "slurmrestd", "JARVICE_BAREMETAL_EXECUTOR": "shell",
+           "JARVICE_SLURM_STATUS_INTERVAL": "0.5",
            "JARVICE_SLURMRESTD_JOB_PATH": f"{cluster_env['DSSR_CLUSTER_BIN']}:/usr/local/bin:/usr/bin:/bin"}
     cancel_rest_jobs()
 

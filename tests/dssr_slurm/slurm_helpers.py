@@ -129,6 +129,21 @@ class ServiceExecutor(ShellExecutor):
         return attrs.evolve(super().render(request), service_port=2228)
 
 
+def assert_the_job_spec_reaches_slurm(api, name: str, bearer: str) -> None:
+    """A held job's memory, walltime and numeric device as Slurm holds them (squeue as root).
+
+    Slurm keeps time limits in whole minutes: sbatch's 0-00:02:30 and slurmrestd's 3 both read 3:00.
+    """
+    facts = "JOBOBJ_RAM=1\nJOBOBJ_WALLTIME=00:02:30"
+    job = job_of(name, api.submit(name, template("true", devices=[*SHARED, "sbatch_nice=7"], extra=facts),
+                                  hold=True, bearer=bearer))
+    try:
+        fields = squeue_field(job["jobid"], "%m|%l|%y|%D|%C")
+        assert fields == "1G|3:00|7|1|1", fields
+    finally:
+        assert api.post("/terminate", job).status == 200
+
+
 def assert_interactive_job_gets_its_url(connector, name: str, bearer: str, devices: list[str]) -> None:
     """Through the HTTP app: the port rides in the job's comment, info answers the node's URL."""
     settings = Settings.from_env({})

@@ -10,6 +10,7 @@ from slurm_helpers import (
     MARIO_MAIL,
     SHARED,
     assert_interactive_job_gets_its_url,
+    assert_the_job_spec_reaches_slurm,
     bearer_for,
     exitstatus,
     job_of,
@@ -161,3 +162,7 @@ def test_data_listing_refuses_links_out_of_the_data_root(api, slurm_env):
 
 def test_info_of_an_interactive_job_gives_its_url(make_connector):
     assert_interactive_job_gets_its_url(make_connector(), unique("service"), KIRBY, SHARED)
+
+
+def test_memory_walltime_and_devices_reach_slurm_as_numbers(api):
+    assert_the_job_spec_reaches_slurm(api, unique("spec"), KIRBY)

@@ -13,6 +13,7 @@ from slurm_helpers import (
     MARIO_MAIL,
     SHARED,
     assert_interactive_job_gets_its_url,
+    assert_the_job_spec_reaches_slurm,
     bearer_for,
     exitstatus,
     job_of,
@@ -248,3 +249,7 @@ def test_slurms_refusals_are_422_with_its_message(api_for):
 
 def test_info_of_an_interactive_job_gives_its_url(make_rest_connector):
     assert_interactive_job_gets_its_url(make_rest_connector(), unique("service"), KIRBY, SHARED)
+
+
+def test_memory_walltime_and_devices_reach_slurm_as_numbers(api_for):
+    assert_the_job_spec_reaches_slurm(api_for(), unique("spec"), KIRBY)

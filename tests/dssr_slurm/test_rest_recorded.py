@@ -9,7 +9,7 @@ import re
 import jwt
 import pytest
 from rest_fixtures import LIVE_RECORDED, ping_routes, recorded
-from slurm_helpers import bearer_for
+from slurm_helpers import bearer_for, template
 
 from dssr_core.app import create_app
 from dssr_core.errors import ClusterUnavailable, SettingsError
@@ -203,6 +203,21 @@ def test_a_refused_job_is_a_422_with_slurms_words(make, fake_slurmrestd):
     _, api = make()
     answer = api.submit("rest-bad", shell_template("true"), bearer=KIRBY)
     assert answer.status == 422 and "Invalid partition name specified" in answer.json["description"]
+
+
+@pytest.mark.parametrize(("device", "words"), [
+    ("sbatch_wrap=id", "sbatch_wrap is not allowed"),
+    ("sbatch_container=/tmp/x", "sbatch_container is not allowed"),
+    ("sbatch_account=x$(id)", "value that is not allowed"), ("sbatch_nice=high", "needs a whole number"),
+    ("sbatch_mail-type=END", "sbatch_mail-type is not supported by the slurmrestd connector"),
+])
+def test_a_device_not_allowed_is_refused_before_slurmrestd_is_asked(make, fake_slurmrestd, device, words):
+    serve(fake_slurmrestd, "v0.0.42")
+    _, api = make()
+    asked = len(fake_slurmrestd.requests)
+    answer = api.submit("rest-device", template("true", devices=[device]), bearer=KIRBY)
+    assert answer.status == 400 and words in answer.json["description"]
+    assert len(fake_slurmrestd.requests) == asked, "nothing was sent to slurmrestd"
 
 
 def test_unmapped_portal_user_is_refused_before_slurm_is_asked(make, fake_slurmrestd):

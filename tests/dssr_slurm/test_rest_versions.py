@@ -6,9 +6,8 @@ import json
 import pytest
 from rest_fixtures import LIVE_RECORDED, RECORDED, RECORDED_NOW, recorded
 
-from dssr_core.models import JobFacts
-from dssr_slurm.options import submission_options
-from dssr_slurm.rest.jobspec import job_spec
+from dssr_core.models import JobFacts, Submission
+from dssr_slurm.jobspec import job_spec
 from dssr_slurm.rest.versions import ADAPTERS, adapter, base_state, exit_code, number
 from dssr_slurm.snapshot import Snapshot
 
@@ -22,9 +21,9 @@ def records(version: str, name: str, now: float = RECORDED_NOW):
 
 
 def spec(held=False, service_port=None, **facts):
-    options = submission_options(JobFacts(**facts), name="rest-x", scratch_dir=SCRATCH, held=held,
-                                 service_port=service_port)
-    return job_spec(options, working_directory=SCRATCH, environment={"PATH": "/opt/bin:/usr/bin"})
+    submission = Submission(name="rest-x", number=1, script="true\n", facts=JobFacts(**facts), held=held,
+                            service_port=service_port)
+    return job_spec(submission, SCRATCH, working_directory=SCRATCH, environment={"PATH": "/opt/bin:/usr/bin"})
 
 
 # Values in every form -------------------------------------------------------------------

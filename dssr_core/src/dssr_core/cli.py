@@ -53,13 +53,24 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = commands.add_parser("plugins", help="list installed connectors and executors")
     plugins.set_defaults(handler=cmd_plugins)
 
+    settings = commands.add_parser("settings", help="print the effective settings (secrets masked) and where "
+                                   "each came from", description="Every installed distribution's settings: "
+                                   "value, and whether it came from the default, the environment, the config "
+                                   "file or an older spelling. Exits 1 when a value is invalid.")
+    _server_options(settings)
+    settings.add_argument("--markdown", action="store_true",
+                          help="print the declarations as the tables of docs/settings.md instead")
+    settings.set_defaults(handler=cmd_settings)
+
     _client_commands(commands)
     return parser
 
 
 def _server_options(parser):
-    parser.add_argument("--connector", help="connector name (JARVICE_BAREMETAL_CONNECTOR, default dummy)")
-    parser.add_argument("--executor", help="executor name (JARVICE_BAREMETAL_EXECUTOR, default shell)")
+    parser.add_argument("--connector", help="connector name (JARVICE_BAREMETAL_CONNECTOR; default: a Slurm "
+                        "connector when Slurm settings are set, else dummy)")
+    parser.add_argument("--executor", help="executor name (JARVICE_BAREMETAL_EXECUTOR; default: singularity "
+                        "with a Slurm connector, else shell)")
     parser.add_argument("--config", help="YAML file of settings (DSSR_CONFIG)")
 
 
@@ -88,7 +99,7 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
-    slurm_level = settings.get_log_level("JARVICE_SLURM_SCHED_LOGLEVEL", settings.log_level)
+    slurm_level = settings.slurm_log_level
     logging.getLogger("dssr_slurm").setLevel(slurm_level)
     logging.getLogger("paramiko").setLevel(max(slurm_level, logging.WARNING))
 
@@ -175,6 +186,19 @@ def cmd_check(args) -> int:
         lines, ok = init_report(settings, connector_backend, executor_backend, connector, executor)
     finally:
         connector.close()
+    print("\n".join(lines))
+    return 0 if ok else 1
+
+
+def cmd_settings(args) -> int:
+    from dssr_core import catalogue
+
+    settings = load_settings(args)
+    registry = make_registry(block=disabled_plugins(settings))
+    if args.markdown:
+        print(catalogue.markdown(catalogue.declared_settings(registry)), end="")
+        return 0
+    lines, ok = catalogue.settings_report(settings, registry)
     print("\n".join(lines))
     return 0 if ok else 1
 

@@ -19,15 +19,6 @@ _FACT_LINE = re.compile(r"^\s*(?:export\s+)?((?:JOBOBJ|JARVICE)_[A-Z0-9_]+)=(.*?
 _SIMPLE_VALUE = re.compile(r"^[A-Za-z0-9._:,@+/=-]*$")
 _OPTION_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
 
-#: sbatch options a device may not set: DSSR sets them itself, or they would run a command
-#: of the caller's, change identity, or write outside the job's own files. ``comment`` is
-#: where Slurm connectors keep an interactive job's service port.
-FORBIDDEN_SCHEDULER_OPTIONS = frozenset(
-    """wrap job-name output error input chdir uid gid parsable export export-file
-    get-user-env wait test-only hold nodes ntasks partition time mem gpus-per-node
-    exclusive licenses array dependency comment""".split()
-)
-
 
 def decode_script(encoded: object, field: str) -> str:
     """Decode upstream's base64 script; raise InvalidRequest naming ``field`` when it isn't."""
@@ -173,13 +164,12 @@ def parse_devices(text: str) -> _Devices:
 
 
 def _scheduler_option(option: str, value: str) -> tuple[str, str]:
+    """The syntax of a ``sbatch_<option>=<value>`` device; which options and values a scheduler
+    takes is its connector's to check (the Slurm connectors: ``dssr_slurm.jobspec``)."""
     if not _OPTION_NAME.match(option):
         raise InvalidRequest(
             f"Device sbatch_{option!r} names no valid option: lower-case letters, digits, '-'."
         )
-    if option in FORBIDDEN_SCHEDULER_OPTIONS:
-        raise InvalidRequest(f"Device sbatch_{option} is not allowed: DSSR sets --{option} itself "
-                             "or it would act outside the job.")
     if any(ch in value for ch in "\n\r\0"):
         raise InvalidRequest(f"Device sbatch_{option} has a line break in its value.")
     return option, value

@@ -44,3 +44,25 @@ def dssr_register_executors():
 
     .. versionadded:: 0.1
     """
+
+
+@hookspec
+def dssr_declare_settings():
+    """Declare the settings a plugin reads, so that ``dssr settings`` and the docs list them.
+
+    Every plugin's answer is collected. One name declared differently by two plugins, or by a
+    plugin and DSSR itself, is an error at start. The plugin reads its settings through the
+    same declarations, with ``settings.read(SETTING)`` in its backends' ``from_settings``.
+
+    :return: a list of :class:`dssr_core.declarations.Setting`.
+
+    Example::
+
+        PBS_SERVER = Setting("PBS_SERVER", "the PBS server's host name")
+
+        @dssr_core.hookimpl
+        def dssr_declare_settings():
+            return [PBS_SERVER]
+
+    .. versionadded:: 0.1
+    """

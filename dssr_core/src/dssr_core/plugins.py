@@ -55,6 +55,10 @@ class PluginRegistry:
         self.broken = broken
         self._origins = origins
 
+    def origin(self, plugin_name: str) -> tuple[str, str]:
+        """The distribution and version that brought the plugin ``plugin_name``."""
+        return self._origins.get(plugin_name, (plugin_name, ""))
+
     def backends(self, kind: str) -> dict[str, Backend]:
         """``kind`` is ``connector`` or ``executor``; fails when two plugins claim a name."""
         hook = getattr(self.manager.hook, f"dssr_register_{kind}s")
@@ -142,4 +146,4 @@ def _load(manager, entry_point, broken, origins) -> None:
 
 def disabled_plugins(settings) -> tuple[str, ...]:
     """Entry-point names listed in ``DSSR_DISABLE_PLUGINS`` (comma-separated)."""
-    return settings.get_list("DSSR_DISABLE_PLUGINS")
+    return settings.disabled_plugins

@@ -12,14 +12,17 @@ def init_report(settings, connector_backend, executor_backend, connector, execut
     """The report's lines and whether the first connection to the cluster worked."""
     lines = [
         REPORT_HEADER,
-        f"connector: {connector_backend.name} ({connector_backend.distribution} {connector_backend.version})",
-        f"executor: {executor_backend.name} ({executor_backend.distribution} {executor_backend.version})",
+        f"connector: {_origin(connector_backend)}, {settings.connector_reason}",
+        f"executor: {_origin(executor_backend)}, {settings.executor_reason}",
         f"listen: {settings.bind}:{settings.port} with {settings.threads} threads",
         "authentication: " + ("HTTP Basic (JARVICE_SCHED_SERVER_KEY is set)" if settings.server_key
                               else "none (JARVICE_SCHED_SERVER_KEY is not set)"),
-        f"log level: {logging.getLevelName(settings.log_level)}",
+        f"log level: {logging.getLevelName(settings.log_level)}" + (
+            f", {logging.getLevelName(settings.slurm_log_level)} for the Slurm connectors"
+            if settings.slurm_log_level != settings.log_level else ""),
     ]
     lines += [f"{label}: {value}" for label, value in connector.report() + executor.report()]
+    lines.append("settings read by no installed distribution: " + (", ".join(_unread(settings)) or "none"))
     try:
         summary = connector.check()
         lines.append(f"first connection: OK, {summary}")
@@ -28,3 +31,16 @@ def init_report(settings, connector_backend, executor_backend, connector, execut
         lines.append(f"first connection: FAILED, {error.message}")
         ok = False
     return lines, ok
+
+
+def _unread(settings) -> list[str]:
+    """Set ``JARVICE_``/``DSSR_`` names nothing declares (names only); two plugins declaring one
+    setting differently stop the start here."""
+    from dssr_core.catalogue import declared_settings, unread_names
+    from dssr_core.plugins import make_registry
+
+    return unread_names(settings, declared_settings(make_registry(block=settings.disabled_plugins)))
+
+
+def _origin(backend) -> str:
+    return f"{backend.name} ({backend.distribution} {backend.version})"

@@ -1,7 +1,11 @@
 """Settings: the environment (and an optional YAML file) read once, validated, frozen.
 
-Core settings become attributes; plugins read their own through the typed getters, which
-raise :class:`SettingsError` with one sentence naming the setting.
+Every setting is declared once as a :class:`~dssr_core.declarations.Setting` and read through
+that declaration: ``settings.read(SETTING)`` gives the typed value, or raises
+:class:`SettingsError` with one sentence that names the spelling that was set (and never shows
+a secret). DSSR's own settings are declared here and become attributes of :class:`Settings`;
+plugins declare theirs with the ``dssr_declare_settings`` hook and read them in their
+``from_settings``.
 """
 
 import logging
@@ -12,33 +16,87 @@ from collections.abc import Mapping
 import attrs
 import yaml
 
+from dssr_core.declarations import Found, Setting, is_secret
 from dssr_core.errors import SettingsError
+
+__all__ = ["CORE_SETTINGS", "Found", "Setting", "Settings", "is_secret"]
 
 DEFAULT_CONNECTOR = "dummy"
 DEFAULT_EXECUTOR = "shell"
+#: The connectors whose deployments run upstream's Singularity scripts by default.
+SLURM_CONNECTORS = ("slurm-cli", "slurmrestd")
+#: The chart's ``JARVICE_SLURM_CLIENT`` values and the connectors they stand for.
+SLURM_CLIENTS = {"ssh_client": "slurm-cli", "slurmrestd_client": "slurmrestd"}
+#: Settings that point at a cluster, in the order they choose a connector when none is named.
+CLUSTER_HINTS = (("JARVICE_SLURM_CLUSTER_ADDR", "slurm-cli"), ("JARVICE_SLURMRESTD_URL", "slurmrestd"),
+                 ("JARVICE_SLURMRESTD_ADDR", "slurmrestd"))
 _LEGACY_MODULE = re.compile(r"^(?:connectors|executors)\.([A-Za-z0-9_-]+)\.(?:connector|executor)$")
-_SECRET_WORDS = ("KEY", "PASSWORD", "TOKEN", "SECRET", "PKEY", "CREDENTIAL")
 
+CONNECTOR = Setting(
+    "JARVICE_BAREMETAL_CONNECTOR", "the connector, by name (`dummy`, `slurm-cli`, `slurmrestd`, or a "
+    "third party's; the older `connectors.<name>.connector` too); `--connector`",
+    default_text="`slurm-cli` or `slurmrestd` when a Slurm setting is set, else `dummy`")
+SLURM_CLIENT = Setting(
+    "JARVICE_SLURM_CLIENT", "the chart's choice of connector when none is named: `ssh_client` is "
+    "`slurm-cli`, `slurmrestd_client` is `slurmrestd`", kind="choice", choices=tuple(SLURM_CLIENTS))
+SLURM_INTERFACE = Setting(
+    "JARVICE_SLURM_INTERFACE", "with the older connector spelling `connectors.slurm.connector`: `cli` "
+    "(`slurm-cli`) or `http` (`slurmrestd`)", kind="choice", choices=("cli", "http"), default="cli")
+EXECUTOR = Setting(
+    "JARVICE_BAREMETAL_EXECUTOR", "the executor, by name (`shell`, `singularity`, or a third party's; "
+    "the older `executors.<name>.executor` too); `--executor`",
+    default_text="`singularity` with a Slurm connector (as the original DSSR), else `shell`")
+BIND = Setting("WAITRESS_BIND_ADDRESS", "address to listen on; `--host`", default="127.0.0.1")
+PORT = Setting("WAITRESS_PORT", "port to listen on; `--port`", kind="int", default=5000, minimum=0,
+               maximum=65535)
+THREADS = Setting("DSSR_THREADS", "waitress worker threads; `--threads`", kind="int", default=16,
+                  minimum=1, maximum=512)
+SERVER_KEY = Setting(
+    "JARVICE_SCHED_SERVER_KEY", "`user:password` that upstream sends as HTTP Basic; when set, every "
+    "endpoint but `/live` requires it", secret=True)
+LOG_LEVEL = Setting("JARVICE_SCHED_LOGLEVEL", "log level: Python's numbers (10, 20, ...) or names",
+                    kind="log level", default=logging.INFO)
+SLURM_LOG_LEVEL = Setting("JARVICE_SLURM_SCHED_LOGLEVEL", "log level of the Slurm connectors (and paramiko, "
+                          "never below WARNING)", kind="log level", default_text="`JARVICE_SCHED_LOGLEVEL`")
+MAX_BODY_BYTES = Setting("DSSR_MAX_BODY_BYTES", "largest request body; a larger one gets 413", kind="int",
+                         default=8 * 1024 * 1024, minimum=1024)
+DISABLE_PLUGINS = Setting("DSSR_DISABLE_PLUGINS", "entry-point names of plugins not to load", kind="list",
+                          default=())
+CONFIG = Setting("DSSR_CONFIG", "a YAML file of settings, under the environment; `--config`", kind="path")
+SERVER = Setting("DSSR_SERVER", "the server the `dssr` client commands talk to",
+                 default_text="`http://127.0.0.1:$WAITRESS_PORT`")
+JOB_SCRATCH_DIR = Setting(
+    "JARVICE_JOB_SCRATCH_DIR", "absolute directory, seen by every node, for the jobs' files (Slurm "
+    "connectors) and bound into their containers (singularity); no `,` or `:`", kind="directory",
+    default_text="the job user's home directory", legacy=("JARVICE_SLURM_SCRATCH_DIR",))
 
-def is_secret(name: str) -> bool:
-    """Whether a setting's value must never be shown (keys, passwords, tokens)."""
-    upper = name.upper()
-    return any(word in upper for word in _SECRET_WORDS) and not upper.endswith(("_FILE", "_PATH"))
+#: DSSR's own settings, in the order of docs/settings.md.
+CORE_SETTINGS = (CONNECTOR, SLURM_CLIENT, SLURM_INTERFACE, EXECUTOR, BIND, PORT, THREADS, SERVER_KEY,
+                 LOG_LEVEL, SLURM_LOG_LEVEL, MAX_BODY_BYTES, DISABLE_PLUGINS, CONFIG, SERVER, JOB_SCRATCH_DIR)
 
 
 @attrs.frozen
 class Settings:
-    """Every setting DSSR and its plugins read. Build with :meth:`from_env`."""
+    """What the environment, the YAML file and the command line gave, and DSSR's own settings
+    read from it. Build with :meth:`from_env`; read a plugin's settings with :meth:`read`.
 
-    values: Mapping[str, str] = attrs.field(repr=False)
+    ``connector_reason`` and ``executor_reason`` say why those backends were chosen.
+    """
+
+    values: Mapping[str, str] = attrs.field(repr=False, factory=dict)
+    sources: Mapping[str, str] = attrs.field(repr=False, factory=dict)
     connector: str = DEFAULT_CONNECTOR
+    connector_reason: str = ""
     executor: str = DEFAULT_EXECUTOR
+    executor_reason: str = ""
     log_level: int = logging.INFO
+    slurm_log_level: int = logging.INFO
     bind: str = "127.0.0.1"
     port: int = 5000
     threads: int = 16
     server_key: str | None = attrs.field(default=None, repr=False)
     max_body_bytes: int = 8 * 1024 * 1024
+    disabled_plugins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(
@@ -51,121 +109,109 @@ class Settings:
         """Read the environment, under it the YAML file, over it explicit overrides.
 
         The YAML file is ``config_file`` or ``DSSR_CONFIG``: a mapping of setting names to
-        values, for instance ``JARVICE_BAREMETAL_CONNECTOR: slurm-cli``.
+        values, for instance ``JARVICE_BAREMETAL_CONNECTOR: slurm-cli``. An empty value counts
+        as not given, so a lower layer (or the default) shows through.
         """
         environ = dict(os.environ if environ is None else environ)
-        path = config_file or environ.get("DSSR_CONFIG")
-        values = {**_read_yaml(path), **environ} if path else environ
-        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-        probe = cls(values=values)
-        key = probe.get("JARVICE_SCHED_SERVER_KEY") or None
+        path = config_file or (environ.get("DSSR_CONFIG") or "").strip()
+        given = {k: v for k, v in (overrides or {}).items() if v is not None}
+        if config_file:
+            given["DSSR_CONFIG"] = config_file
+        layers = [(_read_yaml(os.path.expanduser(path)) if path else {}, f"config file {path}"),
+                  (environ, "environment"), (given, "command line")]
+        values, sources = {}, {}
+        for layer, source in layers:
+            for name, value in layer.items():
+                text = str(value).strip()
+                if text:
+                    values[name], sources[name] = text, source
+        given = cls(values=values, sources=sources)
+        return given._with_core_settings()
+
+    def _with_core_settings(self) -> "Settings":
+        key = self.read(SERVER_KEY)
         if key is not None and ":" not in key:
             raise SettingsError("JARVICE_SCHED_SERVER_KEY must be of the form user:password.")
-        return cls(
-            values=values,
-            connector=connector_name(probe),
-            executor=executor_name(probe),
-            log_level=probe.get_log_level("JARVICE_SCHED_LOGLEVEL", logging.INFO),
-            bind=probe.get("WAITRESS_BIND_ADDRESS") or "127.0.0.1",
-            port=probe.get_int("WAITRESS_PORT", 5000, minimum=0, maximum=65535),
-            threads=probe.get_int("DSSR_THREADS", 16, minimum=1, maximum=512),
-            server_key=key,
-            max_body_bytes=probe.get_int("DSSR_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024),
-        )
+        connector, connector_reason = choose_connector(self)
+        executor, executor_reason = choose_executor(self, connector)
+        log_level = self.read(LOG_LEVEL)
+        slurm_log_level = self.read(SLURM_LOG_LEVEL)
+        return attrs.evolve(
+            self, connector=connector, connector_reason=connector_reason, executor=executor,
+            executor_reason=executor_reason, log_level=log_level,
+            slurm_log_level=log_level if slurm_log_level is None else slurm_log_level,
+            bind=self.read(BIND), port=self.read(PORT), threads=self.read(THREADS), server_key=key,
+            max_body_bytes=self.read(MAX_BODY_BYTES), disabled_plugins=self.read(DISABLE_PLUGINS))
 
-    # Typed getters for core and plugins -------------------------------------------------
+    def read(self, setting: Setting):
+        """The typed value of ``setting``: of its name, else of its older spellings in order,
+        else its default. A bad value raises :class:`SettingsError` naming the spelling set."""
+        found = self.found(setting)
+        if found is None:
+            return setting.default_value()
+        return setting.parse(found.spelling, found.text)
 
-    def get(self, name: str, default: str | None = None, *, legacy: tuple[str, ...] = ()) -> str | None:
-        """The value of ``name``, else of its legacy spellings in order, else ``default``."""
-        found = self._lookup(name, legacy)
-        return default if found is None else found[1]
-
-    def _lookup(self, name: str, legacy: tuple[str, ...]) -> tuple[str, str] | None:
-        """``(the spelling that is set, its value)``, or None."""
-        for key in (name, *legacy):
-            value = self.values.get(key)
-            if value is not None and str(value).strip() != "":
-                return key, str(value).strip()
+    def found(self, setting: Setting) -> Found | None:
+        """Which spelling of ``setting`` is set, its text and where it came from; None if none."""
+        for spelling in setting.spellings:
+            if spelling in self.values:
+                return Found(spelling, self.values[spelling], self.sources[spelling])
         return None
 
-    def get_int(self, name: str, default: int, *, minimum: int | None = None,
-                maximum: int | None = None, legacy: tuple[str, ...] = ()) -> int:
-        found = self._lookup(name, legacy)
-        if found is None:
-            return default
-        key, text = found
-        try:
-            value = int(text)
-        except ValueError:
-            raise SettingsError(f"{key} must be a whole number, not {_shown(key, text)}.") from None
-        if minimum is not None and value < minimum:
-            raise SettingsError(f"{key} must be at least {minimum}, not {value}.")
-        if maximum is not None and value > maximum:
-            raise SettingsError(f"{key} must be at most {maximum}, not {value}.")
-        return value
+    def is_set(self, name: str) -> bool:
+        """Whether the variable ``name`` has a value that is not empty."""
+        return name in self.values
 
-    def get_float(self, name: str, default: float, *, minimum: float = 0.0,
-                  legacy: tuple[str, ...] = ()) -> float:
-        found = self._lookup(name, legacy)
-        if found is None:
-            return default
-        key, text = found
-        try:
-            value = float(text)
-        except ValueError:
-            raise SettingsError(f"{key} must be a number, not {_shown(key, text)}.") from None
-        if value < minimum:
-            raise SettingsError(f"{key} must be at least {minimum}, not {value}.")
-        return value
+    def raw(self, name: str) -> str | None:
+        """The text of a variable that is no setting of DSSR (``HOME``, ``XDG_DATA_HOME``).
 
-    def get_bool(self, name: str, default: bool, *, legacy: tuple[str, ...] = ()) -> bool:
-        found = self._lookup(name, legacy)
-        if found is None:
-            return default
-        key, text = found
-        lowered = text.lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise SettingsError(f"{key} must be true or false, not {_shown(key, text)}.")
-
-    def get_list(self, name: str, *, legacy: tuple[str, ...] = ()) -> tuple[str, ...]:
-        """A comma-separated list, items stripped, empty items dropped."""
-        text = self.get(name, legacy=legacy) or ""
-        return tuple(item.strip() for item in text.split(",") if item.strip())
-
-    def get_log_level(self, name: str, default: int, *, legacy: tuple[str, ...] = ()) -> int:
-        text = self.get(name, legacy=legacy)
-        if text is None:
-            return default
-        if text.isdigit():
-            return int(text)
-        level = logging.getLevelName(text.upper())
-        if not isinstance(level, int):
-            raise SettingsError(f"{name} must be a log level such as 10, 20 or INFO, not {text!r}.")
-        return level
+        DSSR's settings are read with :meth:`read`, through their declaration.
+        """
+        return self.values.get(name)
 
 
-def connector_name(settings: Settings) -> str:
-    """The connector's short name, translating older module-path spellings."""
-    name = settings.get("JARVICE_BAREMETAL_CONNECTOR", DEFAULT_CONNECTOR)
+def choose_connector(settings: Settings) -> tuple[str, str]:
+    """The connector's short name and why it was chosen.
+
+    A named connector wins (older module-path spellings translated); else the chart's
+    ``JARVICE_SLURM_CLIENT``; else the first setting that points at a cluster; else ``dummy``.
+    """
+    found = settings.found(CONNECTOR)
+    client = settings.read(SLURM_CLIENT)
+    if found is not None:
+        name = _translated(settings, found.text)
+        reason = f"named by {found.spelling} ({found.source})"
+        if client and SLURM_CLIENTS[client] != name:
+            reason += f"; JARVICE_SLURM_CLIENT={client} is overruled"
+        return name, reason
+    if client:
+        return SLURM_CLIENTS[client], f"chosen because JARVICE_SLURM_CLIENT is {client}"
+    for hint, connector in CLUSTER_HINTS:
+        if settings.is_set(hint):
+            return connector, f"chosen because {hint} is set"
+    return DEFAULT_CONNECTOR, "the default: no setting points at a cluster"
+
+
+def _translated(settings: Settings, name: str) -> str:
     legacy = _LEGACY_MODULE.match(name)
     if legacy is None:
         return name
     short = legacy.group(1)
     if short == "slurm":
-        interface = (settings.get("JARVICE_SLURM_INTERFACE") or "cli").lower()
-        if interface not in ("cli", "http"):
-            raise SettingsError(f"JARVICE_SLURM_INTERFACE must be cli or http, not {interface!r}.")
-        return "slurmrestd" if interface == "http" else "slurm-cli"
+        return "slurmrestd" if settings.read(SLURM_INTERFACE) == "http" else "slurm-cli"
     return short
 
 
-def executor_name(settings: Settings) -> str:
-    name = settings.get("JARVICE_BAREMETAL_EXECUTOR", DEFAULT_EXECUTOR)
-    legacy = _LEGACY_MODULE.match(name)
-    return legacy.group(1) if legacy else name
+def choose_executor(settings: Settings, connector: str) -> tuple[str, str]:
+    """The executor's short name and why: a named one, else ``singularity`` with a Slurm
+    connector (the original DSSR's default), else ``shell``."""
+    found = settings.found(EXECUTOR)
+    if found is not None:
+        legacy = _LEGACY_MODULE.match(found.text)
+        return (legacy.group(1) if legacy else found.text), f"named by {found.spelling} ({found.source})"
+    if connector in SLURM_CONNECTORS:
+        return "singularity", f"the default with the {connector} connector, as in the original DSSR"
+    return DEFAULT_EXECUTOR, f"the default with the {connector} connector"
 
 
 def _read_yaml(path: str) -> dict[str, str]:
@@ -178,8 +224,9 @@ def _read_yaml(path: str) -> dict[str, str]:
         raise SettingsError(f"DSSR_CONFIG file {path} is not valid YAML.") from None
     if not isinstance(data, dict):
         raise SettingsError(f"DSSR_CONFIG file {path} must hold a mapping of setting names to values.")
-    return {str(k): "" if v is None else str(v) for k, v in data.items()}
+    return {str(k): "" if v is None else _yaml_text(v) for k, v in data.items()}
 
 
-def _shown(name: str, text: str) -> str:
-    return "(hidden)" if is_secret(name) else repr(text)
+def _yaml_text(value) -> str:
+    """YAML's ``true`` is the setting ``true``, not Python's ``True``."""
+    return str(value).lower() if isinstance(value, bool) else str(value)

@@ -26,6 +26,7 @@ from dssr_core.facts import (
     render_template,
 )
 from dssr_core.models import JobFacts, RenderedJob, ScriptRequest
+from dssr_core.settings import JOB_SCRATCH_DIR, Setting
 from dssr_singularity.credentials import (
     CTRSECRET,
     DOCKER_SECRET,
@@ -64,9 +65,64 @@ _PROXY_LINE = re.compile(r"^\s*(?:export\s+)?SCHTTPS?_PROXY=")
 _USERINFO = re.compile(r"(://)[^/@\s]+@")
 
 
+SYSTEM_REGISTRY = Setting("JARVICE_SYSTEM_REGISTRY", "registry of JARVICE's init images",
+                          default=DEFAULT_SYSTEM_REGISTRY)
+SYSTEM_REPO_BASE = Setting("JARVICE_SYSTEM_REPO_BASE", "repository path of the init images",
+                           default=DEFAULT_SYSTEM_REPO_BASE)
+OMIT_REPO_BASE = Setting(
+    "JARVICE_SYSTEM_OMIT_REPO_BASE", "`true`: the init images are `<registry>/initv<N>:<tag>`, without "
+    "`JARVICE_SYSTEM_REPO_BASE` (as the chart does for its own images)", kind="bool", default=False)
+IMAGES_TAG = Setting("JARVICE_IMAGES_TAG", "tag of the init images (see the architecture rule)",
+                     default=DEFAULT_IMAGES_TAG)
+DOCKER_USERNAME = Setting("JARVICE_DOCKER_USERNAME", "base64 of the user name for the init image's registry",
+                          secret=True)
+DOCKER_PASSWORD = Setting("JARVICE_DOCKER_PASSWORD", "base64 of its password; set both or neither",
+                          secret=True)
+LOCAL_REGISTRY = Setting("JARVICE_LOCAL_REGISTRY", "caching mode: apps are pulled from this registry "
+                         "(`host[:port]`)")
+LOCAL_REPO_BASE = Setting("JARVICE_LOCAL_REPO_BASE", "caching mode's repository path; required with "
+                          "`JARVICE_LOCAL_REGISTRY`")
+PROXY_PORT = Setting("JARVICE_REGISTRY_PROXY_PORT", "port of a registry proxy on each node "
+                     "(`localhost:<port>`)", kind="int", minimum=1, maximum=65535)
+PROXY_REPOS = Setting("JARVICE_REGISTRY_PROXY_REPOS", "repositories pulled through that proxy",
+                      kind="list", default=())
+GLOBAL_REGISTRIES = Setting("JARVICE_JOB_GLOBAL_REGISTRIES", "registries that set "
+                            "`JARVICE_JOB_APP_IS_IN_GLOBAL_REGISTRIES`", kind="list", default=())
+GLOBAL_SCRATCH_DIR = Setting("JARVICE_JOB_GLOBAL_SCRATCH_DIR", "a shared directory, bound too when set; "
+                             "no `,` or `:`", kind="directory")
+TMPDIR = Setting("JARVICE_SINGULARITY_TMPDIR", "node-local directory for SIF files, overlays and the image "
+                 "cache; no `,` or `:`", kind="directory", default=DEFAULT_TMPDIR)
+OVERLAY_SIZE = Setting(
+    "JARVICE_SINGULARITY_OVERLAY_SIZE", f"MB of the writable ext3 overlay; `0` = `--writable-tmpfs`; "
+    f"otherwise at least {MIN_OVERLAY_MB}", kind="int", default=DEFAULT_OVERLAY_MB, minimum=0,
+    legacy=("JARVICE_SLURM_OVERLAY_SIZE",))
+VERBOSE = Setting("JARVICE_SINGULARITY_VERBOSE", "`-v` on singularity calls and progress lines in the job "
+                  "output (else `-s`)", kind="bool", default=False)
+HTTP_PROXY = Setting("JARVICE_BAREMETAL_HTTP_PROXY", "`http_proxy` for pulls and apps", default="",
+                     secret=True, legacy=("JARVICE_SLURM_HTTP_PROXY",))
+HTTPS_PROXY = Setting("JARVICE_BAREMETAL_HTTPS_PROXY", "`https_proxy`", default="", secret=True,
+                      legacy=("JARVICE_SLURM_HTTPS_PROXY",))
+NO_PROXY = Setting("JARVICE_BAREMETAL_NO_PROXY", "`no_proxy`", default="", legacy=("JARVICE_SLURM_NO_PROXY",))
+INTERACTIVE = Setting("DSSR_SINGULARITY_INTERACTIVE", "accept interactive jobs: set it only where users can "
+                      "reach the compute nodes' service ports", kind="bool", default=False)
+SERVICE_PORT = Setting("DSSR_SINGULARITY_SERVICE_PORT", "an interactive job's web service port on its node "
+                       "(`JARVICE_SERVICE_PORT` in the container)", kind="int", default=DEFAULT_SERVICE_PORT,
+                       minimum=1, maximum=65535)
+SSH_PORT = Setting("DSSR_SINGULARITY_SSH_PORT", "its SSH port (`JARVICE_SSH_PORT`)", kind="int",
+                   default=DEFAULT_SSH_PORT, minimum=1, maximum=65535)
+#: Every setting the executor reads (``JARVICE_JOB_SCRATCH_DIR`` is DSSR's own).
+SETTINGS = (SYSTEM_REGISTRY, SYSTEM_REPO_BASE, OMIT_REPO_BASE, IMAGES_TAG, DOCKER_USERNAME, DOCKER_PASSWORD,
+            LOCAL_REGISTRY, LOCAL_REPO_BASE, PROXY_PORT, PROXY_REPOS, GLOBAL_REGISTRIES, GLOBAL_SCRATCH_DIR,
+            TMPDIR, OVERLAY_SIZE, VERBOSE, HTTP_PROXY, HTTPS_PROXY, NO_PROXY, INTERACTIVE, SERVICE_PORT,
+            SSH_PORT)
+
+
 @attrs.frozen
 class SingularityConfig:
-    """Every setting the executor reads, validated once. Build with :meth:`from_settings`."""
+    """Every setting the executor reads, validated once. Build with :meth:`from_settings`.
+
+    ``system_repo_base`` is empty when ``JARVICE_SYSTEM_OMIT_REPO_BASE`` is true.
+    """
 
     system_registry: str = DEFAULT_SYSTEM_REGISTRY
     system_repo_base: str = DEFAULT_SYSTEM_REPO_BASE
@@ -95,91 +151,79 @@ class SingularityConfig:
     @classmethod
     def from_settings(cls, settings) -> "SingularityConfig":
         """Read and check every setting; SettingsError names the first bad one."""
-        local_registry = settings.get("JARVICE_LOCAL_REGISTRY")
-        local_repo_base = settings.get("JARVICE_LOCAL_REPO_BASE")
+        local_registry = settings.read(LOCAL_REGISTRY)
+        local_repo_base = settings.read(LOCAL_REPO_BASE)
         if local_registry:
             local_registry = check_registry(local_registry, "JARVICE_LOCAL_REGISTRY")
             if not local_repo_base:
                 raise SettingsError("JARVICE_LOCAL_REGISTRY is set without JARVICE_LOCAL_REPO_BASE; "
                                     "caching mode needs both.")
             local_repo_base = check_repo_base(local_repo_base, "JARVICE_LOCAL_REPO_BASE")
-        proxy_port = None
-        proxy_repos = settings.get_list("JARVICE_REGISTRY_PROXY_REPOS")
-        if settings.get("JARVICE_REGISTRY_PROXY_PORT"):
-            proxy_port = settings.get_int("JARVICE_REGISTRY_PROXY_PORT", 0, minimum=1,
-                                          maximum=65535)
-            if not proxy_repos:
-                log.warning("JARVICE_REGISTRY_PROXY_PORT is set but JARVICE_REGISTRY_PROXY_REPOS "
-                            "is empty: no app image goes through the registry proxy.")
-        username = _base64_setting(settings, "JARVICE_DOCKER_USERNAME")
-        password = _base64_setting(settings, "JARVICE_DOCKER_PASSWORD")
+        proxy_repos = settings.read(PROXY_REPOS)
+        proxy_port = settings.read(PROXY_PORT)
+        if proxy_port and not proxy_repos:
+            log.warning("JARVICE_REGISTRY_PROXY_PORT is set but JARVICE_REGISTRY_PROXY_REPOS "
+                        "is empty: no app image goes through the registry proxy.")
+        username = _base64_setting(settings, DOCKER_USERNAME)
+        password = _base64_setting(settings, DOCKER_PASSWORD)
         if bool(username) != bool(password):
             raise SettingsError("JARVICE_DOCKER_USERNAME and JARVICE_DOCKER_PASSWORD go together: "
                                 "set both (base64) or neither.")
-        overlay = settings.get_int("JARVICE_SINGULARITY_OVERLAY_SIZE", DEFAULT_OVERLAY_MB,
-                                   minimum=0, legacy=("JARVICE_SLURM_OVERLAY_SIZE",))
-        if 0 < overlay < MIN_OVERLAY_MB:
-            spelling = ("JARVICE_SINGULARITY_OVERLAY_SIZE" if settings.get("JARVICE_SINGULARITY_OVERLAY_SIZE")
-                        else "JARVICE_SLURM_OVERLAY_SIZE")
-            raise SettingsError(f"{spelling} must be 0 (writable tmpfs) or at least {MIN_OVERLAY_MB} MB, "
-                                f"not {overlay}.")
         return cls(
-            system_registry=check_registry(
-                settings.get("JARVICE_SYSTEM_REGISTRY", DEFAULT_SYSTEM_REGISTRY),
-                "JARVICE_SYSTEM_REGISTRY"),
-            system_repo_base=check_repo_base(
-                settings.get("JARVICE_SYSTEM_REPO_BASE", DEFAULT_SYSTEM_REPO_BASE),
-                "JARVICE_SYSTEM_REPO_BASE"),
-            images_tag=check_tag(
-                settings.get("JARVICE_IMAGES_TAG", DEFAULT_IMAGES_TAG), "JARVICE_IMAGES_TAG"),
+            system_registry=check_registry(settings.read(SYSTEM_REGISTRY), "JARVICE_SYSTEM_REGISTRY"),
+            system_repo_base="" if settings.read(OMIT_REPO_BASE) else check_repo_base(
+                settings.read(SYSTEM_REPO_BASE), "JARVICE_SYSTEM_REPO_BASE"),
+            images_tag=check_tag(settings.read(IMAGES_TAG), "JARVICE_IMAGES_TAG"),
             init_username=username,
             init_password=password,
             local_registry=local_registry,
             local_repo_base=local_repo_base if local_registry else None,
             proxy_port=proxy_port,
             proxy_repos=proxy_repos,
-            global_registries=frozenset(
-                canonical_registry(r) for r in settings.get_list("JARVICE_JOB_GLOBAL_REGISTRIES")),
-            scratch_dir=_scratch_directory(settings, "JARVICE_JOB_SCRATCH_DIR"),
-            global_scratch_dir=_scratch_directory(settings, "JARVICE_JOB_GLOBAL_SCRATCH_DIR"),
-            tmpdir=_directory(settings, "JARVICE_SINGULARITY_TMPDIR", DEFAULT_TMPDIR),
-            overlay_mb=overlay,
-            verbose=settings.get_bool("JARVICE_SINGULARITY_VERBOSE", False),
-            http_proxy=settings.get("JARVICE_BAREMETAL_HTTP_PROXY", "",
-                                    legacy=("JARVICE_SLURM_HTTP_PROXY",)),
-            https_proxy=settings.get("JARVICE_BAREMETAL_HTTPS_PROXY", "",
-                                     legacy=("JARVICE_SLURM_HTTPS_PROXY",)),
-            no_proxy=settings.get("JARVICE_BAREMETAL_NO_PROXY", "",
-                                  legacy=("JARVICE_SLURM_NO_PROXY",)),
-            interactive=settings.get_bool("DSSR_SINGULARITY_INTERACTIVE", False),
-            service_port=settings.get_int("DSSR_SINGULARITY_SERVICE_PORT", DEFAULT_SERVICE_PORT,
-                                          minimum=1, maximum=65535),
-            ssh_port=settings.get_int("DSSR_SINGULARITY_SSH_PORT", DEFAULT_SSH_PORT,
-                                      minimum=1, maximum=65535),
+            global_registries=frozenset(canonical_registry(r) for r in settings.read(GLOBAL_REGISTRIES)),
+            scratch_dir=_scratch_directory(settings, JOB_SCRATCH_DIR),
+            global_scratch_dir=_scratch_directory(settings, GLOBAL_SCRATCH_DIR),
+            tmpdir=_bindable(settings, TMPDIR),
+            overlay_mb=_overlay(settings),
+            verbose=settings.read(VERBOSE),
+            http_proxy=settings.read(HTTP_PROXY),
+            https_proxy=settings.read(HTTPS_PROXY),
+            no_proxy=settings.read(NO_PROXY),
+            interactive=settings.read(INTERACTIVE),
+            service_port=settings.read(SERVICE_PORT),
+            ssh_port=settings.read(SSH_PORT),
         )
 
 
-def _base64_setting(settings, name: str) -> str:
+def _base64_setting(settings, setting: Setting) -> str:
     """The decoded text of a base64 setting; the error never shows the value."""
-    text = settings.get(name, "")
+    text = settings.read(setting) or ""
     try:
         return base64.b64decode("".join(text.split()), validate=True).decode("utf-8")
     except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
-        raise SettingsError(f"{name} must be base64 (of UTF-8 text); the value is not.") from None
+        raise SettingsError(f"{setting.name} must be base64 (of UTF-8 text); the value is not.") from None
 
 
-def _directory(settings, name: str, default: str = "") -> str:
+def _overlay(settings) -> int:
+    overlay = settings.read(OVERLAY_SIZE)
+    if 0 < overlay < MIN_OVERLAY_MB:
+        raise SettingsError(f"{settings.found(OVERLAY_SIZE).spelling} must be 0 (writable tmpfs) or at least "
+                            f"{MIN_OVERLAY_MB} MB, not {overlay}.")
+    return overlay
+
+
+def _bindable(settings, setting: Setting) -> str:
     """An absolute directory; Singularity's ``-B`` splits on ',' and ':', so neither may appear."""
-    text = settings.get(name, default)
-    if text and (not text.startswith("/") or any(ch in text for ch in ",:\n\r\0")):
-        raise SettingsError(f"{name} must be an absolute directory without ',' or ':', "
-                            f"not {text!r}.")
+    text = settings.read(setting) or ""
+    if any(char in text for char in ",:"):
+        raise SettingsError(f"{settings.found(setting).spelling} must be an absolute directory without "
+                            f"',' or ':', not {text!r}.")
     return text
 
 
-def _scratch_directory(settings, name: str) -> str:
+def _scratch_directory(settings, setting: Setting) -> str:
     """A scratch directory with the trailing '/' upstream's scripts expect, or ''."""
-    text = _directory(settings, name)
+    text = _bindable(settings, setting)
     return text.rstrip("/") + "/" if text else ""
 
 
@@ -330,9 +374,9 @@ class SingularityExecutor(Executor):
                     f"{', '.join(config.proxy_repos)}")
         else:
             apps = "JOBOBJ_REPO (remote mode)"
+        base = f"{config.system_repo_base}/" if config.system_repo_base else ""
         return [
-            ("init image", f"docker://{config.system_registry}/{config.system_repo_base}/"
-                           f"initv<N>:{config.images_tag}"),
+            ("init image", f"docker://{config.system_registry}/{base}initv<N>:{config.images_tag}"),
             ("init image credentials", "set" if config.init_username else "not set"),
             ("app images", apps),
             ("global registries", ", ".join(sorted(config.global_registries)) or "none"),

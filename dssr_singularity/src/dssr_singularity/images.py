@@ -176,7 +176,7 @@ def go_arch(arch: str) -> str:
 
 def init_image(registry: str, repo_base: str, tag: str, appdefversion: int,
                host_arch: str, job_arch: str | None) -> ImageRef:
-    """``<registry>/<repo_base>/initv<appdefversion>:<tag>``.
+    """``<registry>/<repo_base>/initv<appdefversion>:<tag>``; no ``<repo_base>/`` when it is empty.
 
     A tag that ends in ``-<host_arch>`` (the Go architecture of the machine DSSR runs on) is
     switched to the job's architecture, so that an arm64 job gets an arm64 init image.
@@ -184,7 +184,7 @@ def init_image(registry: str, repo_base: str, tag: str, appdefversion: int,
     suffix = f"-{host_arch}"
     if job_arch and tag.endswith(suffix) and len(tag) > len(suffix):
         tag = tag[: -len(suffix)] + f"-{go_arch(job_arch)}"
-    return ImageRef(registry, f"{repo_base}/initv{appdefversion}", tag)
+    return ImageRef(registry, "/".join(filter(None, (repo_base, f"initv{appdefversion}"))), tag)
 
 
 def in_proxy_repos(image: ImageRef, proxy_repos: tuple[str, ...]) -> bool:

@@ -2,6 +2,7 @@
 
 import dssr_core
 from dssr_core.models import ExecutorSpec
+from dssr_singularity import executor
 from dssr_singularity.executor import SingularityExecutor
 
 
@@ -9,3 +10,8 @@ from dssr_singularity.executor import SingularityExecutor
 def dssr_register_executors():
     return [ExecutorSpec("singularity", SingularityExecutor,
                          "JARVICE apps in Singularity/Apptainer containers")]
+
+
+@dssr_core.hookimpl
+def dssr_declare_settings():
+    return list(executor.SETTINGS)

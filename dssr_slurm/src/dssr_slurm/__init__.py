@@ -5,7 +5,7 @@ Shared by both:
 - :mod:`dssr_slurm.base`: ``SlurmConnector``, the job logic (lookups, exit status, terminate,
   release, events, tail, info); each connector supplies only how Slurm is asked
 - :mod:`dssr_slurm.users`: the users ID mapping (e-mail -> cluster account and key)
-- :mod:`dssr_slurm.options`: job facts -> submission options
+- :mod:`dssr_slurm.jobspec`: a submission -> one typed job spec, and every rule of ``sbatch_`` devices
 - :mod:`dssr_slurm.jobscript`: the srun wrapper and the job's files
 - :mod:`dssr_slurm.states`: Slurm states -> running / queued / ended
 - :mod:`dssr_slurm.snapshot`: the status snapshot shared by all threads

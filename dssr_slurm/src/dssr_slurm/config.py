@@ -3,11 +3,31 @@
 import attrs
 
 from dssr_core.errors import SettingsError
+from dssr_core.settings import JOB_SCRATCH_DIR, Setting
 
 DEFAULT_STATUS_INTERVAL = 2.0
 #: Where an interactive job's web service is reached: ``{node}`` is the job's first node,
 #: ``{port}`` the service port the executor gave.
 DEFAULT_SERVICE_URL = "http://{node}:{port}/"
+
+
+DATA_ROOT = Setting("JARVICE_SLURM_DATA_ROOT", "the directory `/request/pvcls` lists as `/data`",
+                    kind="directory",
+                    default_text="`JARVICE_JOB_SCRATCH_DIR`, else the service account's home")
+STATUS_INTERVAL = Setting("JARVICE_SLURM_STATUS_INTERVAL", "seconds a status snapshot is used before Slurm "
+                          "is asked again", kind="float", default=DEFAULT_STATUS_INTERVAL, minimum=0.0)
+SERVICE_URL = Setting(
+    "JARVICE_SLURM_SERVICE_URL", "the `url` that `/request/.../info` gives for a running interactive job: "
+    "`{node}` is the job's first node, `{port}` its service port (checked at start)",
+    default=DEFAULT_SERVICE_URL)
+USER_GROUP = Setting(
+    "JARVICE_SLURM_SSH_USER_GROUP", "the service account's group, from the chart's secret; shown in the init "
+    "report and otherwise not needed: jobs run as the mapped users, so their files are theirs")
+CHOWN_WRAPPER = Setting(
+    "JARVICE_CHOWN_WRAPPER", "the chart's command to run instead of `chown` on the cluster; shown in the "
+    "init report and otherwise not needed: DSSR changes no file's owner (jobs run as the users themselves)")
+#: The settings both Slurm connectors read (``JARVICE_JOB_SCRATCH_DIR`` is DSSR's own).
+SETTINGS = (DATA_ROOT, STATUS_INTERVAL, SERVICE_URL, USER_GROUP, CHOWN_WRAPPER)
 
 
 @attrs.frozen
@@ -16,24 +36,38 @@ class SlurmConfig:
 
     ``scratch_dir`` empty means the job user's home directory (the working directory of a
     login): job files are then named relative to it. ``service_url`` is the template of an
-    interactive job's ``url`` (see :meth:`service_url_of`).
+    interactive job's ``url`` (see :meth:`service_url_of`). ``user_group`` and
+    ``chown_wrapper`` are the chart's, accepted and reported, not used.
     """
 
     scratch_dir: str = ""
     data_root: str = ""
     status_interval: float = DEFAULT_STATUS_INTERVAL
     service_url: str = DEFAULT_SERVICE_URL
+    user_group: str | None = None
+    chown_wrapper: str | None = None
 
     @classmethod
     def from_settings(cls, settings) -> "SlurmConfig":
-        scratch = _directory(settings.get("JARVICE_JOB_SCRATCH_DIR", ""), "JARVICE_JOB_SCRATCH_DIR")
-        data_root = _directory(settings.get("JARVICE_SLURM_DATA_ROOT", scratch), "JARVICE_SLURM_DATA_ROOT")
+        scratch = settings.read(JOB_SCRATCH_DIR) or ""
+        data_root = settings.read(DATA_ROOT)
         return cls(
             scratch_dir=scratch,
-            data_root=data_root,
-            status_interval=settings.get_float("JARVICE_SLURM_STATUS_INTERVAL", DEFAULT_STATUS_INTERVAL),
-            service_url=_service_url(settings.get("JARVICE_SLURM_SERVICE_URL", DEFAULT_SERVICE_URL)),
+            data_root=scratch if data_root is None else data_root,
+            status_interval=settings.read(STATUS_INTERVAL),
+            service_url=_service_url(settings.read(SERVICE_URL)),
+            user_group=settings.read(USER_GROUP),
+            chown_wrapper=settings.read(CHOWN_WRAPPER),
         )
+
+    def chart_report(self) -> list[tuple[str, str]]:
+        """The init report's lines for the chart's settings that DSSR accepts and does not need."""
+        return [
+            ("service account group", (self.user_group or "not set") + " (JARVICE_SLURM_SSH_USER_GROUP; not "
+             "needed: jobs run as the mapped users)"),
+            ("chown wrapper", (self.chown_wrapper or "not set") + " (JARVICE_CHOWN_WRAPPER; not needed: DSSR "
+             "runs no chown)"),
+        ]
 
     def service_url_of(self, node: str, port: int) -> str:
         """Where the web service on ``port`` of ``node`` is reached."""
@@ -52,11 +86,3 @@ def _service_url(template: str) -> str:
         raise SettingsError("JARVICE_SLURM_SERVICE_URL must be one line.")
     return template
 
-
-def _directory(path: str, name: str) -> str:
-    """An absolute directory without a trailing slash, or empty (the user's home)."""
-    if not path:
-        return ""
-    if not path.startswith("/") or any(char in path for char in "\n\r\0"):
-        raise SettingsError(f"{name} must be an absolute directory path, not {path!r}.")
-    return path.rstrip("/") or "/"

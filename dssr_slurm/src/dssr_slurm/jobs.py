@@ -1,6 +1,8 @@
 """What every Slurm connector knows of a job: its Slurm name, its id, one status record."""
 
 import re
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import attrs
 
@@ -75,3 +77,16 @@ class JobRecord:
     def is_for(self, job: JobRef) -> bool:
         """Whether this record is ``job``: same id AND same name (Slurm reuses ids)."""
         return self.jobid == job.jobid and self.name == job.name
+
+
+Entry = TypeVar("Entry")
+
+
+def matching(job: JobRef, entries: Iterable[Entry],
+             record_of: Callable[[Entry], JobRecord | None] = lambda record: record) -> Entry | None:
+    """The last of ``entries`` whose record is ``job`` (same id and name: an id Slurm reused is not ours).
+
+    ``entries`` are records, or raw answers that ``record_of`` reads (None: not one of ours).
+    """
+    found = [entry for entry in entries if (record := record_of(entry)) is not None and record.is_for(job)]
+    return found[-1] if found else None

@@ -24,12 +24,37 @@ import attrs
 import paramiko
 
 from dssr_core.errors import ClusterUnavailable, ConnectorError, SettingsError
+from dssr_core.settings import Setting
 from dssr_slurm.users import ClusterAccount, decode_private_key
 
 log = logging.getLogger(__name__)
 
 KEY_CLASSES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
 _known_hosts_lock = threading.Lock()
+
+
+CLUSTER_ADDR = Setting("JARVICE_SLURM_CLUSTER_ADDR", "the login node's address", default_text="required")
+CLUSTER_PORT = Setting("JARVICE_SLURM_CLUSTER_PORT", "its SSH port", kind="int", default=22, minimum=1,
+                       maximum=65535)
+SSH_USER = Setting("JARVICE_SLURM_SSH_USER", "the service account", default_text="required")
+SSH_PKEY = Setting("JARVICE_SLURM_SSH_PKEY", "the service account's private key: PEM text or base64 of it "
+                   "(ed25519, ECDSA, RSA; no passphrase)", secret=True, default_text="required")
+KNOWN_HOSTS = Setting("JARVICE_SLURM_SSH_KNOWN_HOSTS", "the known_hosts file host keys are checked against",
+                      kind="path", default="~/.ssh/known_hosts")
+TRUST_ON_FIRST_USE = Setting("JARVICE_SLURM_SSH_TRUST_ON_FIRST_USE", "`true`: accept an unknown host key "
+                             "once and append it to the file", kind="bool", default=False)
+CONNECT_TIMEOUT = Setting("JARVICE_SLURM_SSH_CONNECT_TIMEOUT", "seconds to connect, and to open a session on "
+                          "a connection", kind="float", default=10.0, minimum=0.1)
+COMMAND_TIMEOUT = Setting("JARVICE_SLURM_COMMAND_TIMEOUT", "seconds any one command may take (`squeue` "
+                          "against a dead controller takes about 9 s to fail)", kind="float", default=30.0,
+                          minimum=0.1)
+KEEPALIVE = Setting("JARVICE_SLURM_SSH_KEEPALIVE", "seconds between SSH keepalives; `0` = none", kind="int",
+                    default=30, minimum=0)
+MAX_SESSIONS = Setting("JARVICE_SLURM_SSH_MAX_SESSIONS", "commands at once on one connection (sshd's "
+                       "`MaxSessions`, 10 by default); more wait", kind="int", default=10, minimum=1,
+                       maximum=1000)
+SETTINGS = (CLUSTER_ADDR, CLUSTER_PORT, SSH_USER, SSH_PKEY, KNOWN_HOSTS, TRUST_ON_FIRST_USE, CONNECT_TIMEOUT,
+            COMMAND_TIMEOUT, KEEPALIVE, MAX_SESSIONS)
 
 
 @attrs.frozen
@@ -49,13 +74,10 @@ class SshSettings:
 
     @classmethod
     def from_settings(cls, settings) -> "SshSettings":
-        host = settings.get("JARVICE_SLURM_CLUSTER_ADDR")
-        user = settings.get("JARVICE_SLURM_SSH_USER")
-        key = settings.get("JARVICE_SLURM_SSH_PKEY")
-        for name, value in (("JARVICE_SLURM_CLUSTER_ADDR", host), ("JARVICE_SLURM_SSH_USER", user),
-                            ("JARVICE_SLURM_SSH_PKEY", key)):
+        host, user, key = (settings.read(setting) for setting in (CLUSTER_ADDR, SSH_USER, SSH_PKEY))
+        for setting, value in ((CLUSTER_ADDR, host), (SSH_USER, user), (SSH_PKEY, key)):
             if not value:
-                raise SettingsError(f"{name} must be set to reach the cluster over SSH.")
+                raise SettingsError(f"{setting.name} must be set to reach the cluster over SSH.")
         try:
             key_text = decode_private_key(key)
         except ValueError:
@@ -63,16 +85,15 @@ class SshSettings:
                 "JARVICE_SLURM_SSH_PKEY must be a private key (PEM text or base64 of it).") from None
         return cls(
             host=host,
-            port=settings.get_int("JARVICE_SLURM_CLUSTER_PORT", 22, minimum=1, maximum=65535),
+            port=settings.read(CLUSTER_PORT),
             service_user=user,
             service_key=key_text,
-            known_hosts=os.path.expanduser(
-                settings.get("JARVICE_SLURM_SSH_KNOWN_HOSTS", "~/.ssh/known_hosts")),
-            trust_on_first_use=settings.get_bool("JARVICE_SLURM_SSH_TRUST_ON_FIRST_USE", False),
-            connect_timeout=settings.get_float("JARVICE_SLURM_SSH_CONNECT_TIMEOUT", 10.0, minimum=0.1),
-            command_timeout=settings.get_float("JARVICE_SLURM_COMMAND_TIMEOUT", 30.0, minimum=0.1),
-            keepalive=settings.get_int("JARVICE_SLURM_SSH_KEEPALIVE", 30, minimum=0),
-            max_sessions=settings.get_int("JARVICE_SLURM_SSH_MAX_SESSIONS", 10, minimum=1, maximum=1000),
+            known_hosts=settings.read(KNOWN_HOSTS),
+            trust_on_first_use=settings.read(TRUST_ON_FIRST_USE),
+            connect_timeout=settings.read(CONNECT_TIMEOUT),
+            command_timeout=settings.read(COMMAND_TIMEOUT),
+            keepalive=settings.read(KEEPALIVE),
+            max_sessions=settings.read(MAX_SESSIONS),
         )
 
     @property
@@ -208,7 +229,7 @@ class SshConnection:
         try:
             return transport.open_session(timeout=self.settings.connect_timeout)
         except (paramiko.SSHException, EOFError, OSError) as error:
-            log.info("ssh %s: the connection is gone (%s); reconnecting", self.where, _reason(error))
+            log.info("ssh %s: the connection is gone (%s); reconnecting", self.where, error_reason(error))
             self._forget(transport)
         transport = self._transport()
         try:
@@ -216,7 +237,7 @@ class SshConnection:
         except (paramiko.SSHException, EOFError, OSError) as error:
             self._forget(transport)
             raise ClusterUnavailable(
-                f"Cannot open an SSH session to {self.where}: {_reason(error)}.") from None
+                f"Cannot open an SSH session to {self.where}: {error_reason(error)}.") from None
 
     def _transport(self) -> paramiko.Transport:
         asked_at = time.monotonic()
@@ -268,7 +289,7 @@ class SshConnection:
         except (paramiko.SSHException, EOFError, OSError) as error:
             client.close()
             raise ClusterUnavailable(
-                f"Cannot reach the cluster over SSH as {self.where}: {_reason(error)}.") from None
+                f"Cannot reach the cluster over SSH as {self.where}: {error_reason(error)}.") from None
         client.get_transport().set_keepalive(settings.keepalive)
         log.info("ssh: connected to %s", self.where)
         return client
@@ -308,7 +329,7 @@ def _exchange(channel: paramiko.Channel, command: str, stdin: str | None, timeou
         raise ClusterUnavailable(
             f"The cluster did not finish {program} within {timeout:g} s ({where}).") from None
     except (paramiko.SSHException, EOFError, OSError) as error:
-        raise ClusterUnavailable(f"SSH to {where} failed during {program}: {_reason(error)}.") from None
+        raise ClusterUnavailable(f"SSH to {where} failed during {program}: {error_reason(error)}.") from None
     status = channel.recv_exit_status()
     if status < 0:
         raise ClusterUnavailable(f"SSH to {where} closed before {program} finished.")
@@ -324,7 +345,7 @@ def _send(channel: paramiko.Channel, text: str) -> None:
     except TimeoutError:
         raise
     except (paramiko.SSHException, OSError) as error:
-        log.debug("ssh: standard input not fully sent: %s", _reason(error))
+        log.debug("ssh: standard input not fully sent: %s", error_reason(error))
 
 
 def _drain(channel: paramiko.Channel, stdout: bytearray, stderr: bytearray) -> None:
@@ -334,7 +355,8 @@ def _drain(channel: paramiko.Channel, stdout: bytearray, stderr: bytearray) -> N
         stderr += channel.recv_stderr(65536)
 
 
-def _reason(error: BaseException) -> str:
+def error_reason(error: BaseException) -> str:
+    """A few words on why an SSH or socket operation failed, for a message or a log line."""
     if isinstance(error, paramiko.AuthenticationException):
         return "the key was refused"
     if isinstance(error, ConnectionRefusedError):
@@ -362,7 +384,7 @@ def _load_known_hosts(client: paramiko.SSHClient, settings: SshSettings) -> None
             log.warning("ssh: the known_hosts file %s does not exist", settings.known_hosts)
     except (OSError, paramiko.SSHException) as error:
         raise ClusterUnavailable(f"The known_hosts file {settings.known_hosts} cannot be read: "
-                                 f"{_reason(error)}.") from None
+                                 f"{error_reason(error)}.") from None
 
 
 class _RejectUnknownHost(paramiko.MissingHostKeyPolicy):

@@ -24,11 +24,16 @@ import attrs
 import yaml
 
 from dssr_core.errors import Forbidden, SettingsError
+from dssr_core.settings import Setting
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAPPING_FILE = "users_id_mapping_configuration.yaml"
-MAPPING_FILE_SETTING = "JARVICE_SLURM_ID_MAPPING_FILE"
+MAPPING_FILE = Setting(
+    "JARVICE_SLURM_ID_MAPPING_FILE", "the users ID mapping: which portal user's jobs run as which cluster "
+    "account, with its key", kind="path",
+    default_text=f"`{DEFAULT_MAPPING_FILE}` in the working directory (optional there; required when set)")
+MAPPING_FILE_SETTING = MAPPING_FILE.name
 _USER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$")
 
 
@@ -93,7 +98,7 @@ def load_user_map(settings) -> UserMap | None:
 
     A file named explicitly by ``JARVICE_SLURM_ID_MAPPING_FILE`` must exist.
     """
-    path = settings.get("JARVICE_SLURM_ID_MAPPING_FILE")
+    path = settings.read(MAPPING_FILE)
     if path is None:
         if not os.path.exists(DEFAULT_MAPPING_FILE):
             return None

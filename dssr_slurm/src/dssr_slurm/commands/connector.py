@@ -16,9 +16,9 @@ from dssr_slurm.commands import programs as commands
 from dssr_slurm.config import SlurmConfig
 from dssr_slurm.failures import unreachable_or_failed
 from dssr_slurm.files import SshFiles
-from dssr_slurm.jobs import JobRecord
+from dssr_slurm.jobs import JobRecord, matching
 from dssr_slurm.jobscript import batch_script
-from dssr_slurm.options import sbatch_arguments, submission_options
+from dssr_slurm.jobspec import job_spec
 from dssr_slurm.snapshot import StatusSnapshot
 from dssr_slurm.ssh import CommandResult, SshPool, SshSettings, load_private_key, quote_command
 from dssr_slurm.users import Accounts, ClusterAccount, load_user_map
@@ -45,13 +45,11 @@ class SlurmCliConnector(SlurmConnector):
     # Jobs -------------------------------------------------------------------------------
 
     def submit(self, submission: Submission) -> SubmitResult:
-        account = self.accounts.for_email(submission.user_email)
-        options = submission_options(submission.facts, name=submission.name,
-                                     scratch_dir=self.config.scratch_dir, held=submission.held,
-                                     service_port=submission.service_port)
+        spec = job_spec(submission, self.config.scratch_dir)
         script = batch_script(submission.script, self.config.scratch_dir, submission.name,
                               submission.success_marker)
-        command = commands.submit(submission.name, sbatch_arguments(options))
+        account = self.accounts.for_email(submission.user_email)
+        command = commands.submit(submission.name, commands.sbatch_arguments(spec))
         jobid, existing = commands.parse_submit(self._run(account, command, stdin=script))
         if existing:
             log.info("job %s/%s is already in Slurm as %s; not submitted again",
@@ -89,6 +87,7 @@ class SlurmCliConnector(SlurmConnector):
             ("data root", self.config.data_root or "the service account's home directory"),
             ("status interval", f"{self.config.status_interval:g} s"),
             ("command timeout", f"{ssh.command_timeout:g} s"),
+            *self.config.chart_report(),
         ]
 
     def close(self) -> None:
@@ -108,13 +107,13 @@ class SlurmCliConnector(SlurmConnector):
             return None
         if not result.ok:
             raise unreachable_or_failed("squeue", result)
-        return _matching(job, commands.parse_squeue(result.stdout))
+        return matching(job, commands.parse_squeue(result.stdout))
 
     def _accounting_record(self, job: JobRef) -> JobRecord | None:
         result = self._run(self.accounts.service, commands.sacct_job(job.jobid))
         if not result.ok:
             raise unreachable_or_failed("sacct", result)
-        return _matching(job, commands.parse_sacct(result.stdout))
+        return matching(job, commands.parse_sacct(result.stdout))
 
     def _cancel(self, record: JobRecord) -> None:
         self._on_job(record, quote_command("scancel", record.jobid), "scancel")
@@ -144,12 +143,6 @@ class SlurmCliConnector(SlurmConnector):
         result = self._run(self.accounts.for_owner(record.user), command)
         if not result.ok and not commands.is_invalid_job(result):
             raise unreachable_or_failed(program, result)
-
-
-def _matching(job: JobRef, records: list[JobRecord]) -> JobRecord | None:
-    """The record of ``job`` (same id and name): an id Slurm reused for another job is not ours."""
-    found = [record for record in records if record.is_for(job)]
-    return found[-1] if found else None
 
 
 def _accounting_text(record: JobRecord) -> str:

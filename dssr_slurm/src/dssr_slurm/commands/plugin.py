@@ -2,6 +2,7 @@
 
 import dssr_core
 from dssr_core.models import ConnectorSpec
+from dssr_slurm import config, ssh, users
 from dssr_slurm.commands.connector import SlurmCliConnector
 
 
@@ -9,3 +10,8 @@ from dssr_slurm.commands.connector import SlurmCliConnector
 def dssr_register_connectors():
     return [ConnectorSpec("slurm-cli", SlurmCliConnector,
                           "Slurm over SSH (sbatch, squeue, sacct, scancel, scontrol)")]
+
+
+@dssr_core.hookimpl
+def dssr_declare_settings():
+    return [*config.SETTINGS, users.MAPPING_FILE, *ssh.SETTINGS]

@@ -10,6 +10,7 @@ from dssr_core.durations import parse_slurm_duration
 from dssr_core.errors import ClusterUnavailable, ConnectorError, SchedulerRejected
 from dssr_slurm.failures import is_unreachable, slurm_message, unreachable_or_failed
 from dssr_slurm.jobs import JobRecord, service_port, slurm_job_name, upstream_name
+from dssr_slurm.jobspec import JobSpec
 from dssr_slurm.nodelist import expand_nodelist
 from dssr_slurm.ssh import CommandResult, quote_command
 from dssr_slurm.states import LIVE_STATE_NAMES, state_code, state_name
@@ -53,6 +54,35 @@ def submit(name: str, sbatch_arguments: list[str]) -> str:
     return (f"dssr_found=$({find_live} </dev/null) || exit {SQUEUE_FAILED}; "
             f'if [ -n "$dssr_found" ]; then echo {EXISTING} $dssr_found; exit 0; fi; '
             f"umask 077; exec sbatch --parsable {quote_command(*sbatch_arguments)}")
+
+
+def sbatch_arguments(spec: JobSpec) -> list[str]:
+    """sbatch's ``--option=value`` (or ``--flag``) arguments of ``spec``, unquoted (submit quotes them)."""
+    options = [
+        ("job-name", spec.name),
+        ("output", spec.output),
+        ("nodes", spec.nodes),
+        ("ntasks", spec.tasks),
+        ("partition", spec.partition),
+        ("mem", f"{spec.memory_mb}M" if spec.memory_mb else None),
+        ("gpus-per-node", spec.gpus_per_node),
+        ("exclusive", spec.exclusive),
+        ("time", slurm_time(spec.walltime_s) if spec.walltime_s else None),
+        ("licenses", spec.licenses),
+        ("hold", spec.held),
+        ("comment", spec.comment),
+        *((device.option, device.value) for device in spec.devices),
+    ]
+    return [f"--{option}" if value is True else f"--{option}={value}"
+            for option, value in options if value is not None and value is not False]
+
+
+def slurm_time(seconds: int) -> str:
+    """A walltime in Slurm's ``D-HH:MM:SS`` form."""
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{days}-{hours:02d}:{minutes:02d}:{secs:02d}"
 
 
 def list_directory(root: str, path: str) -> str:

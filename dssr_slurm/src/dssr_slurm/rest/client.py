@@ -101,7 +101,7 @@ class RestClient:
                 raise ClusterUnavailable(f"slurmrestd at {self.label} did not answer in time "
                                          f"({self.timeout[1]:g} s) while {what}.") from None
             raise ClusterUnavailable(f"Cannot reach slurmrestd at {self.label} while {what}: "
-                                     f"{_reason(error)}.") from None
+                                     f"{_connection_failure(error)}.") from None
         answer = Answer.from_response(response)
         log.debug("slurmrestd %s %s -> %d", method, path, answer.status)
         return answer
@@ -122,7 +122,13 @@ def _session(retries: int, pool_size: int) -> requests.Session:
     return session
 
 
-def _reason(error: requests.RequestException) -> str:
+def _connection_failure(error: requests.RequestException) -> str:
+    """Why requests could not connect, in a few words.
+
+    Unlike :func:`dssr_slurm.ssh.error_reason` (which reads the socket's own error), this reads
+    words: requests wraps the socket's error in urllib3's text (the pool, the URL, nested
+    reprs), which is never shown whole.
+    """
     text = str(error).lower()
     if "refused" in text:
         return "connection refused"

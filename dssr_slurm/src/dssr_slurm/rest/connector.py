@@ -18,13 +18,12 @@ from dssr_core.models import JobRef, Submission, SubmitResult
 from dssr_slurm.base import SlurmConnector
 from dssr_slurm.config import SlurmConfig
 from dssr_slurm.files import OutputAccess, SshFiles
-from dssr_slurm.jobs import JobRecord, slurm_job_name
+from dssr_slurm.jobs import JobRecord, matching, slurm_job_name
 from dssr_slurm.jobscript import batch_script
-from dssr_slurm.options import submission_options
+from dssr_slurm.jobspec import job_spec
 from dssr_slurm.rest.client import Answer, RestClient
 from dssr_slurm.rest.errors import failure, is_not_found, is_path_unknown
 from dssr_slurm.rest.files import NoOutputAccess, SharedOutputAccess, ssh_account_for
-from dssr_slurm.rest.jobspec import job_spec
 from dssr_slurm.rest.settings import RestSettings
 from dssr_slurm.rest.tokens import Credentials, token_source
 from dssr_slurm.rest.tunnel import SshTunnel
@@ -95,15 +94,19 @@ class SlurmRestConnector(SlurmConnector):
     # Jobs -------------------------------------------------------------------------------
 
     def submit(self, submission: Submission) -> SubmitResult:
+        spec = job_spec(submission, self.config.scratch_dir, working_directory=self.config.scratch_dir,
+                        environment={"PATH": self.rest.job_path})
+        script = batch_script(submission.script, self.config.scratch_dir, submission.name,
+                              submission.success_marker)
         account = self.accounts.for_email(submission.user_email)
         credentials = self.tokens.credentials(account.user, submission.bearer)
         version = self.versions.current()
+        body = version.submit_body(script, spec)  # before Slurm is asked: a device it lacks is refused
         existing = self._live_job_named(submission.name, version)
         if existing is not None:
             log.info("job %s/%s is already in Slurm as %s; not submitted again",
                      submission.name, submission.number, existing.jobid)
             return SubmitResult(jobid=existing.jobid, script=submission.script)
-        body = version.submit_body(self._batch_script(submission), self._spec(submission))
         what = f"submitting {submission.name} as {credentials.user}"
         answer = self.client.post(version.submit_path, credentials, what, body)
         jobid = version.submitted_id(answer.body)
@@ -144,6 +147,7 @@ class SlurmRestConnector(SlurmConnector):
             ("status interval", f"{self.config.status_interval:g} s"),
             ("HTTP", f"timeout {self.rest.timeout:g} s, {self.rest.retries} retries for reads, "
                      f"pool of {self.rest.pool_size} connections"),
+            *self.config.chart_report(),
         ]
 
     def close(self) -> None:
@@ -191,17 +195,6 @@ class SlurmRestConnector(SlurmConnector):
 
     # Helpers ----------------------------------------------------------------------------
 
-    def _batch_script(self, submission: Submission) -> str:
-        return batch_script(submission.script, self.config.scratch_dir, submission.name,
-                            submission.success_marker)
-
-    def _spec(self, submission: Submission):
-        options = submission_options(submission.facts, name=submission.name,
-                                     scratch_dir=self.config.scratch_dir, held=submission.held,
-                                     service_port=submission.service_port)
-        return job_spec(options, working_directory=self.config.scratch_dir,
-                        environment={"PATH": self.rest.job_path})
-
     def _owner(self, record: JobRecord) -> Credentials:
         """The credentials that act on a job: its owner's when mapped, else the service account's."""
         return self.tokens.credentials(self.accounts.for_owner(record.user).user)
@@ -227,7 +220,7 @@ class SlurmRestConnector(SlurmConnector):
             return None
         if not answer.ok:
             raise failure(answer, what, self.tokens, credentials.user)
-        return _matching_raw(job, answer, lambda raw: version.job_record(raw, time.time()))
+        return matching(job, _raw_jobs(answer), lambda raw: version.job_record(raw, time.time()))
 
     def _raw_db_job(self, job: JobRef, version: ApiVersion) -> dict | None:
         """Accounting's record of ``job``, or None (unknown, or slurmrestd serves no accounting)."""
@@ -242,7 +235,7 @@ class SlurmRestConnector(SlurmConnector):
             return None
         if not answer.ok:
             raise failure(answer, what, self.tokens, credentials.user)
-        return _matching_raw(job, answer, version.db_record)
+        return matching(job, _raw_jobs(answer), version.db_record)
 
 
 class VersionChooser:
@@ -299,21 +292,13 @@ class VersionChooser:
 # Reading answers ------------------------------------------------------------------------
 
 
+def _raw_jobs(answer: Answer) -> list[dict]:
+    return [raw for raw in answer.body.get("jobs") or [] if isinstance(raw, dict)]
+
+
 def _records(version: ApiVersion, answer: Answer) -> list[JobRecord]:
     now = time.time()
-    records = []
-    for raw in answer.body.get("jobs") or []:
-        record = version.job_record(raw, now) if isinstance(raw, dict) else None
-        if record is not None:
-            records.append(record)
-    return records
-
-
-def _matching_raw(job: JobRef, answer: Answer, to_record) -> dict | None:
-    """The raw entry of ``answer`` that is ``job`` (same id AND name: Slurm reuses ids)."""
-    found = [raw for raw in answer.body.get("jobs") or [] if isinstance(raw, dict)
-             and (record := to_record(raw)) is not None and record.is_for(job)]
-    return found[-1] if found else None
+    return [record for raw in _raw_jobs(answer) if (record := version.job_record(raw, now)) is not None]
 
 
 def _already_done(answer: Answer) -> bool:

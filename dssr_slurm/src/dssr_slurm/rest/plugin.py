@@ -2,9 +2,17 @@
 
 import dssr_core
 from dssr_core.models import ConnectorSpec
+from dssr_slurm import config, ssh, users
+from dssr_slurm.rest import settings
 from dssr_slurm.rest.connector import SlurmRestConnector
 
 
 @dssr_core.hookimpl
 def dssr_register_connectors():
     return [ConnectorSpec("slurmrestd", SlurmRestConnector, "Slurm over its REST API (slurmrestd)")]
+
+
+@dssr_core.hookimpl
+def dssr_declare_settings():
+    """The SSH settings too: the tunnel and ``ssh`` output access use them."""
+    return [*config.SETTINGS, users.MAPPING_FILE, *ssh.SETTINGS, *settings.SETTINGS]

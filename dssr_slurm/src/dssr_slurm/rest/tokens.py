@@ -9,8 +9,10 @@ Three modes (``JARVICE_SLURMRESTD_TOKEN_MODE``):
   trusts the portal's identity provider; it is remembered (in memory) for later operations on
   the user's jobs while it is valid. Reads, and operations without a valid bearer, use the
   service token as the service account.
-- ``static``: one service token (``JARVICE_SLURMRESTD_TOKEN`` or ``SLURM_JWT``) for everything;
-  acting for a mapped user needs a token that may do so (SlurmUser's).
+- ``static``: one service token (``JARVICE_SLURMRESTD_TOKEN``, the chart's
+  ``JARVICE_SLURM_SA_TOKEN``, or ``SLURM_JWT``) for everything; acting for a mapped user needs a
+  token that may do so (SlurmUser's). Without a named mode, a service token and no key file
+  mean this mode.
 
 A token never reaches a log line, an error message or a ``repr``.
 """
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 
 USER_HEADER = "X-SLURM-USER-NAME"
 TOKEN_HEADER = "X-SLURM-USER-TOKEN"  # noqa: S105 - a header name, not a secret
-STATIC_TOKEN_SETTING = "JARVICE_SLURMRESTD_TOKEN (or SLURM_JWT)"  # noqa: S105
+STATIC_TOKEN_SETTING = "JARVICE_SLURMRESTD_TOKEN"  # noqa: S105 - the name, as messages show it
 
 
 class TokenRefused(ConnectorError):
@@ -121,13 +123,16 @@ class StaticToken(TokenSource):
 
     mode = "static"
 
-    def __init__(self, token: str, service_user: str | None = None, clock=time.time):
+    def __init__(self, token: str, service_user: str | None = None, clock=time.time,
+                 setting: str = STATIC_TOKEN_SETTING):
         self._token = token
         self._clock = clock
+        #: The spelling the token was given as, for messages.
+        self.setting = setting
         self.expires_at = token_expiry(token)
         super().__init__(service_user or token_user(token) or "")
         if not self.service_user:
-            raise SettingsError(f"Set JARVICE_SLURMRESTD_USER: the token of {STATIC_TOKEN_SETTING} names no "
+            raise SettingsError(f"Set JARVICE_SLURMRESTD_USER: the token of {setting} names no "
                                 "user (no sun claim).")
 
     def credentials(self, user: str, bearer: str | None = None) -> Credentials:
@@ -137,16 +142,16 @@ class StaticToken(TokenSource):
     def check_not_expired(self) -> None:
         if self.expires_at is not None and self.expires_at <= self._clock():
             raise TokenRefused(
-                f"The slurmrestd service token (token mode {self.mode}, {STATIC_TOKEN_SETTING}) expired at "
+                f"The slurmrestd service token (token mode {self.mode}, {self.setting}) expired at "
                 f"{_when(self.expires_at)}; issue a new one (scontrol token username={self.service_user} "
                 "lifespan=...) and restart DSSR.")
 
     def describe(self) -> str:
         until = f", valid until {_when(self.expires_at)}" if self.expires_at is not None else ""
-        return f"static (the service token of {STATIC_TOKEN_SETTING} for {self.service_user}{until})"
+        return f"static (the service token of {self.setting} for {self.service_user}{until})"
 
     def hint(self) -> str:
-        return (f"the service token of {STATIC_TOKEN_SETTING} was sent: check that it is still valid and "
+        return (f"the service token of {self.setting} was sent: check that it is still valid and "
                 "that it may act for the job's user (a token of SlurmUser may; an ordinary user's token acts "
                 "only for that user)")
 
@@ -187,7 +192,7 @@ class PassedBearers(TokenSource):
 
     def describe(self) -> str:
         return (f"bearer (upstream's bearer for submissions; reads as {self.service_user} with the service "
-                f"token of {STATIC_TOKEN_SETTING})")
+                f"token of {self._service_token.setting})")
 
     def hint(self) -> str:
         return ("upstream's bearer (or the service token, for reads) was sent: check that Slurm trusts the "
@@ -201,7 +206,7 @@ def token_source(rest) -> TokenSource:
             raise SettingsError("Set JARVICE_SLURMRESTD_USER (or JARVICE_SLURM_SSH_USER): the service "
                                 "account that reads the job list in token mode mint.")
         return MintedTokens(rest.jwt_key_file, rest.service_user, rest.token_lifespan)
-    static = StaticToken(rest.static_token, rest.service_user)
+    static = StaticToken(rest.static_token, rest.service_user, setting=rest.token_setting)
     if rest.token_mode == "static":
         return static
     return PassedBearers(static)

@@ -14,7 +14,7 @@ import threading
 
 import paramiko
 
-from dssr_slurm.ssh import SshConnection
+from dssr_slurm.ssh import SshConnection, error_reason
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class SshTunnel:
             channel = self._open_channel(client.getpeername())
         except Exception as error:  # noqa: BLE001 - any failure closes this one connection
             log.warning("slurmrestd tunnel via %s: no channel to %s:%d (%s)", self.connection.where,
-                        *self.remote, _reason(error))
+                        *self.remote, error_reason(error))
             client.close()
             return
         try:
@@ -87,8 +87,3 @@ def _pump(client: socket.socket, channel: paramiko.Channel, closed: threading.Ev
                 if not data:
                     return
                 sink.sendall(data)
-
-
-def _reason(error: BaseException) -> str:
-    text = str(error).strip()
-    return text or type(error).__name__

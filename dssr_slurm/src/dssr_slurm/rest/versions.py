@@ -23,8 +23,8 @@ Where each version's fields come from: tests/dssr_slurm/recorded/README.md.
 import attrs
 
 from dssr_slurm.jobs import JobRecord, service_port, upstream_name
+from dssr_slurm.jobspec import JobSpec, rest_device_fields
 from dssr_slurm.nodelist import expand_nodelist
-from dssr_slurm.rest.jobspec import JobSpec
 from dssr_slurm.states import LONG_NAMES, is_running, state_name
 
 #: Newest first: the order in which versions are probed when none is pinned.
@@ -51,9 +51,14 @@ def number(value) -> int | None:
     return int(value)
 
 
-def no_val(value: int) -> dict:
-    """A number in v0.0.39+'s ``{set, infinite, number}`` form."""
-    return {"set": True, "infinite": False, "number": int(value)}
+def no_val(value: int | None) -> dict | None:
+    """A number in v0.0.39+'s ``{set, infinite, number}`` form; None stays None."""
+    return None if value is None else {"set": True, "infinite": False, "number": int(value)}
+
+
+def time_limit(spec: JobSpec) -> int | None:
+    """The walltime in slurmrestd's whole minutes, rounded up."""
+    return None if spec.walltime_s is None else max(1, -(-spec.walltime_s // 60))
 
 
 def base_state(value) -> str:
@@ -205,12 +210,13 @@ class V0038(ApiVersion):
             "memory_per_node": spec.memory_mb,
             "gres": f"gpu:{spec.gpus_per_node}" if spec.gpus_per_node else None,
             "exclusive": "exclusive" if spec.exclusive else None,
-            "time_limit": spec.time_minutes,
+            "time_limit": time_limit(spec),
             "licenses": spec.licenses,
             "hold": True if spec.held else None,
+            "comment": spec.comment,
         }
         job.update({key: value for key, value in optional.items() if value is not None})
-        job.update(spec.extra)
+        job.update(rest_device_fields(spec.devices))
         return {"script": script, "job": job}
 
     def release_body(self) -> dict:
@@ -238,14 +244,15 @@ class V0040(ApiVersion):
         }
         optional = {
             "partition": spec.partition,
-            "memory_per_node": no_val(spec.memory_mb) if spec.memory_mb else None,
+            "memory_per_node": no_val(spec.memory_mb),
             "tres_per_node": f"gres/gpu:{spec.gpus_per_node}" if spec.gpus_per_node else None,
             "shared": ["none"] if spec.exclusive else None,
-            "time_limit": no_val(spec.time_minutes) if spec.time_minutes else None,
+            "time_limit": no_val(time_limit(spec)),
             "licenses": spec.licenses,
+            "comment": spec.comment,
         }
         job.update({key: value for key, value in optional.items() if value is not None})
-        job.update(spec.extra)
+        job.update(rest_device_fields(spec.devices))
         if spec.held:
             job.update(self.hold_fields())
         return job
