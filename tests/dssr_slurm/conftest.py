@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import slurm_helpers
-from slurm_helpers import SLURM_VERSIONS, slurm
+from slurm_helpers import SERVED_API_VERSIONS, SLURM_VERSIONS, slurm
 
 from dssr_core.settings import Settings
 from dssr_slurm.commands.connector import SlurmCliConnector
@@ -41,7 +41,12 @@ def selected_versions() -> list[str]:
 
 
 def pytest_generate_tests(metafunc):
-    if "slurm_version" in metafunc.fixturenames:
+    """Each selected Slurm version; with ``served_api``, each API version its slurmrestd serves."""
+    if "served_api" in metafunc.fixturenames:
+        pairs = [(version, api) for version in selected_versions() for api in SERVED_API_VERSIONS[version]]
+        metafunc.parametrize(("slurm_version", "served_api"), pairs, indirect=["slurm_version"],
+                             scope="session", ids=[f"{version}-{api}" for version, api in pairs])
+    elif "slurm_version" in metafunc.fixturenames:
         metafunc.parametrize("slurm_version", selected_versions(), indirect=True, scope="session")
 
 
