@@ -41,13 +41,35 @@ def selected_versions() -> list[str]:
 
 
 def pytest_generate_tests(metafunc):
-    """Each selected Slurm version; with ``served_api``, each API version its slurmrestd serves."""
+    """Each selected Slurm version; with ``served_api``, each API version its slurmrestd serves.
+
+    ``@pytest.mark.slurm_versions("24.11", "26.05")`` keeps a test to those versions (for what
+    22.05 cannot do); when none of them is selected, the test is deselected.
+    """
+    versions = selected_versions()
+    marker = metafunc.definition.get_closest_marker("slurm_versions")
+    if marker is not None:
+        unknown = set(marker.args) - set(SLURM_VERSIONS)
+        if unknown:
+            raise pytest.UsageError(f"{metafunc.definition.nodeid}: slurm_versions{marker.args} names "
+                                    f"{', '.join(sorted(unknown))}, not one of {', '.join(SLURM_VERSIONS)}")
+        versions = [version for version in versions if version in marker.args]
     if "served_api" in metafunc.fixturenames:
-        pairs = [(version, api) for version in selected_versions() for api in SERVED_API_VERSIONS[version]]
+        pairs = [(version, api) for version in versions for api in SERVED_API_VERSIONS[version]]
         metafunc.parametrize(("slurm_version", "served_api"), pairs, indirect=["slurm_version"],
                              scope="session", ids=[f"{version}-{api}" for version, api in pairs])
     elif "slurm_version" in metafunc.fixturenames:
-        metafunc.parametrize("slurm_version", selected_versions(), indirect=True, scope="session")
+        metafunc.parametrize("slurm_version", versions, indirect=True, scope="session")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Deselect the tests whose ``slurm_versions`` are none of the selected versions."""
+    unwanted = [item for item in items if item.get_closest_marker("slurm_versions") is not None
+                and getattr(item, "callspec", None) is not None
+                and item.callspec.params.get("slurm_version") not in SLURM_VERSIONS]
+    if unwanted:
+        config.hook.pytest_deselected(items=unwanted)
+        items[:] = [item for item in items if item not in unwanted]
 
 
 @pytest.fixture(scope="session")
