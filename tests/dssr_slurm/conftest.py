@@ -78,8 +78,9 @@ def slurm_version(request) -> str:
     return request.param
 
 
-def cluster(command: str, version: str, timeout: float = 900) -> str:
-    """Run ``cluster.sh <command>`` for ``version``; fail the test with its output when it fails."""
+def cluster(command: str, version: str = SLURM_VERSIONS[0], timeout: float = 900) -> str:
+    """Run ``cluster.sh <command>`` for ``version`` (default: the host's 22.05); fail the test with
+    its output when it fails."""
     done = subprocess.run(["bash", str(CLUSTER_SH), command], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "DSSR_CLUSTER_SLURM": version})
     if done.returncode != 0:

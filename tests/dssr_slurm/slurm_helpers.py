@@ -122,6 +122,18 @@ def wait_running(api, job, timeout: float = 120) -> None:
                what=f"{job['name']} to run")
 
 
+def wait_output(api, job, text: str, timeout: float = 60) -> None:
+    """Wait until the job's output (its tail) shows ``text``: a job Slurm calls RUNNING may not
+    have run its first line yet on a busy machine."""
+    from dssr_core.testing import wait_until
+
+    def shown():
+        answer = api.post(f"/request/{job['name']}/1/{job['jobid']}/tail", {"qs": {}})
+        return answer.status == 200 and text in answer.text
+
+    wait_until(shown, timeout, what=f"{text!r} in the output of {job['name']}")
+
+
 class ServiceExecutor(ShellExecutor):
     """The shell executor, with a web service port as the singularity executor gives interactive jobs."""
 

@@ -19,6 +19,7 @@ from slurm_helpers import (
     template,
     wait_ended,
     wait_gone_from_squeue,
+    wait_output,
     wait_running,
 )
 
@@ -65,6 +66,7 @@ def test_each_served_version_submits_reads_releases_and_terminates(make_rest_con
     assert [held["name"], held["jobid"]] in api.get("/queued").json
 
     wait_running(api, long)
+    wait_output(api, long, "started")
     nodes, _, ident, _ = api.post("/runstatus", long).json
     assert nodes == ["localhost"] and ident == f"{long['name']}/1/{long['jobid']}"
 

@@ -23,6 +23,7 @@ from slurm_helpers import (
     template,
     wait_ended,
     wait_gone_from_squeue,
+    wait_output,
     wait_running,
 )
 
@@ -77,6 +78,7 @@ def test_held_job_released_running_job_terminated_and_events(api_for):
     long = job_of(long_name, api.submit(long_name, template("echo started; sleep 120", devices=SHARED),
                                         bearer=KIRBY))
     wait_running(api, long)
+    wait_output(api, long, "started")
     nodes, elapsed, ident, _ = api.post("/runstatus", long).json
     assert nodes == ["localhost"] and ident == f"{long_name}/1/{long['jobid']}"
     events = api.post("/events", long).json

@@ -6,6 +6,7 @@ import base64
 import importlib.util
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ IMAGE = "localhost/dssr:test"
 
 def _slurm_test_helpers():
     """tests/dssr_slurm/conftest.py, for its cluster.sh helpers (it is not an importable module)."""
+    sys.path.insert(0, str(ROOT / "tests" / "dssr_slurm"))  # it imports slurm_helpers from there
     spec = importlib.util.spec_from_file_location("dssr_slurm_tests_conftest",
                                                   ROOT / "tests" / "dssr_slurm" / "conftest.py")
     module = importlib.util.module_from_spec(spec)
