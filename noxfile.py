@@ -31,9 +31,10 @@ def lint(session):
 
 @nox.session
 def bench(session):
-    """Print speed figures: the API against a bare Falcon app, and both Slurm connectors."""
+    """Print speed figures: the API against a bare Falcon app, logging, both Slurm connectors."""
     session.install(*LOCAL_DISTRIBUTIONS)
     session.run("python", "bench/bench_api.py", *session.posargs)
+    session.run("python", "bench/bench_logging.py")
     session.run("bash", CLUSTER, "up", external=True)
     session.run("python", "bench/bench_slurm_cli.py")
     session.run("python", "bench/bench_slurmrestd.py")
