@@ -306,12 +306,11 @@ def test_an_unreachable_provider_is_a_503_sentence(key):
 
 
 class RecordingConnector(dssr_core.Connector):
-    """Only records submissions: a refused bearer must not reach it."""
+    """Only records submissions: a refused bearer must not reach it. The rest is never asked."""
 
     name = "recording"
 
     def __init__(self):
-        super().__init__(Settings.from_env({}))
         self.submissions = []
 
     def submit(self, submission):
@@ -321,11 +320,16 @@ class RecordingConnector(dssr_core.Connector):
     def check(self):
         return "fine"
 
+    def _never(self, *args):
+        raise AssertionError("only /submit is asked here")
+
+    running = queued = runstatus = exitstatus = terminate = release = _never
+
 
 def test_a_refused_bearer_is_401_and_the_connector_never_hears_of_the_job(jwks_file, key):
     settings = Settings.from_env({"DSSR_BEARER_JWKS_FILE": str(jwks_file), "DSSR_BEARER_ISSUER": ISSUER})
     connector = RecordingConnector()
-    api = ApiClient.for_app(create_app(settings, connector, ShellExecutor(settings)))
+    api = ApiClient.for_app(create_app(settings, connector, ShellExecutor(settings), executor_name="shell"))
     forged = SigningKey("key-1").token(email="mario@example.org")
     answer = api.submit("job-1", shell_template("true"), bearer=forged)
     assert answer.status == 401

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 def api(request, make_connector, make_rest_connector):
     connector = make_connector() if request.param == "slurm-cli" else make_rest_connector()
     settings = Settings.from_env({})
-    return ApiClient.for_app(create_app(settings, connector, ShellExecutor(settings)))
+    return ApiClient.for_app(create_app(settings, connector, ShellExecutor(settings), executor_name="shell"))
 
 
 def test_submit_release_and_terminate_each_leave_one_audit_line(api, caplog):

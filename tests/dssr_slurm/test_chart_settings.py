@@ -12,7 +12,7 @@ from chart_environment import SERVER_KEY, chart_environment
 from rest_fixtures import cluster_token
 
 from dssr_core.app import create_app
-from dssr_core.cli import build_backends
+from dssr_core.cli.server import build_backends
 from dssr_core.errors import SettingsError
 from dssr_core.report import init_report
 from dssr_core.settings import Settings
@@ -203,9 +203,10 @@ def test_only_the_charts_environment_runs_slurm_cli_with_singularity_and_it_answ
         assert "log level: INFO, WARNING for the Slurm connectors" in report
         assert "settings read by no installed distribution: JARVICE_CLUSTER_TYPE, JARVICE_EXPERIMENTAL, " \
                "JARVICE_JOBS_DOMAIN," in report
-        api = ApiClient.for_app(create_app(settings, connector, executor), auth=SERVER_KEY)
+        app = create_app(settings, connector, executor, executor_name=executor_backend.name)
+        api = ApiClient.for_app(app, auth=SERVER_KEY)
         assert api.get("/running").status == 200 and api.get("/queued").status == 200
-        assert ApiClient.for_app(create_app(settings, connector, executor)).get("/queued").status == 401
+        assert ApiClient.for_app(app).get("/queued").status == 401
     finally:
         connector.close()
 
@@ -243,7 +244,8 @@ def test_the_charts_slurmrestd_client_with_its_url_and_sa_token_answers(cluster_
         assert dict(connector.report())["token mode"].startswith(
             "static (the service token of JARVICE_SLURM_SA_TOKEN for jarvice")
         assert connector.check()
-        api = ApiClient.for_app(create_app(settings, connector, executor), auth=SERVER_KEY)
+        app = create_app(settings, connector, executor, executor_name=executor_backend.name)
+        api = ApiClient.for_app(app, auth=SERVER_KEY)
         assert api.get("/running").status == 200 and api.get("/queued").status == 200
     finally:
         connector.close()

@@ -32,7 +32,7 @@ from oidc_fixtures import SERVICE_CLIENT
 from slurm_helpers import job_of, squeue_field
 
 from dssr_core.app import create_app
-from dssr_core.cli import build_backends
+from dssr_core.cli.server import build_backends
 from dssr_core.settings import Settings
 from dssr_core.testing import ApiClient, wait_until
 from dssr_singularity.executor import SingularityExecutor
@@ -92,9 +92,10 @@ def in_process(cluster_env, provider):
 
     def build(provider=provider, **values):
         settings = Settings.from_env(chart_env(cluster_env, provider, **values))
-        _, _, connector, executor = build_backends(settings)
+        _, executor_backend, connector, executor = build_backends(settings)
         made.append(connector)
-        return ApiClient.for_app(create_app(settings, connector, executor), auth=SERVER_KEY), connector
+        app = create_app(settings, connector, executor, executor_name=executor_backend.name)
+        return ApiClient.for_app(app, auth=SERVER_KEY), connector
 
     yield build
     for connector in made:

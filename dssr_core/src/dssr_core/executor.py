@@ -1,21 +1,20 @@
 """The base class of executors: upstream's script in, the script to run and its facts out."""
 
-import re
+import abc
 
 from dssr_core.errors import InvalidRequest
 from dssr_core.facts import PARAMETERS_FIELD, escape_braces
 from dssr_core.models import RenderedJob, ScriptRequest
 
 
-class Executor:
-    """Turns ``hpc_script[<name>]`` into a :class:`RenderedJob`.
+class Executor(abc.ABC):
+    """Turns ``hpc_script[<name>]`` into a :class:`RenderedJob`; subclasses implement :meth:`render`.
 
-    ``secret_names`` lists the variables whose assignments :meth:`redact` removes from the
-    script handed back to upstream and from anything logged.
+    ``<name>`` is the name its plugin registers (:class:`dssr_core.models.ExecutorSpec`); the
+    class does not repeat it. ``secret_names`` lists the variables whose assignments
+    :meth:`redact` removes from the script handed back to upstream and from anything logged.
     """
 
-    #: The name under which the executor is registered, and the key of ``hpc_script``.
-    name = "executor"
     secret_names: frozenset[str] = frozenset({"JOBOBJ_CTRSECRET", "JOBOBJ_DOCKER_SECRET"})
 
     @classmethod
@@ -25,8 +24,9 @@ class Executor:
     def __init__(self, settings):
         self.settings = settings
 
+    @abc.abstractmethod
     def render(self, request: ScriptRequest) -> RenderedJob:
-        raise NotImplementedError
+        """The script to run and the job's facts; ``InvalidRequest`` for a bad template."""
 
     @classmethod
     def template_for(cls, command: str, *, image: str | None = None, cores: int = 1) -> str:
@@ -36,18 +36,27 @@ class Executor:
         Executors that run images override it; this one runs the command as it is.
         """
         if image is not None:
-            raise InvalidRequest(f"The {cls.name} executor runs no image; drop --image.")
+            raise InvalidRequest("This executor runs no image; drop --image.")
         return (f"#!/bin/bash\n{{{PARAMETERS_FIELD}}}\nJARVICE_CPU_CORES={cores}\n"
                 f"{escape_braces(command)}\n")
 
     def redact(self, script: str) -> str:
-        """The script without any line that assigns one of ``secret_names``."""
-        names = "|".join(re.escape(n) for n in sorted(self.secret_names))
-        secret_line = re.compile(rf"^\s*(?:export\s+)?(?:{names})=")
-        return "\n".join(
-            line for line in script.split("\n") if not secret_line.match(line)
-        )
+        """The script without any line that mentions one of ``secret_names``.
+
+        A line that names a secret at all goes, however it assigns it (``declare -x X=``,
+        ``true; X=``, ``export A=1 X=``). Lines are split on every boundary that
+        ``str.splitlines`` knows (CR, U+2028...), as :func:`dssr_core.facts.read_facts` splits
+        them, so that no fact it reads can hide on a line this keeps.
+        """
+        return drop_lines_naming(script, self.secret_names)
 
     def report(self) -> list[tuple[str, str]]:
         """Settings for the init report, as (label, value); never a secret."""
         return []
+
+
+def drop_lines_naming(text: str, names) -> str:
+    """``text`` without the lines that contain one of ``names``, split as str.splitlines does."""
+    names = sorted(names)
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if not any(name in line for name in names))

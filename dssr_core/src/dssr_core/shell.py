@@ -10,8 +10,6 @@ from dssr_core.models import ExecutorSpec, JobFacts, RenderedJob, ScriptRequest
 class ShellExecutor(Executor):
     """Fills ``{DOWNSTREAM_PARAMETERS}`` with ``export`` lines of the job's facts."""
 
-    name = "shell"
-
     def render(self, request: ScriptRequest) -> RenderedJob:
         facts = job_facts(read_facts(request.template), request.nodes)
         block = export_lines(parameters(request, facts))

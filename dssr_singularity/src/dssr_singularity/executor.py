@@ -235,7 +235,6 @@ def _masked_url(text: str) -> str:
 class SingularityExecutor(Executor):
     """Renders upstream's Singularity script (see docs/singularity.md)."""
 
-    name = "singularity"
     #: The credential exports, and the two facts upstream writes its secrets in.
     secret_names = Executor.secret_names | {
         "JARVICE_INIT_DOCKER_USERNAME", "JARVICE_INIT_DOCKER_PASSWORD",
@@ -340,9 +339,8 @@ class SingularityExecutor(Executor):
 
     def redact(self, script: str) -> str:
         """Remove the credential lines, and hide a proxy's user:password@ if it has one."""
-        lines = super().redact(script).split("\n")
-        return "\n".join(_masked_url(line) if _PROXY_LINE.match(line) else line
-                         for line in lines)
+        lines = super().redact(script).splitlines(keepends=True)
+        return "".join(_masked_url(line) if _PROXY_LINE.match(line) else line for line in lines)
 
     # Manual submission ----------------------------------------------------------------------
 
