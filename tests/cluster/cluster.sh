@@ -477,8 +477,14 @@ jwks() {
     printf '{"keys":[{"kty":"RSA","alg":"RS256","use":"sig","kid":"%s","e":"AQAB","n":"%s"}]}\n' "$kid" "$n"
 }
 
-# with_jwks < conf: the daemons' copy of a config, trusting the test identity provider's key too
-with_jwks() { sed "s|^AuthAltParameters=jwt_key=$JWT_KEY\$|&,jwks=$JWKS|"; }
+# with_jwks < conf: the daemons' copy of a config, trusting the test identity provider's key too and,
+# from Slurm 23.02 on (not 22.05: the host's), reading a token's user from preferred_username when
+# it has no sun, as JARVICE's Keycloak tokens have it
+with_jwks() {
+    local extra=",jwks=$JWKS"
+    [[ -z $ROOT ]] || extra+=",userclaimfield=preferred_username"
+    sed "s|^AuthAltParameters=jwt_key=$JWT_KEY\$|&$extra|"
+}
 
 slurm_conf() {
     local cpus mem_total mem_avail mem

@@ -8,7 +8,8 @@ tests/cluster/cluster.sh).
 - jobs submitted with the portal users' bearers (the provider's tokens of kirby and mario) run as
   those users, in squeue and in the job's own ``id -un``; the user comes from the bearer's
   ``preferred_username`` or, told so, ``sun`` (Slurm 22.05 reads ``sun``, so the tokens carry
-  both, with the same value but where a test says otherwise);
+  both, with the same value but where a test says otherwise; from 23.02 on the test clusters
+  also read ``preferred_username`` themselves: ``userclaimfield``);
 - a forged, expired or wrongly signed bearer is refused by DSSR (its keys are the realm's, derived
   from ``JARVICE_KEYCLOAK_TOKEN_URL``) and reaches no cluster;
 - the provider stopped: 503 that says so; started again: DSSR answers again.
@@ -29,7 +30,7 @@ import pytest
 from chart_environment import SERVER_KEY, chart_environment
 from cryptography.hazmat.primitives.asymmetric import rsa
 from oidc_fixtures import SERVICE_CLIENT
-from slurm_helpers import job_of, squeue_field
+from slurm_helpers import job_of, newest_api, squeue_field
 
 from dssr_core.app import create_app
 from dssr_core.cli.server import build_backends
@@ -51,6 +52,7 @@ USERS = {
     "portal-mario-by-mail": {"sun": "mario", "preferred_username": "mario@example.org",
                              "email": "mario@example.org"},
     "portal-nameless": {"email": "nobody@example.org"},
+    "portal-kirby-without-sun": {"preferred_username": "kirby", "email": "kirby@example.org"},
     "portal-kirby-brief": {"claims": {"sun": "kirby", "preferred_username": "kirby"}, "token_ttl": 1},
 }
 
@@ -132,7 +134,8 @@ def test_jobs_run_as_the_portal_users_their_bearers_name_and_the_service_token_i
             f"(JARVICE_KEYCLOAK_TOKEN_URL), issuer {provider.issuer}") in log
     assert ("users ID mapping: none: the preferred_username claim of upstream's bearer is the cluster "
             "user") in log
-    assert "API version: v0.0.38 (auto: the newest DSSR speaks of those /openapi.json advertises" in log
+    assert (f"API version: {newest_api(cluster_env)} (auto: the newest DSSR speaks of those /openapi.json "
+            "advertises") in log
 
     api = server.api()
     fetched_before = provider.issued(SERVICE_CLIENT)
@@ -184,6 +187,25 @@ def test_the_sun_claim_names_the_user_when_dssr_is_told_to_read_it(cluster_env, 
     wait_until(lambda: ended(api, job), 120, what=f"{name} to end")
     assert api.post("/exitstatus", job).json[0] == 0
     assert "ran as mario" in output_of(cluster_env, job)
+
+
+def test_from_slurm_23_02_on_slurm_reads_preferred_username_itself(cluster_env, provider, double, in_process):
+    """The clusters of 24.11 and 26.05 have ``userclaimfield=preferred_username``: a bearer without
+    ``sun`` runs as its ``preferred_username``. Slurm 22.05 has no ``userclaimfield``: it refuses that
+    bearer (as it answers a refused token: ambiguously), so there the portal's tokens need ``sun``."""
+    api, _ = in_process()
+    name = unique("no-sun")
+    answer = api.submit(name, container_job("echo ran as $(id -un)"), executor="singularity",
+                        bearer=provider.token("portal-kirby-without-sun"))
+    if cluster_env["DSSR_CLUSTER_SLURM"] == "22.05":
+        assert answer.status == 503, answer.text
+        assert "or it refused the token of kirby" in answer.json["description"]
+        assert squeue_field_by_name(name) == ""
+        return
+    job = job_of(name, answer)
+    assert squeue_field(job["jobid"], "%u") == "kirby"
+    wait_until(lambda: ended(api, job), 120, what=f"{name} to end")
+    assert "ran as kirby" in output_of(cluster_env, job)
 
 
 def forged(provider) -> str:
