@@ -84,11 +84,12 @@ class BearerCheck:
     """Reads upstream's bearer, checked against ``keys`` when given, else unchecked."""
 
     def __init__(self, keys=None, issuer: str | None = None, audience: tuple[str, ...] = (),
-                 origin: str = ""):
+                 origin: str = "", why_unchecked: str = ""):
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
-        self.origin = origin  # how the report names where the settings came from
+        self.origin = origin  # the setting the keys come from, for the report
+        self.why_unchecked = why_unchecked
 
     @classmethod
     def from_settings(cls, settings) -> "BearerCheck":
@@ -114,9 +115,10 @@ class BearerCheck:
                 log.warning("DSSR_BEARER_ISSUER and DSSR_BEARER_AUDIENCE do nothing without "
                             "DSSR_BEARER_JWKS_URL, DSSR_BEARER_JWKS_FILE or JARVICE_KEYCLOAK_TOKEN_URL: "
                             "bearers are not checked")
-            token_url = settings.read(KEYCLOAK_TOKEN_URL)
-            return cls(origin="" if token_url is None else "JARVICE_KEYCLOAK_TOKEN_URL is not a Keycloak "
-                       "realm's token endpoint, so its keys are not known")
+            if settings.read(KEYCLOAK_TOKEN_URL) is not None:
+                return cls(why_unchecked="JARVICE_KEYCLOAK_TOKEN_URL is not a Keycloak realm's token "
+                           "endpoint, so its keys are not known")
+            return cls()
         return cls(keys, issuer or realm, audience, origin)
 
     def read(self, bearer: object) -> Bearer | None:
@@ -132,7 +134,7 @@ class BearerCheck:
     def describe(self) -> str:
         """For the init report, in plain words."""
         if self.keys is None:
-            why = f"; {self.origin}" if self.origin else ""
+            why = f"; {self.why_unchecked}" if self.why_unchecked else ""
             return ("NOT CHECKED: upstream's bearer decides which cluster account a job runs as, and its "
                     f"signature is not checked{why} (set DSSR_BEARER_JWKS_URL and DSSR_BEARER_ISSUER, or "
                     "JARVICE_KEYCLOAK_TOKEN_URL)")
