@@ -33,9 +33,11 @@ def lint(session):
 
 @nox.session
 def bench(session):
-    """Print figures: the API against a bare Falcon app, logging, memory under 8 MB bodies, Slurm."""
+    """Print figures: the API against a bare Falcon app, bearer checks, logging, memory under 8 MB bodies,
+    Slurm."""
     session.install(*LOCAL_DISTRIBUTIONS)
     session.run("python", "bench/bench_api.py", *session.posargs)
+    session.run("python", "bench/bench_bearer.py")
     session.run("python", "bench/bench_logging.py")
     session.run("python", "bench/bench_body_memory.py")
     session.run("bash", CLUSTER, "up", external=True)
