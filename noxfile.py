@@ -11,7 +11,7 @@ LOCAL_DISTRIBUTIONS = (
     "-e", "./dssr_slurm",
     "-e", "./dssr_singularity",
 )
-TEST_TOOLS = ("pytest>=8", "pytest-timeout>=2.3")
+TEST_TOOLS = ("pytest>=8", "pytest-timeout>=2.3", "websockets>=13", "Pillow>=10")
 CLUSTER = "tests/cluster/cluster.sh"
 
 

@@ -156,6 +156,7 @@ def cmd_serve(args) -> int:
     import waitress
 
     from dssr_core.app import create_app
+    from dssr_core.front import front_domain, serve_behind_front
 
     settings = load_settings(args)
     configure_logging(settings)
@@ -166,9 +167,13 @@ def cmd_serve(args) -> int:
     app = create_app(settings, connector, executor)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        waitress.serve(app, host=settings.bind, port=settings.port, threads=settings.threads,
-                       max_request_body_size=settings.max_body_bytes, ident="dssr",
-                       _quiet=True)
+        options = {"threads": settings.threads, "max_request_body_size": settings.max_body_bytes,
+                   "ident": "dssr"}
+        domain = front_domain(settings)
+        if domain is None:
+            waitress.serve(app, host=settings.bind, port=settings.port, _quiet=True, **options)
+        else:
+            serve_behind_front(app, settings, connector, domain, options)
     finally:
         connector.close()
     return 0
