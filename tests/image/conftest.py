@@ -1,0 +1,156 @@
+"""Fixtures for the image test: podman set up by the project's script, the base and the image
+built by deploy/, the test cluster's settings, and the environment the jarvice-helm chart gives
+its Slurm scheduler's container."""
+
+import base64
+import importlib.util
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+DOUBLE = ROOT / "tests" / "doubles" / "singularity"
+BASE_IMAGE = "localhost/dssr-base:bookworm"
+IMAGE = "localhost/dssr:test"
+
+
+def _slurm_test_helpers():
+    """tests/dssr_slurm/conftest.py, for its cluster.sh helpers (it is not an importable module)."""
+    spec = importlib.util.spec_from_file_location("dssr_slurm_tests_conftest",
+                                                  ROOT / "tests" / "dssr_slurm" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_slurm = _slurm_test_helpers()
+
+
+class Podman:
+    """podman with the project's containers.conf (runc, cgroupfs, no default ulimits)."""
+
+    def __init__(self, containers_conf: str):
+        self.env = {**os.environ, "CONTAINERS_CONF": containers_conf}
+
+    def run(self, *args, env: dict | None = None, timeout: float = 120, check: bool = True):
+        done = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout,
+                              env={**self.env, **(env or {})})
+        if check and done.returncode != 0:
+            pytest.fail(f"podman {' '.join(args[:2])} failed ({done.returncode}):\n{done.stderr[-4000:]}",
+                        pytrace=False)
+        return done
+
+    def script(self, *argv, timeout: float = 900) -> float:
+        """Run one of the project's scripts with this podman; its duration in seconds."""
+        started = time.monotonic()
+        done = subprocess.run(["bash", *map(str, argv)], capture_output=True, text=True, timeout=timeout,
+                              env=self.env, cwd=ROOT)
+        if done.returncode != 0:
+            output = f"{done.stdout[-3000:]}\n{done.stderr[-4000:]}"
+            pytest.fail(f"{argv[0]} failed ({done.returncode}):\n{output}", pytrace=False)
+        return time.monotonic() - started
+
+
+@pytest.fixture(scope="session")
+def podman() -> Podman:
+    done = subprocess.run(["bash", str(HERE / "setup-podman.sh")], capture_output=True, text=True,
+                          timeout=900)
+    if done.returncode != 0:
+        pytest.fail(f"setup-podman.sh failed:\n{done.stderr[-4000:]}", pytrace=False)
+    return Podman(done.stdout.strip())
+
+
+@pytest.fixture(scope="session")
+def image(podman) -> str:
+    """The image, built on the debootstrap base; the build's figures are printed (pytest -s)."""
+    base_seconds = podman.script(ROOT / "deploy" / "build-base.sh", BASE_IMAGE)
+    build_seconds = podman.script(ROOT / "deploy" / "build-image.sh", "--network=host",
+                                  "--build-arg", f"BASE={BASE_IMAGE}", "--tag", IMAGE)
+    size = podman.run("image", "inspect", "--format", "{{.Size}}", IMAGE).stdout.strip()
+    print(f"\nimage {IMAGE}: {int(size) / 1e6:.0f} MB; "
+          f"base {base_seconds:.1f} s, build {build_seconds:.1f} s")
+    return IMAGE
+
+
+@pytest.fixture(scope="session")
+def cluster_env() -> dict[str, str]:
+    """The test cluster's settings (cluster.sh env), the cluster up."""
+    _slurm.cluster("up")
+    return _slurm.parse_exports(_slurm.cluster("env"))
+
+
+def login_node_host_key(known_hosts: str) -> str:
+    """The login node's known_hosts line, as an operator would pin it."""
+    lines = [line for line in Path(known_hosts).read_text().splitlines() if line and not line.startswith("#")]
+    assert lines, f"{known_hosts} holds no host key"
+    return lines[0]
+
+
+class Environment(dict):
+    """A container's environment; its repr names the variables only (one holds a private key)."""
+
+    def __repr__(self) -> str:
+        return f"Environment({', '.join(sorted(self))})"
+
+
+@pytest.fixture(scope="session")
+def chart_env(cluster_env) -> Environment:
+    """Every variable templates/jarvice-slurm-scheduler.yaml sets with the chart's default values,
+    for a downstream cluster with a server key, an ingress issuer and a root CA, pointed at the
+    test cluster; plus
+    JARVICE_SLURM_SSH_HOST_KEY, which an operator adds to the scheduler's env (the chart mounts
+    no known_hosts file). Nothing else: no connector, no executor, no WAITRESS_*."""
+    return Environment({
+        "JARVICE_SLURM_CLUSTER_ADDR": cluster_env["JARVICE_SLURM_CLUSTER_ADDR"],
+        "JARVICE_SLURM_CLUSTER_PORT": cluster_env["JARVICE_SLURM_CLUSTER_PORT"],
+        # The Secret's user, pkey (raw PEM once Kubernetes decodes it) and group (= user).
+        "JARVICE_SLURM_SSH_USER": cluster_env["JARVICE_SLURM_SSH_USER"],
+        "JARVICE_SLURM_SSH_PKEY": base64.b64decode(cluster_env["JARVICE_SLURM_SSH_PKEY"]).decode(),
+        "JARVICE_SLURM_SSH_USER_GROUP": cluster_env["JARVICE_SLURM_SSH_USER"],
+        "JARVICE_SLURM_CLIENT": "ssh_client",
+        "JARVICE_KEYCLOAK_CLIENT_ID": "nimbix-slurm-sched-client",
+        "JARVICE_SLURM_USERNAME_CLAIM": "preferred_username",
+        "JARVICE_SLURM_DATA_PARSER_VERSION": "auto",
+        "JARVICE_SLURM_SCHED_LOGLEVEL": "30",
+        "JARVICE_SLURM_OVERLAY_SIZE": "640",
+        "JARVICE_SYSTEM_K8S": "true",
+        "JARVICE_EXPERIMENTAL": "false",
+        "JARVICE_CLUSTER_TYPE": "downstream",
+        "JARVICE_SCHED_SERVER_KEY": "upstream:image-test-server-key",
+        "JARVICE_JOBS_NAMESPACE": "jarvice-system-jobs",
+        "JARVICE_SYSTEM_NAMESPACE": "jarvice-system",
+        "JARVICE_SYSTEM_REGISTRY": "us-docker.pkg.dev",
+        "JARVICE_SYSTEM_REPO_BASE": "jarvice-system/images",
+        "JARVICE_SYSTEM_OMIT_REPO_BASE": "false",
+        "JARVICE_IMAGES_TAG": "jarvice-master",
+        "JARVICE_LOCAL_REGISTRY": "",
+        "JARVICE_LOCAL_REPO_BASE": "jarvice",
+        "JARVICE_JOBS_DOMAIN": "dssr.example.org/job$",
+        "JARVICE_JOBS_INGRESS_CLASS": "traefik",
+        "JARVICE_JOBS_INGRESS_ANNOTATIONS": "",
+        "JARVICE_JOBS_INGRESS_CERT_ISSUER": "letsencrypt-prod",
+        "JARVICE_SLURM_HTTPS_PROXY": "",
+        "JARVICE_SLURM_HTTP_PROXY": "",
+        "JARVICE_SLURM_NO_PROXY": "",
+        "JARVICE_SINGULARITY_VERBOSE": "false",
+        "JARVICE_SINGULARITY_TMPDIR": "",
+        # Set when the site gives the chart a root CA (jarvice.cacert or trust_manager).
+        "REQUESTS_CA_BUNDLE": "/etc/ssl/certs/ca-certificates.crt",
+        "JARVICE_SLURM_SSH_HOST_KEY": login_node_host_key(cluster_env["JARVICE_SLURM_SSH_KNOWN_HOSTS"]),
+    })
+
+
+@pytest.fixture
+def double_on_cluster(cluster_env):
+    """The singularity TEST DOUBLE, first on the cluster's PATH (replaced atomically: other
+    tests' jobs may be running it)."""
+    bin_dir = Path(cluster_env["DSSR_CLUSTER_BIN"])
+    with tempfile.NamedTemporaryFile(dir=bin_dir, prefix=".singularity-", delete=False) as copy:
+        copy.write(DOUBLE.read_bytes())
+    os.chmod(copy.name, 0o755)
+    os.replace(copy.name, bin_dir / "singularity")
