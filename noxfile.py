@@ -31,9 +31,10 @@ def lint(session):
 
 @nox.session
 def bench(session):
-    """Print speed figures: the API against a bare Falcon app, and both Slurm connectors."""
-    session.install(*LOCAL_DISTRIBUTIONS)
+    """Print speed figures: the API against a bare Falcon app, both Slurm connectors, the proxy."""
+    session.install(*LOCAL_DISTRIBUTIONS, "websockets>=13")
     session.run("python", "bench/bench_api.py", *session.posargs)
     session.run("bash", CLUSTER, "up", external=True)
     session.run("python", "bench/bench_slurm_cli.py")
     session.run("python", "bench/bench_slurmrestd.py")
+    session.run("python", "bench/bench_proxy.py", "--slurm")
