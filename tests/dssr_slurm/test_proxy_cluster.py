@@ -21,6 +21,8 @@ from dssr_core.testing import wait_until
 from dssr_core.testing.plugin import DssrServer, find_free_port
 
 pytestmark = pytest.mark.slow
+#: Interactive jobs hold their node alone, so they start once the shared cluster's other jobs end.
+INTERACTIVE_START = 480
 SERVICE = Path(__file__).parents[1] / "services" / "web_service.py"
 KIRBY = bearer_for(KIRBY_MAIL)
 
@@ -43,7 +45,7 @@ def submit_interactive(api, name: str, number: int, body: str, interactive: bool
     job = job_of(name, answer)
     job["number"] = number
     if interactive:
-        wait_running(api, job)
+        wait_running(api, job, timeout=INTERACTIVE_START)
     return job
 
 
