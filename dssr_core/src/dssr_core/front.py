@@ -8,7 +8,9 @@ the API in turn: browsers keep connections alive across one origin), and relays 
 - to a job: the connector says where the job runs now (``interactive_endpoint``) and opens a
   stream there (``connect_interactive``: an SSH ``direct-tcpip`` channel, or a local socket).
   Nothing else is ever dialled: the request picks a job number, never a host or port.
-- to the API: waitress, unchanged, on a unix socket of its own.
+- to the API: the WSGI app, called in the connection's own thread (at most ``threads`` at
+  once, as waitress would). A second hop through waitress behind this listener halved the API's
+  requests/s (bench/bench_proxy.py), and the poll cycle may lose at most 10%.
 
 A ``101 Switching Protocols`` (websockets) turns the connection into a raw pipe both ways.
 A watcher closes the connections of a job that is no longer running. No header is added;
@@ -16,11 +18,14 @@ the API's own ``Authorization`` never reaches a job.
 """
 
 import base64
+import io
 import logging
 import select
 import socket
+import sys
 import threading
 import time
+from urllib.parse import unquote_to_bytes
 
 import h11
 
@@ -66,12 +71,14 @@ def front_domain(settings) -> JobsDomain | None:
 
 
 class FrontListener:
-    """Listens on ``(host, port)``; relays jobs' requests to ``connector`` and the rest to ``api_socket``."""
+    """Listens on ``(host, port)``: jobs' requests go to ``connector``, the rest to the WSGI ``app``."""
 
-    def __init__(self, host: str, port: int, api_socket: str, domain: JobsDomain, connector, *,
-                 server_key: str | None = None, check_interval: float = 2.0,
-                 max_connections: int = 1000, idle_timeout: float = 120.0):
-        self.api_socket = api_socket
+    def __init__(self, host: str, port: int, app, domain: JobsDomain, connector, *,
+                 server_key: str | None = None, check_interval: float = 2.0, threads: int = 16,
+                 max_body_bytes: int = 1 << 30, max_connections: int = 1000, idle_timeout: float = 120.0):
+        self.app = app
+        self.api_slots = threading.BoundedSemaphore(threads)
+        self.max_body_bytes = max_body_bytes
         self.domain = domain
         self.connector = connector
         self.check_interval = check_interval
@@ -88,8 +95,7 @@ class FrontListener:
     def start(self) -> "FrontListener":
         threading.Thread(target=self._accept_loop, name="dssr-front", daemon=True).start()
         threading.Thread(target=self._watch_loop, name="dssr-front-watch", daemon=True).start()
-        log.info("front listener on port %d: job URLs %s, the API on %s", self.port,
-                 self.domain.describe(), self.api_socket)
+        log.info("front listener on port %d: job URLs %s, and the API", self.port, self.domain.describe())
         return self
 
     def close(self) -> None:
@@ -206,6 +212,10 @@ class _Conversation:
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
         self.upstream: _Upstream | None = None
         self.jobs: dict[int, str] = {}  # job number -> the Slurm/dummy job id this connection reached
+        try:
+            self.peer = client.getpeername()
+        except OSError:
+            self.peer = ("", 0)
         self._closed = False
 
     def abort(self) -> None:
@@ -263,16 +273,70 @@ class _Conversation:
         return self._to_job(request, route)
 
     def _to_api(self, request: h11.Request) -> bool:
-        upstream = self._upstream("api", self._open_api)
-        if upstream is None:
-            return self._answer_error(503, "The API behind the front listener does not answer.")
-        headers = [(n, v) for n, v in request.headers if n not in _HOP_BY_HOP]
-        return self._exchange(upstream, request, request.target, headers, "api")
+        if self.upstream is not None:  # a job's connection is not kept across an API request
+            self.upstream.close()
+            self.upstream = None
+        try:
+            body = self._whole_body()
+        except h11.RemoteProtocolError as error:
+            self._refuse(error.error_status_hint, f"Bad request: {error}.")
+            return False
+        except (OSError, TimeoutError):
+            return False
+        if body is None:
+            self._refuse(413, f"The request body is larger than {self.front.max_body_bytes} bytes.")
+            return False
+        with self.front.api_slots:
+            status, headers, chunks = _call_app(self.front.app, self._environ(request, body))
+        try:
+            events = [h11.Response(status_code=status, headers=[(n, v) for n, v in headers
+                                                                if n.lower() not in _HOP_BY_HOP])]
+            if request.method != b"HEAD":
+                events += [h11.Data(data=chunk) for chunk in chunks if chunk]
+            events.append(h11.EndOfMessage())
+            # One write: head and body in one segment (the connection is TCP_NODELAY).
+            self.client.sendall(b"".join(self.h11.send(event) or b"" for event in events))
+        except (OSError, h11.LocalProtocolError) as error:
+            log.info("front listener: the API's answer could not be sent: %s", error)
+            return False
+        return True
 
-    def _open_api(self):
-        stream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        stream.connect(self.front.api_socket)
-        return stream
+    def _whole_body(self) -> bytes | None:
+        """The request's body (the API's are small), or None when it is over the limit."""
+        body = bytearray()
+        while True:
+            event = _next_event(self.h11, self.client)
+            if isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > self.front.max_body_bytes:
+                    return None
+            elif isinstance(event, h11.EndOfMessage):
+                return bytes(body)
+            else:
+                raise OSError("the client hung up")
+
+    def _environ(self, request: h11.Request, body: bytes) -> dict:
+        """The WSGI environ (PEP 3333) of an API request."""
+        path, _, query = request.target.partition(b"?")
+        peer = self.peer
+        environ = {
+            "REQUEST_METHOD": request.method.decode("ascii"), "SCRIPT_NAME": "",
+            "PATH_INFO": unquote_to_bytes(path).decode("latin-1"), "QUERY_STRING": query.decode("latin-1"),
+            "SERVER_NAME": "localhost", "SERVER_PORT": str(self.front.port),
+            "SERVER_PROTOCOL": "HTTP/" + request.http_version.decode("ascii"),
+            "REMOTE_ADDR": str(peer[0]), "REMOTE_PORT": str(peer[1]), "CONTENT_LENGTH": str(len(body)),
+            "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": False,
+            "wsgi.run_once": False, "wsgi.input_terminated": True,
+        }
+        for name, value in request.headers:
+            if b"_" in name or name == b"content-length":  # as waitress: no header can pose as another
+                continue
+            key = name.decode("latin-1").upper().replace("-", "_")
+            key = key if key == "CONTENT_TYPE" else "HTTP_" + key
+            text = value.decode("latin-1")
+            environ[key] = f"{environ[key]},{text}" if key in environ else text
+        return environ
 
     def _to_job(self, request: h11.Request, route: JobRoute) -> bool:
         connector = self.front.connector
@@ -312,8 +376,7 @@ class _Conversation:
             except DssrError:
                 raise
             except Exception as error:  # noqa: BLE001 - OSError, paramiko's errors: nothing answers
-                log.info("front listener: no connection to %s: %s",
-                         "the API" if key == "api" else f"job {key[1]}", error)
+                log.info("front listener: no connection to job %s: %s", key[1], error)
                 return None
             stream.settimeout(self.front.idle_timeout)
             self.upstream = _Upstream(key, stream)
@@ -458,24 +521,44 @@ def _switch_headers(response: h11.InformationalResponse) -> list[tuple[bytes, by
     return kept + [(b"connection", b"Upgrade"), *upgrade]
 
 
+def _call_app(app, environ: dict) -> tuple[int, list[tuple[bytes, bytes]], list[bytes]]:
+    """Call a WSGI app: its status, headers and body; a 500 when it fails."""
+    answer: dict = {}
+
+    def start_response(status, headers, exc_info=None):
+        answer["status"], answer["headers"] = status, headers
+        return answer.setdefault("written", []).append
+
+    try:
+        result = app(environ, start_response)
+        try:
+            chunks = [*answer.get("written", []), *result]
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+        headers = [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                   for name, value in answer["headers"]]
+        return int(answer["status"].split(" ", 1)[0]), headers, chunks
+    except Exception:  # noqa: BLE001 - one request's failure is its own 500
+        log.exception("the API failed on %s %s", environ["REQUEST_METHOD"], environ["PATH_INFO"])
+        body = b"The API failed on this request; DSSR's log says why.\n"
+        return 500, [(b"content-type", b"text/plain; charset=utf-8"),
+                     (b"content-length", str(len(body)).encode())], [body]
+
+
 def serve_behind_front(app, settings, connector, domain: JobsDomain, waitress_options: dict) -> None:
-    """Serve ``app`` with waitress on a private unix socket, behind a front listener on the API's port."""
-    import os
-    import shutil
-    import tempfile
+    """Serve ``app`` and the job URLs on the API's port, until SIGTERM (SystemExit) or Ctrl-C.
 
-    import waitress
-
-    socket_dir = tempfile.mkdtemp(prefix="dssr-api-")  # 0700: only this user reaches the API behind
-    api_socket = os.path.join(socket_dir, "api.sock")
-    server = waitress.create_server(app, unix_socket=api_socket, unix_socket_perms="600", **waitress_options)
-    front = FrontListener(settings.bind, settings.port, api_socket, domain, connector,
+    ``waitress_options`` are the ones waitress would have had: its threads and body limit apply.
+    """
+    front = FrontListener(settings.bind, settings.port, app, domain, connector,
                           server_key=settings.server_key, check_interval=settings.read(CHECK_INTERVAL),
+                          threads=waitress_options["threads"],
+                          max_body_bytes=waitress_options["max_request_body_size"],
                           max_connections=settings.read(MAX_CONNECTIONS),
                           idle_timeout=settings.read(IDLE_TIMEOUT)).start()
     try:
-        server.run()
+        while True:
+            time.sleep(3600)
     finally:
         front.close()
-        server.close()
-        shutil.rmtree(socket_dir, ignore_errors=True)
