@@ -5,6 +5,7 @@ Two ``dssr serve`` processes: A submits and serves path-based URLs, B (which nev
 submission) serves host-based ones; both proxy the same job, found from Slurm's comment alone.
 """
 
+import contextlib
 import hashlib
 import random
 import socket
@@ -136,12 +137,15 @@ def test_terminating_the_job_closes_its_websocket_on_both_replicas(slurm_env, tm
                      DSSR_SHELL_SERVICE_PORT=str(service_port))
     b = proxy_server(slurm_env, tmp_path, "b", "http://127.0.0.1:{port}/job$")
     number = random.randint(100_000, 999_999)
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(b.stop)
+        stack.callback(a.stop)
         job = submit_interactive(a.api(), f"cli-proxy-end-{number}", number,
                                  f"exec python3 {SERVICE} $JARVICE_SERVICE_PORT")
         for server in (a, b):
             wait_serving(f"http://127.0.0.1:{server.port}/job{number}/headers")
-        sockets = [websocket_connect(f"ws://127.0.0.1:{server.port}/job{number}/echo", open_timeout=20)
+        sockets = [stack.enter_context(websocket_connect(f"ws://127.0.0.1:{server.port}/job{number}/echo",
+                                                         open_timeout=20))
                    for server in (a, b)]
         for ws in sockets:
             ws.send("before")
@@ -152,12 +156,27 @@ def test_terminating_the_job_closes_its_websocket_on_both_replicas(slurm_env, tm
             with pytest.raises(ConnectionClosed):
                 while time.monotonic() - started < 60:
                     ws.send("still there?")
-                    ws.recv(timeout=1)
+                    with contextlib.suppress(TimeoutError):  # a slow echo is no closed websocket
+                        ws.recv(timeout=1)
             ws.close()
         for server in (a, b):
             wait_until(lambda server=server: requests.get(f"http://127.0.0.1:{server.port}/job{number}/",
                                                           timeout=10).status_code == 404, 60,
                        what="the ended job's URL to answer 404")
+
+
+def test_the_proxy_recovers_when_sshd_restarts(two_proxies, daemons):
+    """Stops the cluster's sshd (with its sessions, as a crash would), as test_failures.py does."""
+    a, _, job, _ = two_proxies
+    url = f"http://127.0.0.1:{a.port}/job{job['number']}/headers"
+    wait_serving(url)
+    daemons.stop("sshd")
+    try:
+        answer = requests.get(url, timeout=60)
+        assert answer.status_code in (502, 503), answer.text
     finally:
-        a.stop()
-        b.stop()
+        daemons.start("sshd")
+    assert wait_serving(url).json()["path"] == "/headers"
+    with websocket_connect(f"ws://127.0.0.1:{a.port}/job{job['number']}/echo", open_timeout=20) as ws:
+        ws.send("after sshd came back")
+        assert ws.recv(timeout=20) == "after sshd came back"

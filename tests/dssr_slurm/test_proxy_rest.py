@@ -38,8 +38,9 @@ def info(api, job) -> dict:
 def test_slurmrestd_proxies_an_interactive_job_over_its_ssh_settings(rest_env, tmp_path):
     service_port = find_free_port()
     server = rest_proxy({**rest_env, "DSSR_SHELL_SERVICE_PORT": str(service_port)}, tmp_path / "rest.log")
-    without_ssh = rest_proxy({name: value for name, value in rest_env.items() if name not in SSH_SETTINGS},
-                             tmp_path / "rest-no-ssh.log")
+    no_ssh = {name: value for name, value in rest_env.items() if name not in SSH_SETTINGS}
+    no_ssh["JARVICE_SLURMRESTD_USER"] = rest_env["JARVICE_SLURM_SSH_USER"]  # minted tokens' service account
+    without_ssh = rest_proxy(no_ssh, tmp_path / "rest-no-ssh.log")
     number = random.randint(100_000, 999_999)
     name = f"rest-proxy-{number}"
     api = server.api()
