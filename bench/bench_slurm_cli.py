@@ -16,8 +16,6 @@ import time
 import uuid
 from pathlib import Path
 
-from dssr_slurm.commands.connector import SlurmCliConnector
-
 sys.path.insert(0, str(Path(__file__).parent))
 from slurm_bench_common import (  # noqa: E402
     CYCLES,
@@ -47,7 +45,7 @@ def ssh_commands(connector) -> int:
 
 
 def main() -> None:
-    settings, connector, api, bearer = start_on_cluster(SlurmCliConnector)
+    settings, connector, api, bearer = start_on_cluster("slurm-cli")
     kirby = connector.accounts.for_email("kirby@example.org")
     address = f"{connector.ssh_settings.host}:{connector.ssh_settings.port}"
     print(f"slurm-cli on {address}"

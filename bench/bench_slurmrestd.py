@@ -17,8 +17,6 @@ import time
 import uuid
 from pathlib import Path
 
-from dssr_slurm.rest.connector import SlurmRestConnector
-
 sys.path.insert(0, str(Path(__file__).parent))
 from slurm_bench_common import (  # noqa: E402
     CYCLES,
@@ -49,14 +47,15 @@ def http_calls(connector) -> int:
 
 
 def main() -> None:
-    settings, connector, api, bearer = start_on_cluster(SlurmRestConnector)
+    settings, connector, api, bearer = start_on_cluster("slurmrestd")
     print(f"slurmrestd at {connector.client.base_url}: {connector.check()}")
     print(f"  status interval {connector.config.status_interval:g} s, token mode {connector.tokens.mode}, "
           f"pool of {connector.rest.pool_size} connection(s)")
 
     median, calls = measure_submit(api, connector, bearer, "bench-rest-submit", http_calls, cancel)
     print(f"submit: median {median * 1000:.1f} ms of {SUBMITS}, {calls:g} HTTP call(s) each "
-          "(a fresh GET /jobs for retried submissions, then the POST)")
+          "(a fresh GET /jobs for retried submissions, the POST, a GET /jobs for a twin from "
+          "another replica)")
 
     run = uuid.uuid4().hex[:6]
     jobids: list[str] = []

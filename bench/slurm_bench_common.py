@@ -18,6 +18,7 @@ from pathlib import Path
 import jwt
 
 from dssr_core.app import create_app
+from dssr_core.plugins import make_registry
 from dssr_core.settings import Settings
 from dssr_core.shell import ShellExecutor
 from dssr_core.testing import ApiClient, shell_template
@@ -54,13 +55,14 @@ def wait_until_slurm_forgets_old_jobs(timeout: float = 300) -> None:
         print(f"(waited {waited:.0f} s for Slurm to purge {len(listed) or 'its'} old jobs)")
 
 
-def start_on_cluster(connector_class):
-    """The settings, the connector (by its class) and the HTTP app on the test cluster, and a bearer
-    for kirby@example.org (DSSR reads its e-mail; the signature is upstream's to check)."""
+def start_on_cluster(connector_name: str):
+    """The settings, the connector (selected by name, as ``dssr serve`` does) and the HTTP app on the
+    test cluster, and a bearer for kirby@example.org (DSSR reads its e-mail; the signature is
+    upstream's to check)."""
     wait_until_slurm_forgets_old_jobs()
-    settings = Settings.from_env({**cluster_env(), "JARVICE_BAREMETAL_CONNECTOR": connector_class.name})
-    connector = connector_class.from_settings(settings)
-    api = ApiClient.for_app(create_app(settings, connector, ShellExecutor(settings)))
+    settings = Settings.from_env({**cluster_env(), "JARVICE_BAREMETAL_CONNECTOR": connector_name})
+    connector = make_registry().select("connector", connector_name).spec.backend.from_settings(settings)
+    api = ApiClient.for_app(create_app(settings, connector, ShellExecutor(settings), executor_name="shell"))
     bearer = jwt.encode({"email": "kirby@example.org"}, "bench-key-dssr-does-not-check-it-at-all")
     return settings, connector, api, bearer
 

@@ -21,10 +21,7 @@ from dssr_core.testing import ApiClient, shell_template
 
 
 class InMemoryConnector(dssr_core.Connector):
-    name = "in-memory"
-
     def __init__(self, settings):
-        super().__init__(settings)
         self.submissions = []
         self.down = False
         self.exit = {}
@@ -51,6 +48,8 @@ class InMemoryConnector(dssr_core.Connector):
 
     def runstatus(self, job):
         self._up()
+        if job.jobid == "102":
+            return RunStatus.waiting()
         if job.jobid != "101":
             raise JobNotFound(str(job))
         return RunStatus(("node1", "node2"), 90061)
@@ -100,7 +99,8 @@ def connector():
 
 def make_api(connector, env=None, auth=None, executor_class=ShellExecutor):
     settings = Settings.from_env(env or {})
-    return ApiClient.for_app(create_app(settings, connector, executor_class(settings)), auth=auth)
+    app = create_app(settings, connector, executor_class(settings), executor_name="shell")
+    return ApiClient.for_app(app, auth=auth)
 
 
 @pytest.fixture
@@ -114,6 +114,14 @@ JOB = {"name": "job-1", "number": 7, "jobid": "101"}
 def test_live_and_nodes(api):
     assert api.get("/live").json == {"status": "OK"}
     assert api.get("/nodes").json is True
+
+
+def test_ready_says_ok_and_the_version_without_asking_the_cluster(api, connector):
+    """The chart's readiness probe greps for OK; a cluster outage must not take replicas out."""
+    connector.down = True
+    answer = api.get("/ready")
+    assert (answer.status, answer.json) == (200, {"status": "OK", "version": dssr_core.__version__})
+    assert api.get("/running").status == 503
 
 
 def test_gc_says_ok_or_bad(api, connector):
@@ -195,7 +203,8 @@ def test_malformed_forms(connector, body, content_type, message):
     import falcon.testing
 
     settings = Settings.from_env({})
-    client = falcon.testing.TestClient(create_app(settings, connector, ShellExecutor(settings)))
+    app = create_app(settings, connector, ShellExecutor(settings), executor_name="shell")
+    client = falcon.testing.TestClient(app)
     answer = client.simulate_post("/runstatus", body=body, content_type=content_type)
     assert answer.status_code == 400
     assert message in answer.json["description"]
@@ -213,8 +222,9 @@ def test_listings(api):
     assert api.get("/queued").json == [["wait-1", "102"]]
 
 
-def test_runstatus_known_and_unknown(api):
+def test_runstatus_known_waiting_and_unknown(api):
     assert api.post("/runstatus", JOB).json == [["node1", "node2"], "25:01:01", "job-1/7/101", None]
+    assert api.post("/runstatus", {**JOB, "jobid": "102"}).json == [[], "00:00:00", "job-1/7/102", None]
     assert api.post("/runstatus", {**JOB, "jobid": "555"}).json == [None, None, None, None]
 
 
@@ -272,8 +282,29 @@ def test_requests(api):
     assert (tail.text, tail.content_type.split(";")[0]) == ("line 0\nline 1\nline 2\n", "text/plain")
     assert api.post(f"{base}/tail", {"qs": {"lines": ["x"]}}).status == 400
     assert api.post(f"{base}/screenshot", {"qs": {}}).status == 404
-    assert api.post(f"{base}/dance", {"qs": {}}).status == 404
     assert api.post("/request/bad;name/7/101/ping", {"qs": {}}).status == 400
+
+
+@pytest.mark.parametrize("path,logged", [
+    ("/request/job-1/7/101/dance", "request 'dance' for job job-1/7/101"),
+    ("/request/job-1/7/101", "request without a method for job job-1/7/101"),
+    ("/request/job-1/7/101/", "request without a method for job job-1/7/101"),
+])
+def test_request_without_a_known_method_is_200_and_empty(api, caplog, path, logged):
+    """As the original: upstream's portal shows a 4xx answer as an error."""
+    with caplog.at_level(logging.INFO, logger="dssr_core.connector"):
+        answer = api.post(path, {"qs": {}})
+    assert (answer.status, answer.text) == (200, "")
+    assert logged in caplog.text
+
+
+def test_events_default_is_a_404_that_says_why(connector):
+    class WithoutEvents(InMemoryConnector):
+        events = dssr_core.Connector.events
+
+    answer = make_api(WithoutEvents(Settings.from_env({}))).post("/events", JOB)
+    assert answer.status == 404
+    assert "cannot tell what the scheduler says of job job-1/7/101" in answer.json["description"]
 
 
 def test_shutdown_request_terminates(api, connector):
@@ -318,8 +349,9 @@ class TestBasicAuth:
         assert make_api(connector, self.ENV, auth=("slurm-downstream", "wrong")).get("/queued").status == 401
         assert api.post("/runstatus", JOB).status == 401
 
-    def test_live_is_exempt(self, connector):
-        assert make_api(connector, self.ENV).get("/live").status == 200
+    @pytest.mark.parametrize("probe", ["/live", "/ready"])
+    def test_probes_are_exempt(self, connector, probe):
+        assert make_api(connector, self.ENV).get(probe).status == 200
 
     def test_accepts_the_key(self, connector):
         api = make_api(connector, self.ENV, auth=("slurm-downstream", "Pass1234"))

@@ -3,15 +3,20 @@ declarations say, and the connector of "Writing a connector" passes the contract
 
 import importlib
 import inspect
+import os
 import pkgutil
 import re
+import signal
 import types
 from pathlib import Path
 
+import attrs
 import pytest
 
 from dssr_core import hookspecs
 from dssr_core.catalogue import Declared, declared_settings, markdown_tables
+from dssr_core.connector import Connector
+from dssr_core.models import Submission
 from dssr_core.plugins import make_registry
 from dssr_core.settings import Setting, Settings
 from dssr_core.testing import ConnectorContract
@@ -92,12 +97,47 @@ class TestTheDocumentedConnector(ConnectorContract):
     job_timeout = 30
 
     @pytest.fixture
-    def connector(self, tmp_path):
-        module = _documented_connector_module()
-        connector = module.LocalConnector.from_settings(Settings.from_env({"LOCAL_JOB_DIR": str(tmp_path)}))
-        yield connector
-        for jobid in list(connector.jobs):
-            process = connector.jobs[jobid]["process"]
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait()
+    def settings(self, tmp_path):
+        return Settings.from_env({"LOCAL_JOB_DIR": str(tmp_path)})
+
+    @pytest.fixture
+    def module(self):
+        return _documented_connector_module()
+
+    @pytest.fixture
+    def connector(self, module, settings, tmp_path):
+        yield module.LocalConnector.from_settings(settings)
+        for started in tmp_path.glob("*/started"):  # the process groups of the jobs
+            try:
+                os.killpg(int(started.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    @pytest.fixture
+    def restart_connector(self, module, settings):
+        return lambda: module.LocalConnector.from_settings(settings)
+
+
+def test_the_guide_lists_every_field_of_a_submission_and_every_abstract_method():
+    text = (DOCS / "writing-a-connector.md").read_text()
+    table_rows = "\n".join(line for line in text.splitlines() if line.startswith("| `"))
+    for field in attrs.fields(Submission):
+        assert f"| `{field.name}` |" in table_rows, f"the guide does not list Submission.{field.name}"
+    for method in sorted(Connector.__abstractmethods__):
+        assert f"`{method}(" in table_rows, f"writing-a-connector.md does not list the abstract {method}"
+    defaults = [name for name, value in vars(Connector).items()
+                if callable(value) and not name.startswith("_") and name not in Connector.__abstractmethods__]
+    for method in defaults + ["from_settings"]:
+        assert f"`{method}(" in table_rows, f"writing-a-connector.md does not list the default {method}"
+
+
+def test_the_testing_page_lists_every_contract_test_knob_fixture_and_helper():
+    import dssr_core.testing
+    from dssr_core.testing import plugin
+
+    text = (DOCS / "testing.md").read_text()
+    suite = [name for name in vars(ConnectorContract) if not name.startswith("_")]
+    plugin_fixtures = [name for name in ("free_port", "dssr_server") if hasattr(plugin, name)]
+    assert len(plugin_fixtures) == 2
+    for name in suite + plugin_fixtures + dssr_core.testing.__all__:
+        assert f"`{name}" in text, f"docs/testing.md does not mention {name}"

@@ -5,13 +5,38 @@ import pluggy
 import pytest
 
 import dssr_core
-from dssr_core.errors import PluginError
-from dssr_core.models import ConnectorSpec, ExecutorSpec
-from dssr_core.plugins import make_registry
+from dssr_core.errors import JobNotFound, PluginError, SchedulerRejected
+from dssr_core.models import ConnectorSpec, ExecutorSpec, ExitStatus
+from dssr_core.plugins import PluginRegistry, make_registry
 
 
 class _Backend(dssr_core.Connector):
-    name = "throwaway"
+    """A connector that knows no job: every abstract method implemented, nothing more."""
+
+    def __init__(self, settings):
+        pass
+
+    def submit(self, submission):
+        raise SchedulerRejected("The throwaway connector takes no job.")
+
+    def running(self):
+        return []
+
+    queued = running
+
+    def runstatus(self, job):
+        raise JobNotFound(str(job))
+
+    def exitstatus(self, job):
+        return ExitStatus.unknown()
+
+    def terminate(self, job):
+        raise JobNotFound(str(job))
+
+    release = terminate
+
+    def check(self):
+        return "throwaway"
 
 
 class ThrowawayPlugin:
@@ -106,3 +131,82 @@ def test_executor_registration():
 
     registry = make_registry(load_entry_points=False, extra_plugins=(ExecPlugin(),))
     assert set(registry.backends("executor")) == {"podman"}
+
+
+def test_a_connector_class_with_abstract_methods_left_is_refused_by_name():
+    class Unfinished(dssr_core.Connector):
+        def submit(self, submission):
+            raise NotImplementedError
+
+    class UnfinishedPlugin:
+        @dssr_core.hookimpl
+        def dssr_register_connectors(self):
+            return [ConnectorSpec("unfinished", Unfinished, "half a connector")]
+
+    registry = make_registry(load_entry_points=False, extra_plugins=(UnfinishedPlugin(),))
+    with pytest.raises(PluginError, match="its class Unfinished does not implement check, exitstatus, "
+                                          "queued, release, running, runstatus, terminate"):
+        registry.select("connector", "unfinished")
+
+
+@pytest.mark.parametrize("name,backend,error", [
+    ("podman", _Backend, "must be a subclass of dssr_core.Executor"),
+    ("-podman", dssr_core.Executor, "name must be 1 to 50 letters"),
+    ("podman", object, "must be a subclass of dssr_core.Executor"),
+])
+def test_a_spec_refuses_a_wrong_backend_or_name(name, backend, error):
+    with pytest.raises((TypeError, ValueError), match=error):
+        ExecutorSpec(name, backend, "an executor")
+
+
+def test_the_backend_name_comes_from_the_spec_alone():
+    """The class carries no name: the spec's is what users select and the key of hpc_script."""
+    registry = make_registry()
+    for kind in ("connector", "executor"):
+        for name, backend in registry.backends(kind).items():
+            assert backend.name == name
+            assert "name" not in vars(backend.spec.backend)
+
+
+class _SpecsWithAnArgument:
+    """The hook specification as it would be the day it gains an argument."""
+
+    @pluggy.HookspecMarker("dssr")
+    def dssr_register_connectors(self, cluster):
+        """Register connectors for ``cluster``."""
+
+
+def test_hooks_are_called_through_pluggy_with_their_declared_arguments():
+    class TakesTheArgument:
+        @dssr_core.hookimpl
+        def dssr_register_connectors(self, cluster):
+            return [ConnectorSpec(f"on-{cluster}", _Backend, "takes the argument")]
+
+    class TakesNone:
+        @dssr_core.hookimpl
+        def dssr_register_connectors(self):
+            return [ConnectorSpec("plain", _Backend, "an older implementation")]
+
+    manager = pluggy.PluginManager("dssr")
+    manager.add_hookspecs(_SpecsWithAnArgument)
+    manager.register(TakesTheArgument(), name="takes")
+    manager.register(TakesNone(), name="plain")
+    registry = PluginRegistry(manager, {}, {"takes": ("dssr_takes", "2.0"), "plain": ("dssr_plain", "1.0")})
+    backends = registry.backends("connector", cluster="hpc1")
+    assert {name: backend.distribution for name, backend in backends.items()} == {
+        "on-hpc1": "dssr_takes", "plain": "dssr_plain"}
+
+
+def test_a_plugin_whose_hook_fails_is_skipped_until_selected(caplog):
+    class Failing:
+        @dssr_core.hookimpl
+        def dssr_register_connectors(self):
+            raise RuntimeError("the PBS client library is too old")
+
+    registry = make_registry(load_entry_points=False,
+                             extra_plugins=(ThrowawayPlugin(), Failing()))
+    assert set(registry.backends("connector")) == {"throwaway"}
+    assert "the PBS client library is too old" in caplog.text
+    failing = next(iter(registry.broken))
+    with pytest.raises(PluginError, match="failed to load: RuntimeError: the PBS client library"):
+        registry.select("connector", failing)

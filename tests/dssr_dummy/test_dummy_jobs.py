@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dssr_core.errors import ClusterUnavailable, ConnectorError, JobNotFound, NotAvailable, SettingsError
-from dssr_core.models import JobFacts, JobRef, Submission, SubmitResult
+from dssr_core.models import JobFacts, JobRef, RunStatus, Submission, SubmitResult
 from dssr_core.plugins import make_registry
 from dssr_core.settings import Settings
 from dssr_dummy import DummyConnector
@@ -125,8 +125,7 @@ def test_at_most_max_running_jobs_run_the_rest_wait_in_order(dummy):
     first, second, third = (dummy.submit(connector, "sleep 60") for _ in range(3))
     assert [row.jobid for row in connector.running()] == [first.jobid]
     assert [row.jobid for row in connector.queued()] == [second.jobid, third.jobid]
-    with pytest.raises(JobNotFound):
-        connector.runstatus(second)
+    assert connector.runstatus(second) == RunStatus.waiting()  # as the original: no node, 0 s
     connector.terminate(first)
     dummy.wait_running(connector, second)
     assert [row.jobid for row in connector.running()] == [second.jobid]

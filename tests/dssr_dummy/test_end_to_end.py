@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+import dssr_core
 from dssr_core.testing import shell_template, wait_until
 
 pytestmark = pytest.mark.slow
@@ -99,6 +100,8 @@ def test_bad_input_is_refused_and_nothing_runs(dssr_server, env, tmp_path):
 def test_basic_auth_on(dssr_server, env):
     server = dssr_server({**env, "JARVICE_SCHED_SERVER_KEY": ":".join(KEY)})
     assert server.api().get("/live").status == 200
+    ready = server.api().get("/ready")  # the chart's readiness probe sends no credentials
+    assert (ready.status, ready.json) == (200, {"status": "OK", "version": dssr_core.__version__})
     assert server.api().get("/running").status == 401
     assert server.api(auth=KEY).get("/running").json == []
 

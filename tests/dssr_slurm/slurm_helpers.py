@@ -119,7 +119,7 @@ def assert_the_job_spec_reaches_slurm(api, name: str, bearer: str) -> None:
 def assert_interactive_job_gets_its_url(connector, name: str, bearer: str, devices: list[str]) -> None:
     """Through the HTTP app: the port rides in the job's comment, info answers the node's URL."""
     settings = Settings.from_env({})
-    api = ApiClient.for_app(create_app(settings, connector, ServiceExecutor(settings)))
+    api = ApiClient.for_app(create_app(settings, connector, ServiceExecutor(settings), executor_name="shell"))
     job = job_of(name, api.submit(name, template("sleep 30", devices=devices), bearer=bearer))
     try:
         assert squeue_field(job["jobid"], "%k") == "dssr-service-port=2228 dssr-job-number=1"

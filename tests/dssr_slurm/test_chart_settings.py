@@ -205,9 +205,10 @@ def test_only_the_charts_environment_runs_slurm_cli_with_singularity_and_it_answ
                "JARVICE_JOBS_INGRESS" in report
         assert "at https://slurm.example.com/job<number> (path-based)" in report
         assert "interactive jobs: proxied by the front listener on port " in report
-        api = ApiClient.for_app(create_app(settings, connector, executor), auth=SERVER_KEY)
+        app = create_app(settings, connector, executor, executor_name=executor_backend.name)
+        api = ApiClient.for_app(app, auth=SERVER_KEY)
         assert api.get("/running").status == 200 and api.get("/queued").status == 200
-        assert ApiClient.for_app(create_app(settings, connector, executor)).get("/queued").status == 401
+        assert ApiClient.for_app(app).get("/queued").status == 401
     finally:
         connector.close()
 
@@ -245,7 +246,8 @@ def test_the_charts_slurmrestd_client_with_its_url_and_sa_token_answers(cluster_
         assert dict(connector.report())["token mode"].startswith(
             "static (the service token of JARVICE_SLURM_SA_TOKEN for jarvice")
         assert connector.check()
-        api = ApiClient.for_app(create_app(settings, connector, executor), auth=SERVER_KEY)
+        app = create_app(settings, connector, executor, executor_name=executor_backend.name)
+        api = ApiClient.for_app(app, auth=SERVER_KEY)
         assert api.get("/running").status == 200 and api.get("/queued").status == 200
     finally:
         connector.close()

@@ -2,6 +2,8 @@
 marker under real srun, what is kept while a job runs, and what the init report shows."""
 
 import base64
+import subprocess
+import sys
 import threading
 import uuid
 
@@ -27,7 +29,7 @@ class MarkerExecutor(ShellExecutor):
 
 def app_for(connector, executor_class=ShellExecutor):
     settings = Settings.from_env({})
-    return ApiClient.for_app(create_app(settings, connector, executor_class(settings)))
+    return ApiClient.for_app(create_app(settings, connector, executor_class(settings), executor_name="shell"))
 
 
 def test_concurrent_polls_cost_one_squeue(make_connector):
@@ -88,6 +90,22 @@ def test_the_init_report_shows_no_secret(make_connector, slurm_env):
     assert slurm_env["JARVICE_SLURM_SSH_KNOWN_HOSTS"] in text
     assert "PRIVATE" not in text and key_text.splitlines()[1][:20] not in text
     assert slurm_env["JARVICE_SLURM_SSH_PKEY"][:40] not in text
+
+
+def test_dssr_check_shows_the_pinned_host_key_by_its_fingerprint(slurm_env, tmp_path):
+    known_hosts = slurm_env["JARVICE_SLURM_SSH_KNOWN_HOSTS"]
+    line = open(known_hosts).read().strip()
+    printed = subprocess.run(["ssh-keygen", "-l", "-f", known_hosts], capture_output=True, text=True,
+                             check=True)
+    env = {**slurm_env, "JARVICE_SLURM_SSH_HOST_KEY": line,
+           "JARVICE_SLURM_SSH_KNOWN_HOSTS": str(tmp_path / "none")}
+    done = subprocess.run([sys.executable, "-m", "dssr_core", "check"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (f"host key: pinned by JARVICE_SLURM_SSH_HOST_KEY: ssh-ed25519 {printed.stdout.split()[1]} "
+            "(the known_hosts file is not read)\n") in done.stdout
+    assert "first connection: OK" in done.stdout
+    assert line.split()[2] not in done.stdout + done.stderr  # fingerprints only
 
 
 def _output(api, job):

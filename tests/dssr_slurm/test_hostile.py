@@ -1,5 +1,6 @@
 """Hostile names, ids, paths and options through every endpoint of a live ``dssr serve``: each is
-refused with a 4xx and nothing runs (a marker file that each of them would create never appears)."""
+refused with a 4xx (a request method DSSR does not know: answered 200 and empty) and nothing runs (a
+marker file that each of them would create never appears)."""
 
 import os
 import uuid
@@ -76,6 +77,9 @@ def test_hostile_data_paths(api, path):
 @pytest.mark.parametrize("text", INJECTIONS)
 def test_hostile_tail_lines_methods_and_emails(api, text):
     assert_refused(api.post("/request/cli-hostile/1/12/tail", {"qs": {"lines": [f"5{text}"]}}), text)
-    assert_refused(api.post(f"/request/cli-hostile/1/12/{quote('x' + text, safe='')}", {"qs": {}}), text)
+    # A method DSSR does not know is answered 200 and empty, as the original; one with a '/' has no route.
+    answer = api.post(f"/request/cli-hostile/1/12/{quote('x' + text, safe='')}", {"qs": {}})
+    assert (answer.status, answer.text) == ((404, answer.text) if "/" in text else (200, "")), text
+    assert not os.path.exists(MARKER), text
     bearer = bearer_for(f"x{text}@example.org".replace("\n", ""))
     assert_refused(api.submit("cli-hostile-mail", template("true"), bearer=bearer), text)

@@ -4,7 +4,8 @@ import subprocess
 
 import pytest
 
-from dssr_core.errors import ClusterUnavailable, InvalidRequest, SchedulerRejected
+from dssr_core.errors import ClusterUnavailable, ConnectorError, InvalidRequest, SchedulerRejected
+from dssr_core.testing import wait_until
 from dssr_slurm.commands import programs as commands
 from dssr_slurm.jobs import JobRecord, check_slurm_job_id
 from dssr_slurm.ssh import CommandResult
@@ -56,19 +57,70 @@ def test_sacct_lines():
 
 
 def test_submit_answers():
-    assert commands.parse_submit(CommandResult(0, "123\n", "")) == ("123", False)
-    assert commands.parse_submit(CommandResult(0, "123;cluster\n", "")) == ("123", False)
-    assert commands.parse_submit(CommandResult(0, "existing 77\n", "")) == ("77", True)
+    def parse(*result):
+        return commands.parse_submit(CommandResult(*result), "job-1")
+
+    assert parse(0, "123\n", "") == ("123", False)
+    assert parse(0, "123;cluster\n", "") == ("123", False)
+    assert parse(0, "existing 77\n", "") == ("77", True)
     with pytest.raises(SchedulerRejected, match="Invalid partition name specified"):
-        commands.parse_submit(CommandResult(1, "", "sbatch: error: invalid partition specified: nope\n"
-                                            "sbatch: error: Batch job submission failed: Invalid partition "
-                                            "name specified\n"))
+        parse(1, "", "sbatch: error: invalid partition specified: nope\n"
+              "sbatch: error: Batch job submission failed: Invalid partition name specified\n")
     with pytest.raises(ClusterUnavailable, match="Unable to contact slurm controller"):
-        commands.parse_submit(CommandResult(1, "", "sbatch: error: Batch job submission failed: Unable to "
-                                            "contact slurm controller (connect failure)\n"))
+        parse(1, "", "sbatch: error: Batch job submission failed: Unable to contact slurm controller "
+              "(connect failure)\n")
     with pytest.raises(ClusterUnavailable):
-        commands.parse_submit(CommandResult(97, "", "slurm_load_jobs error: Unable to contact slurm "
-                                            "controller"))
+        parse(97, "", "slurm_load_jobs error: Unable to contact slurm controller")
+
+
+def run_submit_command(home, path="/usr/bin:/bin", lock_wait=0.5):
+    """The submit command line in a local bash (it stops before squeue in these cases)."""
+    line = commands.submit("job-1", ["--job-name=jarvice_job-1"], lock_wait)
+    done = subprocess.run(["/bin/bash", "-c", line], env={"HOME": str(home), "PATH": path},
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    return CommandResult(done.returncode, done.stdout, done.stderr)
+
+
+def test_without_flock_the_submission_says_what_to_install(tmp_path):
+    with pytest.raises(ConnectorError, match=r"flock\(1\) is not installed on the login node .*util-linux"):
+        commands.parse_submit(run_submit_command(tmp_path, path=str(tmp_path)), "job-1")
+
+
+def test_a_lock_held_too_long_is_a_503_with_a_sentence(tmp_path):
+    lock = tmp_path / commands.submit_lock("job-1")
+    lock.parent.mkdir(parents=True)
+    holder = subprocess.Popen(["flock", str(lock), "sleep", "5"])
+    try:
+        wait_until(lambda: subprocess.run(["flock", "-n", str(lock), "true"]).returncode == 1, 5,
+                   what="the lock to be held")
+        result = run_submit_command(tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.exit_status == commands.LOCK_NOT_TAKEN
+    with pytest.raises(ClusterUnavailable, match=r"Another submission held the submit lock ~/\.dssr/locks/"
+                                                 r"submit-[0-9a-f]{2}\.lock on the login node"):
+        commands.parse_submit(result, "job-1")
+
+
+def test_a_lock_file_that_cannot_be_made_is_named(tmp_path):
+    (tmp_path / ".dssr").write_text("a file where the folder should be")
+    result = run_submit_command(tmp_path)
+    with pytest.raises(ConnectorError, match=r"Cannot create the submit lock ~/\.dssr/locks/submit-.*: "
+                                             "mkdir:"):
+        commands.parse_submit(result, "job-1")
+
+
+def test_flock_that_cannot_lock_says_the_home_must_support_it():
+    result = CommandResult(commands.LOCK_NOT_TAKEN, "", "flock: 9: No locks available\n")
+    with pytest.raises(ConnectorError, match=r"cannot lock .* \(flock: 9: No locks available\); the home "
+                                             "directory must support flock"):
+        commands.parse_submit(result, "job-1")
+
+
+def test_job_names_share_one_of_256_lock_files():
+    locks = {commands.submit_lock(f"job-{number}") for number in range(5000)}
+    assert len(locks) == 256 and commands.submit_lock("job-1") == commands.submit_lock("job-1")
 
 
 @pytest.mark.parametrize("jobid", ["12a", "", "1;id", "-1", "1 2", "$(id)", "1" * 13])
@@ -78,7 +130,7 @@ def test_job_ids_must_be_digits(jobid):
 
 
 def test_submit_command_is_valid_shell_with_hostile_looking_arguments():
-    line = commands.submit("job-1", ["--job-name=jarvice_job-1", "--comment=a|b&c;$(x)`y`"])
+    line = commands.submit("job-1", ["--job-name=jarvice_job-1", "--comment=a|b&c;$(x)`y`"], 15)
     assert subprocess.run(["bash", "-n", "-c", line]).returncode == 0
     assert "'--comment=a|b&c;$(x)`y`'" in line
 

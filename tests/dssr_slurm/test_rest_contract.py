@@ -11,12 +11,19 @@ pytestmark = pytest.mark.slow
 
 
 class TestSlurmRestContract(ConnectorContract):
-    #: Jobs are exclusive by default and the cluster has one node: they run one after another.
+    #: The cluster has one node, shared with other tests' jobs.
     job_timeout = 120.0
+    #: Jobs are exclusive by default: on one node the suite's jobs would run one after another.
+    job_devices = ["exclusive=False"]
 
     @pytest.fixture
     def connector(self, make_rest_connector):
         return make_rest_connector(JARVICE_SLURMRESTD_OUTPUT_ACCESS="ssh")
+
+    @pytest.fixture
+    def restart_connector(self, make_rest_connector):
+        """A second connector on the same cluster and slurmrestd."""
+        return lambda: make_rest_connector(JARVICE_SLURMRESTD_OUTPUT_ACCESS="ssh")
 
     @pytest.fixture
     def contract_bearer(self):

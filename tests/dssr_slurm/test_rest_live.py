@@ -2,6 +2,7 @@
 (v0.0.38, Slurm 22.05): users, token modes, accounting, output access, the SSH tunnel."""
 
 import os
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from slurm_helpers import (
 )
 
 from dssr_core.app import create_app
+from dssr_core.errors import ClusterUnavailable
 from dssr_core.settings import Settings
 from dssr_core.shell import ShellExecutor
 from dssr_core.testing import ApiClient, wait_until
@@ -45,7 +47,8 @@ def api_for(make_rest_connector, rest_env):
     def api_for(**overrides) -> ApiClient:
         connector = make_rest_connector(**overrides)
         settings = Settings.from_env({**rest_env, **overrides})
-        return ApiClient.for_app(create_app(settings, connector, ShellExecutor(settings)))
+        app = create_app(settings, connector, ShellExecutor(settings), executor_name="shell")
+        return ApiClient.for_app(app)
 
     return api_for
 
@@ -208,7 +211,7 @@ def test_through_an_ssh_tunnel_to_the_login_node(make_rest_connector, rest_env):
     summary = connector.check()
     assert "API v0.0.38" in summary and "controller up" in summary
     settings = Settings.from_env(rest_env)
-    api = ApiClient.for_app(create_app(settings, connector, ShellExecutor(settings)))
+    api = ApiClient.for_app(create_app(settings, connector, ShellExecutor(settings), executor_name="shell"))
     name = unique("tunnel")
     job = job_of(name, api.submit(name, template("sleep 30", devices=SHARED), hold=True, bearer=KIRBY))
     assert [name, job["jobid"]] in api.get("/queued").json
@@ -242,3 +245,21 @@ def test_info_of_an_interactive_job_gives_its_url(make_rest_connector):
 
 def test_memory_walltime_and_devices_reach_slurm_as_numbers(api_for):
     assert_the_job_spec_reaches_slurm(api_for(), unique("spec"), KIRBY)
+
+
+def test_the_tunnel_checks_the_pinned_host_key(make_rest_connector, rest_env, tmp_path):
+    line = open(rest_env["JARVICE_SLURM_SSH_KNOWN_HOSTS"]).read().strip()
+    no_file = str(tmp_path / "none")
+    pinned = make_rest_connector(JARVICE_SLURMRESTD_SSH_TUNNEL="true", JARVICE_SLURM_SSH_HOST_KEY=line,
+                                 JARVICE_SLURM_SSH_KNOWN_HOSTS=no_file)
+    assert "controller up" in pinned.check()
+    assert dict(pinned.report())["SSH host key"].startswith(
+        "pinned by JARVICE_SLURM_SSH_HOST_KEY: ssh-ed25519 SHA256:")
+    other = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    wrong = make_rest_connector(JARVICE_SLURMRESTD_SSH_TUNNEL="true",
+                                JARVICE_SLURM_SSH_HOST_KEY=(tmp_path / "other.pub").read_text())
+    with pytest.raises(ClusterUnavailable, match="the SSH tunnel failed: Cannot reach the cluster over SSH "
+                                                 ".* offered the host key ssh-ed25519 SHA256:.*, but "
+                                                 "JARVICE_SLURM_SSH_HOST_KEY pins ssh-ed25519 SHA256:"):
+        wrong.check()

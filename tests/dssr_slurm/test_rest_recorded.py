@@ -34,7 +34,8 @@ def make(fake_env):
         settings = Settings.from_env({**fake_env, **overrides})
         connector = SlurmRestConnector.from_settings(settings)
         made.append(connector)
-        return connector, ApiClient.for_app(create_app(settings, connector, ShellExecutor(settings)))
+        app = create_app(settings, connector, ShellExecutor(settings), executor_name="shell")
+        return connector, ApiClient.for_app(app)
 
     yield make
     for connector in made:
@@ -108,9 +109,10 @@ def test_listings_and_runstatus_from_one_job_list(make, fake_slurmrestd, version
     nodes, elapsed, ident, extra = api.post("/runstatus", job("rest-run", "4002")).json
     assert nodes == ["node01", "node02"] and HMS.match(elapsed)
     assert ident == "rest-run/1/4002" and extra is None
+    assert api.post("/runstatus", job("rest-held", "4001")).json == [[], "00:00:00", "rest-held/1/4001", None]
     assert api.post("/runstatus", job("rest-ok", "4003")).json == [None, None, None, None]
     assert api.post("/runstatus", job("other-name", "4002")).json == [None] * 4, "same id, not ours"
-    assert len(fake_slurmrestd.requested("GET", f"/slurm/{version}/jobs")) == 5, "interval 0: one per request"
+    assert len(fake_slurmrestd.requested("GET", f"/slurm/{version}/jobs")) == 6, "interval 0: one per request"
 
 
 @pytest.mark.parametrize("version", ALL_VERSIONS)

@@ -79,14 +79,60 @@ def test_each_user_gets_its_own_connection(make_connector):
     assert connector.ssh.run(connector.accounts.service, "id -un").stdout == "jarvice\n"
 
 
-def test_an_unknown_host_is_refused(slurm_env, tmp_path):
+@pytest.fixture(scope="module")
+def host_key(cluster_env):
+    """The sshd's host key as the cluster's known_hosts file has it, and its fingerprint."""
+    path = cluster_env["JARVICE_SLURM_SSH_KNOWN_HOSTS"]
+    return open(path).read().strip(), f"ssh-ed25519 {printed_fingerprint(path)}"
+
+
+def printed_fingerprint(path) -> str:
+    """The fingerprint of a key file as ``ssh-keygen -l`` prints it (``SHA256:...``)."""
+    done = subprocess.run(["ssh-keygen", "-l", "-f", str(path)], check=True, capture_output=True, text=True)
+    return done.stdout.split()[1]
+
+
+def new_public_key(folder, key_type: str) -> tuple[str, str]:
+    """A key that is not the sshd's, as ``keytype base64 comment``, and its fingerprint."""
+    path = folder / key_type
+    subprocess.run(["ssh-keygen", "-q", "-t", key_type, "-N", "", "-C", "root@elsewhere", "-f", str(path)],
+                   check=True)
+    return (folder / f"{key_type}.pub").read_text().strip(), printed_fingerprint(f"{path}.pub")
+
+
+@pytest.fixture
+def other_key(tmp_path):
+    public, printed = new_public_key(tmp_path, "ed25519")
+    return public, f"ssh-ed25519 {printed}"
+
+
+def refusal(settings) -> str:
+    with pytest.raises(ClusterUnavailable) as raised:
+        SshPool(settings).run(settings.service_account, "true")
+    return raised.value.message
+
+
+def test_an_unknown_host_is_refused_naming_the_three_settings(slurm_env, tmp_path, host_key):
     empty = tmp_path / "known_hosts"
     empty.write_text("")
     settings = settings_with(slurm_env, JARVICE_SLURM_SSH_KNOWN_HOSTS=str(empty))
-    pool = SshPool(settings)
-    with pytest.raises(ClusterUnavailable, match="host key of .* is not in .*TRUST_ON_FIRST_USE"):
-        pool.run(settings.service_account, "true")
+    message = refusal(settings)
+    port = slurm_env["JARVICE_SLURM_CLUSTER_PORT"]
+    assert message.startswith(f"Cannot reach the cluster over SSH as jarvice@127.0.0.1:{port}: the host key "
+                              f"of [127.0.0.1]:{port}, {host_key[1]}, is not in {empty}. Set one of: ")
+    for setting in ("JARVICE_SLURM_SSH_HOST_KEY", "JARVICE_SLURM_SSH_KNOWN_HOSTS",
+                    "JARVICE_SLURM_SSH_TRUST_ON_FIRST_USE=true"):
+        assert setting in message
     assert empty.read_text() == ""
+
+
+def test_no_host_key_and_no_known_hosts_file_names_the_three_settings(slurm_env, tmp_path):
+    missing = tmp_path / "no-such-file"
+    message = refusal(settings_with(slurm_env, JARVICE_SLURM_SSH_KNOWN_HOSTS=str(missing)))
+    assert f"is not in {missing} (there is no such file). Set one of: JARVICE_SLURM_SSH_HOST_KEY" in message
+    assert "JARVICE_SLURM_SSH_KNOWN_HOSTS to a known_hosts file" in message
+    assert "or JARVICE_SLURM_SSH_TRUST_ON_FIRST_USE=true" in message
+    assert not missing.exists()
 
 
 def test_trust_on_first_use_appends_the_key_and_then_checks_it(slurm_env, tmp_path):
@@ -102,16 +148,63 @@ def test_trust_on_first_use_appends_the_key_and_then_checks_it(slurm_env, tmp_pa
     assert SshPool(strict).run(strict.service_account, "echo again").stdout == "again\n"
 
 
-def test_a_changed_host_key_is_refused(slurm_env, tmp_path):
-    other = tmp_path / "other"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+def test_a_changed_host_key_in_the_file_is_refused_with_both_fingerprints(slurm_env, tmp_path, host_key,
+                                                                          other_key):
     port = slurm_env["JARVICE_SLURM_CLUSTER_PORT"]
     known = tmp_path / "known_hosts"
-    other_key = " ".join((tmp_path / "other.pub").read_text().split()[:2])
-    known.write_text(f"[127.0.0.1]:{port} {other_key}\n")
-    settings = settings_with(slurm_env, JARVICE_SLURM_SSH_KNOWN_HOSTS=str(known))
-    with pytest.raises(ClusterUnavailable, match="host key differs"):
-        SshPool(settings).run(settings.service_account, "true")
+    known.write_text(f"[127.0.0.1]:{port} {other_key[0]}\n")
+    message = refusal(settings_with(slurm_env, JARVICE_SLURM_SSH_KNOWN_HOSTS=str(known)))
+    assert (f"[127.0.0.1]:{port} offered the host key {host_key[1]}, but {known} expects {other_key[1]}."
+            in message)
+
+
+def public_key_form(known_hosts_line: str) -> str:
+    """``keytype base64 comment``, as in the login node's /etc/ssh/ssh_host_ed25519_key.pub."""
+    return " ".join(known_hosts_line.split()[1:3]) + " root@login"
+
+
+def hashed_form(known_hosts_line: str, tmp_path) -> str:
+    path = tmp_path / "to-hash"
+    path.write_text(known_hosts_line + "\n")
+    subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(path)], check=True, capture_output=True)
+    return path.read_text().strip()
+
+
+@pytest.mark.parametrize("form", ["known_hosts line", "public key", "hashed known_hosts line",
+                                  "after a key of another type"])
+def test_a_pinned_host_key_is_accepted_without_any_known_hosts_file(slurm_env, tmp_path, host_key, form):
+    line = host_key[0]
+    pinned = {"known_hosts line": line, "public key": public_key_form(line),
+              "hashed known_hosts line": hashed_form(line, tmp_path),
+              "after a key of another type": f"{new_public_key(tmp_path, 'rsa')[0]}\n{public_key_form(line)}",
+              }[form]
+    missing = tmp_path / "no-such-file"
+    settings = settings_with(slurm_env, JARVICE_SLURM_SSH_HOST_KEY=pinned,
+                             JARVICE_SLURM_SSH_KNOWN_HOSTS=str(missing))
+    assert SshPool(settings).run(settings.service_account, "echo pinned").stdout == "pinned\n"
+    assert not missing.exists()
+
+
+def test_the_pinned_key_is_the_only_one_trusted(slurm_env, tmp_path, host_key, other_key):
+    """The right key in the file does not save a wrong pin; a wrong one there does not spoil a right pin."""
+    port = slurm_env["JARVICE_SLURM_CLUSTER_PORT"]
+    message = refusal(settings_with(slurm_env, JARVICE_SLURM_SSH_HOST_KEY=other_key[0]))
+    assert message == (f"Cannot reach the cluster over SSH as jarvice@127.0.0.1:{port}: [127.0.0.1]:{port} "
+                       f"offered the host key {host_key[1]}, but JARVICE_SLURM_SSH_HOST_KEY pins "
+                       f"{other_key[1]}. If the login node was reinstalled, check its new key with its "
+                       "administrator and set JARVICE_SLURM_SSH_HOST_KEY to it.")
+    wrong_file = tmp_path / "known_hosts"
+    wrong_file.write_text(f"[127.0.0.1]:{port} {other_key[0]}\n")
+    settings = settings_with(slurm_env, JARVICE_SLURM_SSH_HOST_KEY=public_key_form(host_key[0]),
+                             JARVICE_SLURM_SSH_KNOWN_HOSTS=str(wrong_file))
+    assert SshPool(settings).run(settings.service_account, "echo pin").stdout == "pin\n"
+
+
+def test_a_pinned_key_of_a_type_the_host_lacks_shows_the_key_it_offers(slurm_env, tmp_path, host_key):
+    rsa_key, printed = new_public_key(tmp_path, "rsa")
+    message = refusal(settings_with(slurm_env, JARVICE_SLURM_SSH_HOST_KEY=rsa_key))
+    assert f"offered the host key {host_key[1]}, but JARVICE_SLURM_SSH_HOST_KEY pins ssh-rsa {printed}." \
+        in message
 
 
 def test_a_refused_key_is_a_sentence_without_the_key(slurm_env, tmp_path):

@@ -2,7 +2,6 @@
 built by deploy/, the test cluster's settings, and the environment the jarvice-helm chart gives
 its Slurm scheduler's container."""
 
-import base64
 import importlib.util
 import os
 import subprocess
@@ -19,16 +18,18 @@ BASE_IMAGE = "localhost/dssr-base:bookworm"
 IMAGE = "localhost/dssr:test"
 
 
-def _slurm_test_helpers():
-    """tests/dssr_slurm/conftest.py, for its cluster.sh helpers (it is not an importable module)."""
-    spec = importlib.util.spec_from_file_location("dssr_slurm_tests_conftest",
-                                                  ROOT / "tests" / "dssr_slurm" / "conftest.py")
+def _slurm_test_module(name: str):
+    """A module of tests/dssr_slurm (not an importable package): the cluster.sh helpers of its
+    conftest, and the chart's environment that its chart tests use too."""
+    spec = importlib.util.spec_from_file_location(f"dssr_slurm_tests_{name}",
+                                                  ROOT / "tests" / "dssr_slurm" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-_slurm = _slurm_test_helpers()
+_slurm = _slurm_test_module("conftest")
+_chart = _slurm_test_module("chart_environment")
 
 
 class Podman:
@@ -105,44 +106,10 @@ def chart_env(cluster_env) -> Environment:
     test cluster; plus
     JARVICE_SLURM_SSH_HOST_KEY, which an operator adds to the scheduler's env (the chart mounts
     no known_hosts file). Nothing else: no connector, no executor, no WAITRESS_*."""
-    return Environment({
-        "JARVICE_SLURM_CLUSTER_ADDR": cluster_env["JARVICE_SLURM_CLUSTER_ADDR"],
-        "JARVICE_SLURM_CLUSTER_PORT": cluster_env["JARVICE_SLURM_CLUSTER_PORT"],
-        # The Secret's user, pkey (raw PEM once Kubernetes decodes it) and group (= user).
-        "JARVICE_SLURM_SSH_USER": cluster_env["JARVICE_SLURM_SSH_USER"],
-        "JARVICE_SLURM_SSH_PKEY": base64.b64decode(cluster_env["JARVICE_SLURM_SSH_PKEY"]).decode(),
-        "JARVICE_SLURM_SSH_USER_GROUP": cluster_env["JARVICE_SLURM_SSH_USER"],
-        "JARVICE_SLURM_CLIENT": "ssh_client",
-        "JARVICE_KEYCLOAK_CLIENT_ID": "nimbix-slurm-sched-client",
-        "JARVICE_SLURM_USERNAME_CLAIM": "preferred_username",
-        "JARVICE_SLURM_DATA_PARSER_VERSION": "auto",
-        "JARVICE_SLURM_SCHED_LOGLEVEL": "30",
-        "JARVICE_SLURM_OVERLAY_SIZE": "640",
-        "JARVICE_SYSTEM_K8S": "true",
-        "JARVICE_EXPERIMENTAL": "false",
-        "JARVICE_CLUSTER_TYPE": "downstream",
-        "JARVICE_SCHED_SERVER_KEY": "upstream:image-test-server-key",
-        "JARVICE_JOBS_NAMESPACE": "jarvice-system-jobs",
-        "JARVICE_SYSTEM_NAMESPACE": "jarvice-system",
-        "JARVICE_SYSTEM_REGISTRY": "us-docker.pkg.dev",
-        "JARVICE_SYSTEM_REPO_BASE": "jarvice-system/images",
-        "JARVICE_SYSTEM_OMIT_REPO_BASE": "false",
-        "JARVICE_IMAGES_TAG": "jarvice-master",
-        "JARVICE_LOCAL_REGISTRY": "",
-        "JARVICE_LOCAL_REPO_BASE": "jarvice",
-        "JARVICE_JOBS_DOMAIN": "dssr.example.org/job$",
-        "JARVICE_JOBS_INGRESS_CLASS": "traefik",
-        "JARVICE_JOBS_INGRESS_ANNOTATIONS": "",
-        "JARVICE_JOBS_INGRESS_CERT_ISSUER": "letsencrypt-prod",
-        "JARVICE_SLURM_HTTPS_PROXY": "",
-        "JARVICE_SLURM_HTTP_PROXY": "",
-        "JARVICE_SLURM_NO_PROXY": "",
-        "JARVICE_SINGULARITY_VERBOSE": "false",
-        "JARVICE_SINGULARITY_TMPDIR": "",
-        # Set when the site gives the chart a root CA (jarvice.cacert or trust_manager).
-        "REQUESTS_CA_BUNDLE": "/etc/ssl/certs/ca-certificates.crt",
-        "JARVICE_SLURM_SSH_HOST_KEY": login_node_host_key(cluster_env["JARVICE_SLURM_SSH_KNOWN_HOSTS"]),
-    })
+    return Environment(_chart.chart_environment(
+        cluster_env,
+        JARVICE_SLURM_SSH_HOST_KEY=login_node_host_key(cluster_env["JARVICE_SLURM_SSH_KNOWN_HOSTS"]),
+    ))
 
 
 @pytest.fixture

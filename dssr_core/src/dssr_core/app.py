@@ -1,6 +1,7 @@
 """The Falcon app of the JARVICE legacy downstream API.
 
-``create_app`` has no side effects: it wires resources to a connector and an executor.
+``create_app`` has no side effects: it wires resources to a connector and an executor (and
+the executor's registered name, the key of upstream's ``hpc_script``).
 Each resource reads ``args`` (the one form field upstream sends), checks it, calls the
 connector and turns its typed answer into the contract's JSON.
 """
@@ -14,6 +15,7 @@ import time
 
 import falcon
 
+from dssr_core import __version__
 from dssr_core.bearer import email_from_bearer
 from dssr_core.errors import (
     ClusterUnavailable,
@@ -43,8 +45,12 @@ STATUS_BY_ERROR = {
 MAX_NODES = 100_000
 
 
-def create_app(settings, connector, executor) -> falcon.App:
-    """The WSGI app for ``connector`` and ``executor`` under ``settings``."""
+def create_app(settings, connector, executor, *, executor_name: str) -> falcon.App:
+    """The WSGI app for ``connector`` and ``executor`` under ``settings``.
+
+    ``executor_name`` is the name the executor was selected by: the key of ``hpc_script``
+    whose script it renders.
+    """
     middleware = [AccessLog()]
     if settings.server_key:
         middleware.append(BasicAuth(settings.server_key))
@@ -56,9 +62,10 @@ def create_app(settings, connector, executor) -> falcon.App:
 
     reader = ArgsReader(settings.max_body_bytes)
     app.add_route("/live", Live())
+    app.add_route("/ready", Ready())
     app.add_route("/nodes", Nodes())
     app.add_route("/gc", GarbageCollect(connector))
-    app.add_route("/submit", Submit(reader, connector, executor))
+    app.add_route("/submit", Submit(reader, connector, executor, executor_name))
     app.add_route("/running", Listing(connector.running))
     app.add_route("/queued", Listing(connector.queued))
     app.add_route("/runstatus", RunStatusResource(reader, connector))
@@ -68,7 +75,9 @@ def create_app(settings, connector, executor) -> falcon.App:
     app.add_route("/events", Events(reader, connector))
     app.add_route("/online", Online(reader, connector))
     app.add_route("/request/pvcls", DataListing(reader, connector))
-    app.add_route("/request/{name}/{number}/{jobid}/{method}", JobRequest(reader, connector))
+    job_request = JobRequest(reader, connector)
+    app.add_route("/request/{name}/{number}/{jobid}/{method}", job_request)
+    app.add_route("/request/{name}/{number}/{jobid}", job_request)
     return app
 
 
@@ -140,6 +149,17 @@ class Live:
         resp.media = {"status": "OK"}
 
 
+class Ready:
+    """The readiness probe: the app exists once the plugins are loaded and the backends built.
+
+    It does not ask the cluster: an outage shows as 503 on the job endpoints and on /gc, not by
+    taking every replica out of the Service.
+    """
+
+    def on_get(self, req, resp):
+        resp.media = {"status": "OK", "version": __version__}
+
+
 class Nodes:
     def on_get(self, req, resp):
         resp.media = True
@@ -161,10 +181,11 @@ class GarbageCollect:
 
 
 class Submit:
-    def __init__(self, read_args, connector, executor):
+    def __init__(self, read_args, connector, executor, executor_name: str):
         self.read_args = read_args
         self.connector = connector
         self.executor = executor
+        self.executor_name = executor_name
 
     def on_post(self, req, resp):
         args = self.read_args(req)
@@ -174,7 +195,7 @@ class Submit:
         held = args.get("hold", False)
         if not isinstance(held, bool):
             raise InvalidRequest("args.hold must be true or false.")
-        template = decode_script(self._script_for_executor(args), f"args.hpc_script.{self.executor.name}")
+        template = decode_script(self._script_for_executor(args), f"args.hpc_script.{self.executor_name}")
         rendered = self.executor.render(ScriptRequest(name, number, nodes, template))
         submission = Submission(
             name=name,
@@ -195,13 +216,13 @@ class Submit:
         scripts = args.get("hpc_script")
         if not isinstance(scripts, dict):
             raise InvalidRequest("args.hpc_script must be an object of executor name -> base64 script.")
-        if self.executor.name not in scripts:
+        if self.executor_name not in scripts:
             offered = ", ".join(sorted(map(str, scripts))) or "none"
             raise InvalidRequest(
-                f"args.hpc_script has no script for the executor {self.executor.name!r} "
+                f"args.hpc_script has no script for the executor {self.executor_name!r} "
                 f"that this server runs (it has: {offered})."
             )
-        return scripts[self.executor.name]
+        return scripts[self.executor_name]
 
 
 class Listing:
@@ -288,7 +309,9 @@ def _query(args: dict) -> dict[str, list[str]]:
 
 
 class JobRequest(_ConnectorResource):
-    def on_post(self, req, resp, name, number, jobid, method):
+    """``/request/<name>/<number>/<jobid>[/<method>]``; no method answers 200, empty."""
+
+    def on_post(self, req, resp, name, number, jobid, method=""):
         args = self.read_args(req) if req.content_length else {}
         job = job_ref({"name": name, "number": number, "jobid": jobid})
         answer = self.connector.request(job, method, _query(args))
@@ -337,13 +360,16 @@ class AccessLog:
 
 
 class BasicAuth:
-    """Refuses every caller without the ``JARVICE_SCHED_SERVER_KEY`` credentials but on /live."""
+    """Refuses every caller without the ``JARVICE_SCHED_SERVER_KEY`` credentials but on the
+    probes (/live, /ready), which the chart's kubelet calls without credentials."""
+
+    OPEN_PATHS = frozenset({"/live", "/ready"})
 
     def __init__(self, server_key: str):
         self._expected = ("Basic " + base64.b64encode(server_key.encode()).decode()).encode()
 
     def process_request(self, req, resp):
-        if req.path == "/live":
+        if req.path in self.OPEN_PATHS:
             return
         given = (req.get_header("Authorization") or "").encode()
         if not hmac.compare_digest(given, self._expected):

@@ -29,9 +29,9 @@ def declared_settings(registry) -> tuple[Declared, ...]:
     the users ID mapping); one name declared differently twice is a :class:`PluginError`.
     """
     declared = {setting.name: Declared(setting, CORE_DISTRIBUTION) for setting in CORE_SETTINGS}
-    for impl in registry.manager.hook.dssr_declare_settings.get_hookimpls():
-        distribution = registry.origin(impl.plugin_name)[0]
-        for setting in impl.function() or ():
+    for plugin_name, settings in registry.answers("dssr_declare_settings"):
+        distribution = registry.origin(plugin_name)[0]
+        for setting in settings:
             _add(declared, Declared(setting, distribution))
     order = _distribution_order(declared.values())
     return tuple(sorted(declared.values(), key=lambda entry: order[entry.distribution]))

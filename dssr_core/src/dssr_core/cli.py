@@ -164,7 +164,7 @@ def cmd_serve(args) -> int:
     lines, _ = init_report(settings, connector_backend, executor_backend, connector, executor)
     for line in lines + [REPORT_FOOTER]:
         log.info("%s", line)
-    app = create_app(settings, connector, executor)
+    app = create_app(settings, connector, executor, executor_name=executor_backend.name)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         options = {"threads": settings.threads, "max_request_body_size": settings.max_body_bytes,

@@ -4,6 +4,7 @@ A connector is built once at start (``from_settings``) and then called from wait
 threads at the same time: every method must be thread-safe.
 """
 
+import abc
 import logging
 
 from dssr_core.errors import InvalidRequest, NotAvailable
@@ -25,61 +26,76 @@ log = logging.getLogger(__name__)
 DEFAULT_TAIL_LINES = 100
 
 
-class Connector:
-    """Talks to one scheduler. Subclasses implement every method that raises here.
+class Connector(abc.ABC):
+    """Talks to one scheduler. Subclasses implement the abstract methods; the others have
+    defaults that answer what a connector without the feature should (a 404 with a sentence).
 
     Failures are raised as :mod:`dssr_core.errors` classes: ``ClusterUnavailable`` when the
     scheduler cannot be reached (never an empty answer), ``JobNotFound`` for a job it does
     not know, ``InvalidRequest`` / ``SchedulerRejected`` for what the caller must fix.
+    The name users select the connector by is the one its plugin registers
+    (:class:`dssr_core.models.ConnectorSpec`); the class does not repeat it.
     """
-
-    #: The name under which the connector is registered, set by the subclass.
-    name = "connector"
 
     @classmethod
     def from_settings(cls, settings):
-        """Build the connector from :class:`dssr_core.settings.Settings`."""
+        """Build the connector from :class:`dssr_core.settings.Settings`: ``cls(settings)``."""
         return cls(settings)
 
-    def __init__(self, settings):
-        self.settings = settings
+    # Jobs: every connector implements these ---------------------------------------------
 
-    # Jobs -------------------------------------------------------------------------------
-
+    @abc.abstractmethod
     def submit(self, submission: Submission) -> SubmitResult:
-        raise NotImplementedError
+        """Submit the job; a live job of the same name is returned instead (a retried submit)."""
 
+    @abc.abstractmethod
     def running(self) -> list[JobListing]:
-        raise NotImplementedError
+        """The jobs of this downstream that run."""
 
+    @abc.abstractmethod
     def queued(self) -> list[JobListing]:
-        raise NotImplementedError
+        """The jobs of this downstream that wait (held jobs included)."""
 
+    @abc.abstractmethod
     def runstatus(self, job: JobRef) -> RunStatus:
-        """Raise ``JobNotFound`` when the job is not running (the contract answers nulls)."""
-        raise NotImplementedError
+        """Where the job runs and for how long; ``RunStatus.waiting()`` while it waits.
 
+        Raise ``JobNotFound`` when the job is not known or has ended (the contract answers
+        nulls).
+        """
+
+    @abc.abstractmethod
     def exitstatus(self, job: JobRef) -> ExitStatus:
-        """How the job ended, then remove its files. Unknown -> ``ExitStatus.unknown()``."""
-        raise NotImplementedError
+        """How the job ended, then remove its files; a job not known: ``ExitStatus.unknown()``."""
 
+    @abc.abstractmethod
     def terminate(self, job: JobRef) -> None:
-        raise NotImplementedError
+        """Cancel the job; it stays in ``running`` until its processes are gone."""
 
+    @abc.abstractmethod
     def release(self, job: JobRef) -> None:
-        raise NotImplementedError
+        """Let a held job start."""
+
+    @abc.abstractmethod
+    def check(self) -> str:
+        """A live test of the cluster; return a one-line summary or raise ClusterUnavailable."""
+
+    # Jobs: defaults ---------------------------------------------------------------------
 
     def events(self, job: JobRef) -> str:
-        raise NotImplementedError
+        """What the scheduler says of the job, as text; by default a 404 with a sentence."""
+        raise NotAvailable(f"This connector cannot tell what the scheduler says of job {job}.")
 
     def tail(self, job: JobRef, lines: int) -> str:
         """The last ``lines`` lines of the job's output; ``NotAvailable`` when there is none."""
         raise NotAvailable(f"Job {job} has no output.")
 
     def info(self, job: JobRef) -> JobInfo:
+        """What ``/request/.../info`` answers; by default no URL."""
         return JobInfo()
 
     def screenshot(self, job: JobRef) -> bytes:
+        """A PNG of an interactive job's screen; by default a 404 with a sentence."""
         raise NotAvailable(f"Job {job} has no screenshot.")
 
     # Interactive jobs ---------------------------------------------------------------------
@@ -101,10 +117,14 @@ class Connector:
         Raise ``NotAvailable`` with a sentence when this connector cannot reach job services,
         ``ClusterUnavailable`` when the way in is down, ``OSError`` when nothing listens.
         """
-        raise NotAvailable(f"The {self.name} connector cannot reach interactive jobs.")
+        raise NotAvailable("This connector cannot reach interactive jobs.")
 
     def request(self, job: JobRef, method: str, query: dict[str, list[str]]) -> RequestAnswer:
-        """Answer ``/request/<name>/<number>/<jobid>/<method>`` from the methods above."""
+        """Answer ``/request/<name>/<number>/<jobid>/<method>`` from the methods above.
+
+        No method, or one the contract does not list, answers 200 with an empty body, as the
+        original does (upstream's portal shows a 4xx as an error).
+        """
         if method in ("ping", "connect"):
             return RequestAnswer()
         if method in ("shutdown", "abort"):
@@ -116,12 +136,13 @@ class Connector:
             return RequestAnswer(body=self.tail(job, _lines(query)))
         if method == "screenshot":
             return RequestAnswer(body=self.screenshot(job), content_type="image/png")
-        raise NotAvailable(
-            f"Unknown request method {method!r}; use ping, connect, info, tail, "
-            "screenshot, shutdown or abort."
-        )
+        if method:
+            log.info("request %r for job %s: not a method DSSR knows; answered empty", method, job)
+        else:
+            log.info("request without a method for job %s; answered empty", job)
+        return RequestAnswer()
 
-    # Cluster ----------------------------------------------------------------------------
+    # Cluster: defaults ------------------------------------------------------------------
 
     def pvcls(self, path: str, details: bool) -> list[DirEntry]:
         """List one level of ``path`` under the data root (``Forbidden`` outside it)."""
@@ -134,16 +155,12 @@ class Connector:
         """Housekeeping and a live check; raise ``ClusterUnavailable`` when unreachable."""
         self.check()
 
-    def check(self) -> str:
-        """A live test of the cluster; return a one-line summary or raise ClusterUnavailable."""
-        raise NotImplementedError
-
     def report(self) -> list[tuple[str, str]]:
         """Connection settings for the init report, as (label, value); never a secret."""
         return []
 
-    def close(self) -> None:
-        """Release connections and threads at shutdown."""
+    def close(self) -> None:  # noqa: B027 (a default that does nothing, not an abstract method)
+        """Release connections and threads at shutdown; jobs keep running. May be called twice."""
 
 
 def _lines(query: dict[str, list[str]]) -> int:

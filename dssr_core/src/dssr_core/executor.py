@@ -1,5 +1,6 @@
 """The base class of executors: upstream's script in, the script to run and its facts out."""
 
+import abc
 import re
 
 from dssr_core.errors import InvalidRequest
@@ -7,15 +8,14 @@ from dssr_core.facts import PARAMETERS_FIELD, escape_braces
 from dssr_core.models import RenderedJob, ScriptRequest
 
 
-class Executor:
-    """Turns ``hpc_script[<name>]`` into a :class:`RenderedJob`.
+class Executor(abc.ABC):
+    """Turns ``hpc_script[<name>]`` into a :class:`RenderedJob`; subclasses implement :meth:`render`.
 
-    ``secret_names`` lists the variables whose assignments :meth:`redact` removes from the
-    script handed back to upstream and from anything logged.
+    ``<name>`` is the name its plugin registers (:class:`dssr_core.models.ExecutorSpec`); the
+    class does not repeat it. ``secret_names`` lists the variables whose assignments
+    :meth:`redact` removes from the script handed back to upstream and from anything logged.
     """
 
-    #: The name under which the executor is registered, and the key of ``hpc_script``.
-    name = "executor"
     secret_names: frozenset[str] = frozenset({"JOBOBJ_CTRSECRET", "JOBOBJ_DOCKER_SECRET"})
 
     @classmethod
@@ -25,8 +25,9 @@ class Executor:
     def __init__(self, settings):
         self.settings = settings
 
+    @abc.abstractmethod
     def render(self, request: ScriptRequest) -> RenderedJob:
-        raise NotImplementedError
+        """The script to run and the job's facts; ``InvalidRequest`` for a bad template."""
 
     @classmethod
     def template_for(cls, command: str, *, image: str | None = None, cores: int = 1) -> str:
@@ -36,7 +37,7 @@ class Executor:
         Executors that run images override it; this one runs the command as it is.
         """
         if image is not None:
-            raise InvalidRequest(f"The {cls.name} executor runs no image; drop --image.")
+            raise InvalidRequest("This executor runs no image; drop --image.")
         return (f"#!/bin/bash\n{{{PARAMETERS_FIELD}}}\nJARVICE_CPU_CORES={cores}\n"
                 f"{escape_braces(command)}\n")
 

@@ -6,11 +6,16 @@ ad-hoc tuples.
 
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 
 from dssr_core.durations import format_hms
 from dssr_core.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from dssr_core.connector import Connector
+    from dssr_core.executor import Executor
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -143,10 +148,16 @@ class JobListing:
 
 @attrs.frozen
 class RunStatus:
-    """Where a running job runs and for how long it has run."""
+    """Where a running job runs and for how long it has run; a waiting job has run 0 s."""
 
     nodes: tuple[str, ...]
     elapsed_s: int
+
+    @classmethod
+    def waiting(cls, nodes: tuple[str, ...] = ()) -> "RunStatus":
+        """A job the scheduler lists that does not run yet (pending, held): ``nodes`` as the
+        scheduler lists them (usually none), 0 s."""
+        return cls(nodes=tuple(nodes), elapsed_s=0)
 
     def as_contract(self, job: JobRef) -> list:
         return [list(self.nodes), format_hms(self.elapsed_s), str(job), None]
@@ -238,22 +249,52 @@ class RequestAnswer:
     content_type: str = "text/plain"
 
 
+BACKEND_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$")
+
+
+def _backend_name(spec, attribute, name) -> None:
+    if not isinstance(name, str) or not BACKEND_NAME.match(name):
+        raise ValueError(f"A backend's name must be 1 to 50 letters, digits, '.', '_' or '-', "
+                         f"not {_shown(name)}.")
+
+
+def _subclass_of(base_name: str):
+    """A validator: the value is a subclass of ``dssr_core.<base_name>`` (imported late: the base
+    classes import this module)."""
+
+    def validate(spec, attribute, backend) -> None:
+        import dssr_core
+
+        base = getattr(dssr_core, base_name)
+        if not (isinstance(backend, type) and issubclass(backend, base)):
+            raise TypeError(f"The backend of {type(spec).__name__} {spec.name!r} must be a subclass "
+                            f"of dssr_core.{base_name}, not {_shown(backend)}.")
+
+    return validate
+
+
 @attrs.frozen
 class ConnectorSpec:
     """A connector registered by a plugin.
 
-    ``backend`` is the connector class; DSSR builds it with ``backend.from_settings(settings)``.
+    ``name`` is the one place the connector's name is written: users select it
+    (``JARVICE_BAREMETAL_CONNECTOR``). ``backend`` is the connector class; DSSR builds it with
+    ``backend.from_settings(settings)``.
     """
 
-    name: str
-    backend: type
+    name: str = attrs.field(validator=_backend_name)
+    backend: type["Connector"] = attrs.field(validator=_subclass_of("Connector"))
     description: str
 
 
 @attrs.frozen
 class ExecutorSpec:
-    """An executor registered by a plugin; ``backend.from_settings(settings)`` builds it."""
+    """An executor registered by a plugin; ``backend.from_settings(settings)`` builds it.
 
-    name: str
-    backend: type
+    ``name`` is the one place the executor's name is written: users select it
+    (``JARVICE_BAREMETAL_EXECUTOR``) and it is the key of upstream's ``hpc_script``.
+    """
+
+    name: str = attrs.field(validator=_backend_name)
+    backend: type["Executor"] = attrs.field(validator=_subclass_of("Executor"))
     description: str

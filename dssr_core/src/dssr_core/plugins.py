@@ -8,6 +8,7 @@ import pluggy
 
 from dssr_core import hookspecs
 from dssr_core.errors import PluginError
+from dssr_core.models import ConnectorSpec, ExecutorSpec
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +24,14 @@ KNOWN_DISTRIBUTIONS = {
     "shell": "dssr_core",
 }
 
+SPEC_TYPES = {"connector": ConnectorSpec, "executor": ExecutorSpec}
+
 
 @attrs.frozen
 class Backend:
     """A registered connector or executor with the distribution that brought it."""
 
-    kind: str
-    spec: object
+    spec: ConnectorSpec | ExecutorSpec
     plugin: str
     distribution: str
     version: str
@@ -59,14 +61,25 @@ class PluginRegistry:
         """The distribution and version that brought the plugin ``plugin_name``."""
         return self._origins.get(plugin_name, (plugin_name, ""))
 
-    def backends(self, kind: str) -> dict[str, Backend]:
-        """``kind`` is ``connector`` or ``executor``; fails when two plugins claim a name."""
-        hook = getattr(self.manager.hook, f"dssr_register_{kind}s")
+    def backends(self, kind: str, **hook_arguments) -> dict[str, Backend]:
+        """``kind`` is ``connector`` or ``executor``; fails when two plugins claim a name.
+
+        The hook ``dssr_register_<kind>s`` is called through pluggy with ``hook_arguments``
+        (by name, so an implementation may take fewer than the specification offers), one
+        plugin at a time to know which distribution registered which name. A plugin whose
+        hook fails is logged and kept in :attr:`broken` (an error only when selected).
+        """
         found: dict[str, Backend] = {}
-        for impl in hook.get_hookimpls():
-            distribution, version = self._origins.get(impl.plugin_name, (impl.plugin_name, ""))
-            for spec in impl.function() or ():
-                backend = Backend(kind, spec, impl.plugin_name, distribution, version)
+        spec_type = SPEC_TYPES[kind]
+        for plugin_name, specs in self.answers(f"dssr_register_{kind}s", **hook_arguments):
+            distribution, version = self.origin(plugin_name)
+            wrong = [spec for spec in specs if not isinstance(spec, spec_type)]
+            if wrong:
+                self._hook_failed(plugin_name, f"dssr_register_{kind}s", TypeError(
+                    f"it returned {wrong[0]!r:.80} where a {spec_type.__name__} belongs"))
+                continue
+            for spec in specs:
+                backend = Backend(spec, plugin_name, distribution, version)
                 if spec.name in found:
                     other = found[spec.name]
                     raise PluginError(
@@ -77,11 +90,35 @@ class PluginRegistry:
                 found[spec.name] = backend
         return found
 
+    def answers(self, hook_name: str, **hook_arguments):
+        """``(plugin name, answer)`` for each plugin that implements the hook, called through
+        pluggy with ``hook_arguments`` (by name). A plugin whose hook raises is logged, kept in
+        :attr:`broken` and skipped; an answer of None counts as empty."""
+        hook = getattr(self.manager.hook, hook_name)
+        implementations = hook.get_hookimpls()
+        for implementation in implementations:
+            others = [impl.plugin for impl in implementations if impl is not implementation]
+            only_this = self.manager.subset_hook_caller(hook_name, remove_plugins=others)
+            try:
+                answers = only_this(**hook_arguments)
+            except Exception as error:  # one plugin's bug must not hide the others
+                self._hook_failed(implementation.plugin_name, hook_name, error)
+                continue
+            for answer in answers:
+                yield implementation.plugin_name, answer or ()
+
+    def _hook_failed(self, plugin_name: str, hook_name: str, error: Exception) -> None:
+        distribution, version = self.origin(plugin_name)
+        log.warning("plugin %s from %s failed in %s and is skipped: %s: %s",
+                    plugin_name, distribution, hook_name, type(error).__name__, error)
+        self.broken[plugin_name] = BrokenPlugin(
+            plugin_name, f"{distribution} {version}".strip(), f"{type(error).__name__}: {error}")
+
     def select(self, kind: str, name: str) -> Backend:
         """The backend registered under ``name``, or a PluginError that says what to do."""
         backends = self.backends(kind)
         if name in backends:
-            return backends[name]
+            return _buildable(kind, backends[name])
         if name in self.broken:
             broken = self.broken[name]
             raise PluginError(
@@ -96,6 +133,18 @@ class PluginRegistry:
             f"No {kind} named {name!r} is installed. Installed {kind}s: {installed}. "
             f"To add it: {install}."
         )
+
+
+def _buildable(kind: str, backend: Backend) -> Backend:
+    """``backend`` when its class implements every abstract method, else a PluginError naming them."""
+    cls = backend.spec.backend
+    missing = sorted(getattr(cls, "__abstractmethods__", ()))
+    if missing:
+        raise PluginError(
+            f"The {kind} {backend.name!r} ({backend.distribution} {backend.version}) cannot be used: "
+            f"its class {cls.__name__} does not implement {', '.join(missing)}."
+        )
+    return backend
 
 
 def make_registry(*, block: tuple[str, ...] = (), load_entry_points: bool = True,

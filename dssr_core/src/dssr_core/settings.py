@@ -56,7 +56,7 @@ THREADS = Setting("DSSR_THREADS", "waitress worker threads; `--threads`", kind="
                   minimum=1, maximum=512)
 SERVER_KEY = Setting(
     "JARVICE_SCHED_SERVER_KEY", "`user:password` that upstream sends as HTTP Basic; when set, every "
-    "endpoint but `/live` requires it", secret=True)
+    "endpoint but the probes `/live` and `/ready` requires it", secret=True)
 LOG_LEVEL = Setting("JARVICE_SCHED_LOGLEVEL", "log level: Python's numbers (10, 20, ...) or names",
                     kind="log level", default=logging.INFO)
 SLURM_LOG_LEVEL = Setting("JARVICE_SLURM_SCHED_LOGLEVEL", "log level of the Slurm connectors (and paramiko, "

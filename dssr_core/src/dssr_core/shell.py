@@ -15,8 +15,6 @@ SERVICE_PORT = Setting("DSSR_SHELL_SERVICE_PORT", "the port an interactive job's
 class ShellExecutor(Executor):
     """Fills ``{DOWNSTREAM_PARAMETERS}`` with ``export`` lines of the job's facts."""
 
-    name = "shell"
-
     def render(self, request: ScriptRequest) -> RenderedJob:
         facts = job_facts(read_facts(request.template), request.nodes)
         port = self.settings.read(SERVICE_PORT) if facts.interactive and self.settings is not None else None

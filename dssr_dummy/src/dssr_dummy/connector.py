@@ -72,14 +72,11 @@ _abandoned_lock = threading.Lock()
 class DummyConnector(Connector):
     """Runs each job as a local process: no scheduler, works on any Linux machine."""
 
-    name = "dummy"
-
     @classmethod
     def from_settings(cls, settings) -> "DummyConnector":
         return cls(DummyConfig.from_settings(settings), settings)
 
     def __init__(self, config: DummyConfig, settings=None):
-        super().__init__(settings)
         self.config = config
         self.jobs_domain = JobsDomain.from_settings(settings) if settings is not None else None
         self._work = threading.RLock()
@@ -147,6 +144,8 @@ class DummyConnector(Connector):
 
     def runstatus(self, job: JobRef) -> RunStatus:
         found = self._find(job)
+        if found.state in (HELD, QUEUED):
+            return RunStatus.waiting()
         if found.state != RUNNING:
             raise JobNotFound(f"Job {job} is not running.")
         return RunStatus(nodes=(self.config.hostname,), elapsed_s=_elapsed(found, time.time()))

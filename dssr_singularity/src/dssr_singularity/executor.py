@@ -238,7 +238,6 @@ def _masked_url(text: str) -> str:
 class SingularityExecutor(Executor):
     """Renders upstream's Singularity script (see docs/singularity.md)."""
 
-    name = "singularity"
     #: The credential exports, and the two facts upstream writes its secrets in.
     secret_names = Executor.secret_names | {
         "JARVICE_INIT_DOCKER_USERNAME", "JARVICE_INIT_DOCKER_PASSWORD",

@@ -6,23 +6,39 @@ endpoints the same way:
 - listings and run status come from one shared snapshot (:mod:`dssr_slurm.snapshot`);
 - a job is looked up in the snapshot, then at the controller, then in accounting, and a record
   is the job's only when both id and name match (Slurm reuses ids);
+- submissions of one name wait for each other in this process, so that a retried submission
+  finds the first one's job instead of racing it to Slurm;
 - ``/exitstatus`` of an ended job returns the tail of its output and removes its files;
 - terminating or releasing a job that has already ended is not an error.
 
 How Slurm is asked is the subclass's: the methods under "What the scheduler answers".
 """
 
+import abc
+import contextlib
 import logging
+import threading
+from collections.abc import Iterator
 
 from dssr_core.connector import Connector
 from dssr_core.errors import JobNotFound, NotAvailable
-from dssr_core.models import ExitStatus, JobEndpoint, JobInfo, JobListing, JobRef, RequestAnswer, RunStatus
+from dssr_core.models import (
+    ExitStatus,
+    JobEndpoint,
+    JobInfo,
+    JobListing,
+    JobRef,
+    RequestAnswer,
+    RunStatus,
+    Submission,
+    SubmitResult,
+)
 from dssr_slurm.config import SlurmConfig
 from dssr_slurm.files import OutputAccess
 from dssr_slurm.jobs import JobRecord, check_slurm_job_id
 from dssr_slurm.jobscript import job_files
 from dssr_slurm.snapshot import StatusSnapshot
-from dssr_slurm.states import is_final, is_live, is_running
+from dssr_slurm.states import is_final, is_live, is_queued, is_running
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +49,24 @@ EXIT_OUTPUT_LINES = 10_000
 class SlurmConnector(Connector):
     """The job endpoints of a Slurm connector. Thread-safe when the subclass's steps are.
 
-    The subclass's ``__init__`` sets ``config``, ``snapshot`` (a :class:`StatusSnapshot` over
-    :meth:`_list_jobs`) and ``files`` (how a job's output is reached).
+    The subclass's ``__init__`` calls this one, then sets ``config``, ``snapshot`` (a
+    :class:`StatusSnapshot` over :meth:`_list_jobs`) and ``files`` (how a job's output is reached).
     """
 
     config: SlurmConfig
     snapshot: StatusSnapshot
     files: OutputAccess
 
+    def __init__(self):
+        self._submitting = NameLocks()
+
     # Jobs -------------------------------------------------------------------------------
+
+    def submit(self, submission: Submission) -> SubmitResult:
+        """A live job of this name is answered as it is (the subclass checks, fresh from Slurm);
+        submissions of one name at the same time are made one after the other."""
+        with self._submitting.held(submission.name):
+            return self._submit(submission)
 
     def running(self) -> list[JobListing]:
         return list(self.snapshot.get().running)
@@ -50,8 +75,11 @@ class SlurmConnector(Connector):
         return list(self.snapshot.get().queued)
 
     def runstatus(self, job: JobRef) -> RunStatus:
+        """A job Slurm lists as waiting has its nodes as Slurm lists them and 0 s, as the original."""
         check_slurm_job_id(job.jobid)
         record = self.snapshot.get().find(job)
+        if record is not None and is_queued(record.state):
+            return RunStatus.waiting(record.nodes)
         if record is None or not is_running(record.state):
             raise JobNotFound(f"Job {job} is not running.")
         return RunStatus(nodes=record.nodes, elapsed_s=record.elapsed_s)
@@ -137,7 +165,7 @@ class SlurmConnector(Connector):
 
     def _forward_connection(self):
         """The SSH connection job services are reached through; NotAvailable when there is none."""
-        raise NotAvailable(self._no_proxy_reason() or f"The {self.name} connector has no SSH connection.")
+        raise NotAvailable(self._no_proxy_reason() or "This connector has no SSH connection to jobs.")
 
     def _no_proxy_reason(self) -> str:
         """Why the proxy cannot reach this connector's jobs (what to set), or empty when it can."""
@@ -145,29 +173,33 @@ class SlurmConnector(Connector):
 
     # What the scheduler answers (each connector its own way) ----------------------------
 
+    @abc.abstractmethod
+    def _submit(self, submission: Submission) -> SubmitResult:
+        """The live job of this name when Slurm has one (asked fresh), else a new job."""
+
+    @abc.abstractmethod
     def _list_jobs(self) -> list[JobRecord]:
         """Every job of ours that Slurm lists, finished ones it still shows included."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _controller_record(self, job: JobRef) -> JobRecord | None:
         """The controller's record of ``job`` (same id and name), or None when it has none."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _accounting_record(self, job: JobRef) -> JobRecord | None:
         """Accounting's record of ``job`` (same id and name), or None when it has none."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _cancel(self, record: JobRecord) -> None:
         """Cancel a live job as its owner; a job that ended meanwhile is not a failure."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _release(self, record: JobRecord) -> None:
         """Release a held job as its owner."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _events_text(self, job: JobRef) -> str | None:
         """Slurm's full record of ``job`` as text, or None when Slurm does not know the job."""
-        raise NotImplementedError
 
     # Finding a job ----------------------------------------------------------------------
 
@@ -201,6 +233,28 @@ class SlurmConnector(Connector):
             return record
         log.info("%s: job %s has already ended (%s)", action, job, record.state)
         return None
+
+
+class NameLocks:
+    """One lock per name, kept only while someone holds or waits for it."""
+
+    def __init__(self):
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, list[int]]] = {}
+
+    @contextlib.contextmanager
+    def held(self, name: str) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.setdefault(name, (threading.Lock(), [0]))
+            users[0] += 1
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                users[0] -= 1
+                if not users[0]:
+                    del self._locks[name]
 
 
 def _not_found(job: JobRef) -> JobNotFound:

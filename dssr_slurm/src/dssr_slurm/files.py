@@ -29,6 +29,9 @@ class OutputAccess(Protocol):
     def collect(self, user: str, files: JobFiles, lines: int) -> str:
         """The tail of the job's output, then every file of the job removed (what stays is logged)."""
 
+    def describe(self) -> str:
+        """How the files are reached, one line for the init report."""
+
 
 def tail_command(path: str, lines: int) -> str:
     """The last lines of a file; exit status 3 when the file does not exist."""
@@ -44,8 +47,6 @@ def collect_command(output: str, lines: int, files: tuple[str, ...]) -> str:
 
 class SshFiles:
     """Over SSH on the cluster, as the account ``account_for`` gives for the job's owner."""
-
-    name = "ssh"
 
     def __init__(self, pool: SshPool, account_for: Callable[[str], ClusterAccount]):
         self.pool = pool
@@ -69,6 +70,3 @@ class SshFiles:
     def describe(self) -> str:
         settings = self.pool.settings
         return f"ssh (as the job's owner on {settings.host}:{settings.port})"
-
-    def close(self) -> None:
-        pass  # the pool is closed by the connector

@@ -72,6 +72,8 @@ class JobSpec:
     are per node. None, False or empty means the job does not ask, and Slurm's default holds.
     ``comment`` remembers an interactive job's service port and job number. ``working_directory`` and
     ``environment`` are what slurmrestd must be told; sbatch takes both from the login.
+    ``singleton``: Slurm's ``dependency=singleton``, the job cannot start while another job of
+    its name and user runs or waits with a lower id (slurmrestd's guard against twins).
     """
 
     name: str
@@ -89,10 +91,11 @@ class JobSpec:
     devices: tuple[Device, ...] = ()
     working_directory: str | None = None
     environment: tuple[tuple[str, str], ...] = ()
+    singleton: bool = False
 
 
 def job_spec(submission: Submission, scratch_dir: str, *, working_directory: str | None = None,
-             environment: Mapping[str, str] | None = None) -> JobSpec:
+             environment: Mapping[str, str] | None = None, singleton: bool = False) -> JobSpec:
     """The spec of ``submission``, its output in ``scratch_dir``; InvalidRequest for a device not allowed."""
     facts = submission.facts
     port = submission.service_port
@@ -112,6 +115,7 @@ def job_spec(submission: Submission, scratch_dir: str, *, working_directory: str
         devices=tuple(device(option, value) for option, value in facts.scheduler_options),
         working_directory=working_directory,
         environment=tuple(sorted((environment or {}).items())),
+        singleton=singleton,
     )
 
 

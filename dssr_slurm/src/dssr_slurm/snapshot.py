@@ -58,7 +58,6 @@ class StatusSnapshot:
         self._lock = threading.Lock()
         self._current: Snapshot | None = None
         self._flight: _Flight | None = None
-        self.refreshes = 0
 
     def get(self) -> Snapshot:
         """A snapshot younger than the interval; refreshes (once, for everyone) when needed."""
@@ -99,7 +98,6 @@ class StatusSnapshot:
             with self._lock:
                 if flight.result is not None:
                     self._current = flight.result
-                    self.refreshes += 1
                 self._flight = None
             flight.done.set()
 

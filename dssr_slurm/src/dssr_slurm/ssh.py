@@ -2,9 +2,9 @@
 
 A connection (:class:`SshConnection`) is opened on first use, reused by every request and
 thread (each command gets its own session channel on the one transport), kept alive, and
-reopened when it died. Every command has a timeout. Host keys are checked against a
-known_hosts file; an unknown host is refused unless the operator turned trust-on-first-use on,
-which appends the key to the file. Failures become :class:`ClusterUnavailable` with a
+reopened when it died. Every command has a timeout. The login node's host key is checked
+as :mod:`dssr_slurm.hostkeys` says (a pinned key, a known_hosts file, or trust on first use
+when the operator asks for it). Failures become :class:`ClusterUnavailable` with a
 sentence that says what failed (a command that ran and failed is read by
 :mod:`dssr_slurm.failures`); no key ever reaches a log line or a message.
 
@@ -13,7 +13,6 @@ Used by slurm-cli for everything, and by slurmrestd for its SSH tunnel and outpu
 
 import io
 import logging
-import os
 import select
 import shlex
 import socket
@@ -25,12 +24,12 @@ import paramiko
 
 from dssr_core.errors import ClusterUnavailable, ConnectorError, SettingsError
 from dssr_core.settings import Setting
+from dssr_slurm.hostkeys import HostKeyCheck, HostKeyRefused, pinned_host_keys
 from dssr_slurm.users import ClusterAccount, decode_private_key
 
 log = logging.getLogger(__name__)
 
 KEY_CLASSES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
-_known_hosts_lock = threading.Lock()
 
 
 CLUSTER_ADDR = Setting("JARVICE_SLURM_CLUSTER_ADDR", "the login node's address", default_text="required")
@@ -42,7 +41,13 @@ SSH_PKEY = Setting("JARVICE_SLURM_SSH_PKEY", "the service account's private key:
 KNOWN_HOSTS = Setting("JARVICE_SLURM_SSH_KNOWN_HOSTS", "the known_hosts file host keys are checked against",
                       kind="path", default="~/.ssh/known_hosts")
 TRUST_ON_FIRST_USE = Setting("JARVICE_SLURM_SSH_TRUST_ON_FIRST_USE", "`true`: accept an unknown host key "
-                             "once and append it to the file", kind="bool", default=False)
+                             "once and append it to the file (not with `JARVICE_SLURM_SSH_HOST_KEY`)",
+                             kind="bool", default=False)
+HOST_KEY = Setting("JARVICE_SLURM_SSH_HOST_KEY", "the login node's public host key, pinned (the chart passes "
+                   "no known_hosts file): `keytype base64 [comment]` (its `ssh_host_*_key.pub`) or a "
+                   "known_hosts line naming the cluster's address, one key per line; when set, the only "
+                   "keys trusted (the known_hosts file is not read). Public: the init report shows its "
+                   "fingerprint")
 CONNECT_TIMEOUT = Setting("JARVICE_SLURM_SSH_CONNECT_TIMEOUT", "seconds to connect, and to open a session on "
                           "a connection", kind="float", default=10.0, minimum=0.1)
 COMMAND_TIMEOUT = Setting("JARVICE_SLURM_COMMAND_TIMEOUT", "seconds any one command may take (`squeue` "
@@ -53,13 +58,16 @@ KEEPALIVE = Setting("JARVICE_SLURM_SSH_KEEPALIVE", "seconds between SSH keepaliv
 MAX_SESSIONS = Setting("JARVICE_SLURM_SSH_MAX_SESSIONS", "commands at once on one connection (sshd's "
                        "`MaxSessions`, 10 by default); more wait", kind="int", default=10, minimum=1,
                        maximum=1000)
-SETTINGS = (CLUSTER_ADDR, CLUSTER_PORT, SSH_USER, SSH_PKEY, KNOWN_HOSTS, TRUST_ON_FIRST_USE, CONNECT_TIMEOUT,
-            COMMAND_TIMEOUT, KEEPALIVE, MAX_SESSIONS)
+SETTINGS = (CLUSTER_ADDR, CLUSTER_PORT, SSH_USER, SSH_PKEY, HOST_KEY, KNOWN_HOSTS, TRUST_ON_FIRST_USE,
+            CONNECT_TIMEOUT, COMMAND_TIMEOUT, KEEPALIVE, MAX_SESSIONS)
 
 
 @attrs.frozen
 class SshSettings:
-    """Where and how to connect. ``service_key`` is PEM text and never shown."""
+    """Where and how to connect. ``service_key`` is PEM text and never shown.
+
+    ``pinned_host_keys``, when not empty, are the only host keys trusted (see :mod:`dssr_slurm.hostkeys`).
+    """
 
     host: str
     port: int
@@ -67,6 +75,7 @@ class SshSettings:
     service_key: str = attrs.field(repr=False)
     known_hosts: str
     trust_on_first_use: bool = False
+    pinned_host_keys: tuple[paramiko.PKey, ...] = ()
     connect_timeout: float = 10.0
     command_timeout: float = 30.0
     keepalive: int = 30
@@ -83,13 +92,21 @@ class SshSettings:
         except ValueError:
             raise SettingsError(
                 "JARVICE_SLURM_SSH_PKEY must be a private key (PEM text or base64 of it).") from None
+        port = settings.read(CLUSTER_PORT)
+        pinned = pinned_host_keys(settings.read(HOST_KEY), host, port)
+        trust_on_first_use = settings.read(TRUST_ON_FIRST_USE)
+        if pinned and trust_on_first_use:
+            raise SettingsError("JARVICE_SLURM_SSH_HOST_KEY pins the login node's host key, and "
+                                "JARVICE_SLURM_SSH_TRUST_ON_FIRST_USE=true would trust another one: "
+                                "set only one of them.")
         return cls(
             host=host,
-            port=settings.read(CLUSTER_PORT),
+            port=port,
             service_user=user,
             service_key=key_text,
             known_hosts=settings.read(KNOWN_HOSTS),
-            trust_on_first_use=settings.read(TRUST_ON_FIRST_USE),
+            trust_on_first_use=trust_on_first_use,
+            pinned_host_keys=pinned,
             connect_timeout=settings.read(CONNECT_TIMEOUT),
             command_timeout=settings.read(COMMAND_TIMEOUT),
             keepalive=settings.read(KEEPALIVE),
@@ -99,6 +116,11 @@ class SshSettings:
     @property
     def service_account(self) -> ClusterAccount:
         return ClusterAccount(self.service_user, self.service_key)
+
+    @property
+    def host_key_check(self) -> HostKeyCheck:
+        return HostKeyCheck(self.host, self.port, self.pinned_host_keys, self.known_hosts,
+                            self.trust_on_first_use)
 
 
 @attrs.frozen
@@ -266,26 +288,28 @@ class SshConnection:
 
     def _connect(self) -> paramiko.SSHClient:
         settings = self.settings
+        host_keys = settings.host_key_check
         client = paramiko.SSHClient()
-        _load_known_hosts(client, settings)
-        client.set_missing_host_key_policy(
-            _TrustOnFirstUse(settings.known_hosts) if settings.trust_on_first_use
-            else _RejectUnknownHost(settings))
+        disabled_algorithms = host_keys.prepare(client)
         try:
             sock = socket.create_connection((settings.host, settings.port), timeout=settings.connect_timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms Nagle stall per command
             client.connect(settings.host, settings.port, username=self.user, pkey=self._key, sock=sock,
                            timeout=settings.connect_timeout, banner_timeout=settings.connect_timeout,
-                           auth_timeout=settings.connect_timeout, allow_agent=False, look_for_keys=False)
-        except _UnknownHost as error:
+                           auth_timeout=settings.connect_timeout, allow_agent=False, look_for_keys=False,
+                           disabled_algorithms=disabled_algorithms)
+        except HostKeyRefused as error:
             client.close()
-            raise ClusterUnavailable(str(error)) from None
-        except paramiko.BadHostKeyException:
+            raise ClusterUnavailable(f"Cannot reach the cluster over SSH as {self.where}: {error}") from None
+        except paramiko.IncompatiblePeer as error:
             client.close()
-            raise ClusterUnavailable(
-                f"Cannot reach the cluster over SSH as {self.where}: its host key differs from the one "
-                f"in {settings.known_hosts}; if the host was reinstalled, replace that line."
-            ) from None
+            why = (host_keys.no_pinned_type(settings.connect_timeout) if settings.pinned_host_keys
+                   else f"{error_reason(error)}.")
+            raise ClusterUnavailable(f"Cannot reach the cluster over SSH as {self.where}: {why}") from None
+        except paramiko.BadHostKeyException as error:
+            client.close()
+            raise ClusterUnavailable(f"Cannot reach the cluster over SSH as {self.where}: "
+                                     f"{host_keys.changed(error.key, [error.expected_key])}") from None
         except (paramiko.SSHException, EOFError, OSError) as error:
             client.close()
             raise ClusterUnavailable(
@@ -367,58 +391,3 @@ def error_reason(error: BaseException) -> str:
         return error.strerror.lower()
     text = str(error).strip().rstrip(".")
     return text or type(error).__name__
-
-
-# Host keys ------------------------------------------------------------------------------
-
-
-class _UnknownHost(paramiko.SSHException):
-    pass
-
-
-def _load_known_hosts(client: paramiko.SSHClient, settings: SshSettings) -> None:
-    try:
-        client.get_host_keys().load(settings.known_hosts)
-    except FileNotFoundError:
-        if not settings.trust_on_first_use:
-            log.warning("ssh: the known_hosts file %s does not exist", settings.known_hosts)
-    except (OSError, paramiko.SSHException) as error:
-        raise ClusterUnavailable(f"The known_hosts file {settings.known_hosts} cannot be read: "
-                                 f"{error_reason(error)}.") from None
-
-
-class _RejectUnknownHost(paramiko.MissingHostKeyPolicy):
-    def __init__(self, settings: SshSettings):
-        self.settings = settings
-
-    def missing_host_key(self, client, hostname, key):
-        raise _UnknownHost(
-            f"The SSH host key of {hostname} is not in {self.settings.known_hosts}: add it "
-            f"(ssh-keyscan -p {self.settings.port} {self.settings.host} >> {self.settings.known_hosts}, "
-            "then check it) or set JARVICE_SLURM_SSH_TRUST_ON_FIRST_USE=true."
-        )
-
-
-class _TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
-    """Accept an unknown host's key and append it to the known_hosts file."""
-
-    def __init__(self, path: str):
-        self.path = path
-
-    def missing_host_key(self, client, hostname, key):
-        line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
-        with _known_hosts_lock:
-            directory = os.path.dirname(self.path)
-            if directory:
-                os.makedirs(directory, mode=0o700, exist_ok=True)
-            try:
-                with open(self.path, encoding="utf-8") as handle:
-                    known = line in handle.read().splitlines(keepends=True)
-            except FileNotFoundError:
-                known = False
-            if not known:
-                with open(self.path, "a", encoding="utf-8") as handle:
-                    handle.write(line)
-        client.get_host_keys().add(hostname, key.get_name(), key)
-        log.warning("ssh: trusted the host key of %s on first use (%s %s), appended to %s",
-                    hostname, key.get_name(), key.fingerprint, self.path)

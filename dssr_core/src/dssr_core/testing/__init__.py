@@ -1,29 +1,39 @@
 """What a connector author needs to prove a plugin: API helpers and the contract suite.
 
-Use the suite by subclassing it in a test module and providing a ``connector`` fixture::
+Use the suite by subclassing it in a test module and providing the ``connector`` and
+``restart_connector`` fixtures::
 
     from dssr_core.testing import ConnectorContract
 
     class TestMyConnector(ConnectorContract):
         @pytest.fixture
-        def connector(self, tmp_path):
-            connector = MyConnector.from_settings(Settings.from_env({...}))
+        def settings(self, tmp_path):
+            return Settings.from_env({"MY_STATE_DIR": str(tmp_path)})
+
+        @pytest.fixture
+        def connector(self, settings):
+            connector = MyConnector.from_settings(settings)
             yield connector
             connector.close()
 
+        @pytest.fixture
+        def restart_connector(self, settings):
+            return lambda: MyConnector.from_settings(settings)
+
 The fixtures ``dssr_server`` and ``free_port`` come with the pytest plugin that
-``dssr_core`` installs (entry point ``pytest11``).
+``dssr_core`` installs (entry point ``pytest11``). docs/testing.md lists everything.
 """
 
-from dssr_core.testing.api import ApiClient, encode_script, shell_template, wait_until
+from dssr_core.testing.api import ApiClient, encode_script, request_path, shell_template, wait_until
 
-__all__ = ["ApiClient", "ConnectorContract", "encode_script", "shell_template", "wait_until"]
+__all__ = ["ApiClient", "ConnectorContract", "MarkerShellExecutor", "encode_script", "request_path",
+           "shell_template", "wait_until"]
 
 
 def __getattr__(name: str):
     # The contract suite needs pytest; the API helpers (benchmarks use them) do not.
-    if name == "ConnectorContract":
-        from dssr_core.testing.contract import ConnectorContract
+    if name in ("ConnectorContract", "MarkerShellExecutor"):
+        from dssr_core.testing import contract
 
-        return ConnectorContract
+        return getattr(contract, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

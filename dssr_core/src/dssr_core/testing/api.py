@@ -74,10 +74,20 @@ class ApiClient:
             args["hold"] = True
         return self.post("/submit", args)
 
+    def request(self, job: dict, method: str = "", qs: dict | None = None) -> Answer:
+        """POST ``/request/<name>/<number>/<jobid>/<method>`` for ``job`` (``{name, number, jobid}``)."""
+        return self.post(request_path(job, method), {"qs": qs or {}})
+
     def job_names(self, listing: str) -> set[str]:
         answer = self.get(f"/{listing}")
         assert answer.status == 200, answer.text
         return {name for name, _ in answer.json}
+
+
+def request_path(job: dict, method: str = "") -> str:
+    """``/request/<name>/<number>/<jobid>[/<method>]`` of ``job`` (``{name, number, jobid}``)."""
+    path = f"/request/{job['name']}/{job['number']}/{job['jobid']}"
+    return f"{path}/{method}" if method else path
 
 
 def _auth_header(auth) -> dict:
@@ -91,9 +101,15 @@ def encode_script(template: str) -> str:
     return base64.b64encode(template.encode()).decode()
 
 
-def shell_template(body: str, cores: int = 1) -> str:
-    """A plain bash body in upstream's template form (braces doubled)."""
-    return f"#!/bin/bash\n{{DOWNSTREAM_PARAMETERS}}\nJARVICE_CPU_CORES={cores}\n{escape_braces(body)}\n"
+def shell_template(body: str, cores: int = 1, devices: list[str] | None = None) -> str:
+    """A plain bash body in upstream's template form (braces doubled).
+
+    ``devices`` are upstream's pseudo-devices (``JOBOBJ_DEVICES``), e.g. ``["exclusive=False"]``.
+    """
+    facts = f"JARVICE_CPU_CORES={cores}\n"
+    if devices is not None:
+        facts += f"JOBOBJ_DEVICES={escape_braces(json.dumps(devices))}\n"
+    return f"#!/bin/bash\n{{DOWNSTREAM_PARAMETERS}}\n{facts}{escape_braces(body)}\n"
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):

@@ -29,10 +29,8 @@ log = logging.getLogger(__name__)
 class SlurmCliConnector(SlurmConnector):
     """Slurm over SSH. Thread-safe: one SSH connection per cluster user, one shared snapshot."""
 
-    name = "slurm-cli"
-
     def __init__(self, settings):
-        super().__init__(settings)
+        super().__init__()
         self.config = SlurmConfig.from_settings(settings)
         self.ssh_settings = SshSettings.from_settings(settings)
         user_map = load_user_map(settings)
@@ -44,13 +42,14 @@ class SlurmCliConnector(SlurmConnector):
 
     # Jobs -------------------------------------------------------------------------------
 
-    def submit(self, submission: Submission) -> SubmitResult:
+    def _submit(self, submission: Submission) -> SubmitResult:
         spec = job_spec(submission, self.config.scratch_dir)
         script = batch_script(submission.script, self.config.scratch_dir, submission.name,
                               submission.success_marker)
         account = self.accounts.for_email(submission.user_email)
-        command = commands.submit(submission.name, commands.sbatch_arguments(spec))
-        jobid, existing = commands.parse_submit(self._run(account, command, stdin=script))
+        command = commands.submit(submission.name, commands.sbatch_arguments(spec),
+                                  lock_wait=self.ssh_settings.command_timeout / 2)
+        jobid, existing = commands.parse_submit(self._run(account, command, stdin=script), submission.name)
         if existing:
             log.info("job %s/%s is already in Slurm as %s; not submitted again",
                      submission.name, submission.number, jobid)
@@ -81,7 +80,7 @@ class SlurmCliConnector(SlurmConnector):
         ssh = self.ssh_settings
         return [
             ("cluster", f"{ssh.host}:{ssh.port} over SSH as {ssh.service_user}"),
-            ("known hosts", ssh.known_hosts + (" (trust on first use)" if ssh.trust_on_first_use else "")),
+            ("host key", ssh.host_key_check.describe()),
             ("users ID mapping", self.accounts.describe()),
             ("scratch dir", self.config.scratch_dir or "the job user's home directory"),
             ("data root", self.config.data_root or "the service account's home directory"),

@@ -4,10 +4,11 @@ Every value that reaches the remote shell goes through ``shlex.quote`` (``quote_
 job ids are checked to be digits before they get here.
 """
 
+import hashlib
 import logging
 
 from dssr_core.durations import parse_slurm_duration
-from dssr_core.errors import ClusterUnavailable, ConnectorError, SchedulerRejected
+from dssr_core.errors import ClusterUnavailable, ConnectorError, DssrError, SchedulerRejected
 from dssr_slurm.failures import is_unreachable, slurm_message, unreachable_or_failed
 from dssr_slurm.jobs import JobRecord, interactive_fields, slurm_job_name, upstream_name
 from dssr_slurm.jobspec import JobSpec
@@ -25,6 +26,12 @@ SQUEUE_FIELDS = 7
 SACCT_FIELDS = "JobID,JobName,State,ExitCode,ElapsedRaw,User"
 INVALID_JOB = "invalid job id specified"
 EXISTING = "existing"
+#: Where the submit locks are, relative to the submitting user's home.
+LOCK_DIR = ".dssr/locks"
+#: Exit statuses of the submit command's own steps (sbatch exits 0 or 1).
+NO_FLOCK = 93
+NO_LOCK_FILE = 94
+LOCK_NOT_TAKEN = 95
 SQUEUE_FAILED = 97
 
 
@@ -43,17 +50,33 @@ def sacct_job(jobid: str) -> str:
                          "--parsable2", f"--format={SACCT_FIELDS}")
 
 
-def submit(name: str, sbatch_arguments: list[str]) -> str:
-    """One remote command: answer the id of a live job of this name, else ``sbatch`` (script on stdin).
+def submit(name: str, sbatch_arguments: list[str], lock_wait: float) -> str:
+    """One remote command: under a lock, answer the id of a live job of this name, else ``sbatch``.
 
-    The check uses a fresh ``squeue`` so that a retried submission never runs twice. The umask
-    makes the job's output readable by its owner only (sbatch passes it on to the job).
+    The script comes on stdin. The check uses a fresh ``squeue`` so that a retried submission
+    never runs twice, and the lock makes check and ``sbatch`` one step for every DSSR replica:
+    ``flock(1)`` on :func:`submit_lock` in the submitting user's home (shared by the login
+    nodes; the chart's documentation requires it to support flock). Two replicas given the same
+    job submit it as the same user, so they take the same lock, and squeue lists a job as soon
+    as sbatch has returned, so the second one finds the first one's job. The lock is waited
+    for ``lock_wait`` seconds at most. The umask makes the lock and the job's output readable by
+    their owner only (sbatch passes it on to the job).
     """
     find_live = quote_command("squeue", "--noheader", "--all", f"--states={LIVE_STATE_NAMES}",
                               f"--name={slurm_job_name(name)}", "--format=%i")
-    return (f"dssr_found=$({find_live} </dev/null) || exit {SQUEUE_FAILED}; "
+    lock = f'"$HOME"/{quote_command(submit_lock(name))}'
+    return (f"command -v flock >/dev/null 2>&1 || exit {NO_FLOCK}; umask 077; "
+            f'mkdir -p "$HOME"/{LOCK_DIR} && touch {lock} || exit {NO_LOCK_FILE}; '
+            f"{{ flock -w {lock_wait:g} 9 || exit {LOCK_NOT_TAKEN}; "
+            f"dssr_found=$({find_live} </dev/null) || exit {SQUEUE_FAILED}; "
             f'if [ -n "$dssr_found" ]; then echo {EXISTING} $dssr_found; exit 0; fi; '
-            f"umask 077; exec sbatch --parsable {quote_command(*sbatch_arguments)}")
+            f"sbatch --parsable {quote_command(*sbatch_arguments)}; }} 9>>{lock}")
+
+
+def submit_lock(name: str) -> str:
+    """The lock file of a job name, relative to the home directory: one of 256, by a hash of the
+    name (a file per name would pile up; removing lock files races with their users)."""
+    return f"{LOCK_DIR}/submit-{hashlib.sha256(name.encode()).hexdigest()[:2]}.lock"
 
 
 def sbatch_arguments(spec: JobSpec) -> list[str]:
@@ -71,6 +94,7 @@ def sbatch_arguments(spec: JobSpec) -> list[str]:
         ("licenses", spec.licenses),
         ("hold", spec.held),
         ("comment", spec.comment),
+        ("dependency", "singleton" if spec.singleton else None),
         *((device.option, device.value) for device in spec.devices),
     ]
     return [f"--{option}" if value is True else f"--{option}={value}"
@@ -151,8 +175,10 @@ def parse_sacct(text: str) -> list[JobRecord]:
     return records
 
 
-def parse_submit(result: CommandResult) -> tuple[str, bool]:
-    """The job id from :func:`submit`'s answer, and whether it was an existing job."""
+def parse_submit(result: CommandResult, name: str) -> tuple[str, bool]:
+    """The job id from :func:`submit`'s answer for job ``name``, and whether it was an existing job."""
+    if result.exit_status in (NO_FLOCK, NO_LOCK_FILE, LOCK_NOT_TAKEN):
+        raise _lock_failure(result, f"~/{submit_lock(name)}")
     if result.exit_status == SQUEUE_FAILED:
         raise unreachable_or_failed("squeue", result)
     if not result.ok:
@@ -168,6 +194,21 @@ def parse_submit(result: CommandResult) -> tuple[str, bool]:
     if result.stderr.strip():
         log.info("sbatch said: %s", slurm_message(result))
     return jobid, existing
+
+
+def _lock_failure(result: CommandResult, lock: str) -> DssrError:
+    words = " ".join(result.stderr.split())
+    if result.exit_status == NO_FLOCK:
+        return ConnectorError("flock(1) is not installed on the login node (Debian and RHEL: util-linux); "
+                              "DSSR takes a lock with it so that two replicas never submit one job twice.")
+    if result.exit_status == NO_LOCK_FILE:
+        return ConnectorError(f"Cannot create the submit lock {lock} on the login node: "
+                              f"{words or 'no reason given'}.")
+    if words:  # flock itself failed: the file system does not lock
+        return ConnectorError(f"flock(1) cannot lock {lock} on the login node ({words}); the home directory "
+                              "must support flock, as the JARVICE chart's documentation requires.")
+    return ClusterUnavailable(f"Another submission held the submit lock {lock} on the login node for longer "
+                              "than DSSR waits (half of JARVICE_SLURM_COMMAND_TIMEOUT); try again.")
 
 
 def is_invalid_job(result: CommandResult) -> bool:

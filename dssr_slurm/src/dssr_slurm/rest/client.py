@@ -11,6 +11,7 @@ import http.cookiejar
 import json
 import logging
 import threading
+from collections.abc import Callable
 
 import attrs
 import requests
@@ -61,9 +62,11 @@ class RestClient:
     """Sends requests to slurmrestd at ``base_url`` and counts them (for benchmarks)."""
 
     def __init__(self, base_url: str, *, connect_timeout: float = 5.0, timeout: float = 30.0,
-                 retries: int = 2, pool_size: int = 4, label: str | None = None):
+                 retries: int = 2, pool_size: int = 4, label: str | None = None,
+                 transport_failure: Callable[[], str | None] | None = None):
         self.base_url = base_url.rstrip("/")
         self.label = label or self.base_url  # how messages name slurmrestd
+        self.transport_failure = transport_failure  # why the way to slurmrestd (a tunnel) failed, if known
         self.timeout = (connect_timeout, timeout)
         self.session = _session(retries, pool_size)
         self._lock = threading.Lock()
@@ -100,8 +103,11 @@ class RestClient:
             if isinstance(error, requests.Timeout) or "timed out" in str(error).lower():
                 raise ClusterUnavailable(f"slurmrestd at {self.label} did not answer in time "
                                          f"({self.timeout[1]:g} s) while {what}.") from None
-            raise ClusterUnavailable(f"Cannot reach slurmrestd at {self.label} while {what}: "
-                                     f"{_connection_failure(error)}.") from None
+            tunnel_failure = self.transport_failure() if self.transport_failure else None
+            reason = (f"the SSH tunnel failed: {tunnel_failure}" if tunnel_failure
+                      else f"{_connection_failure(error)}.")
+            raise ClusterUnavailable(
+                f"Cannot reach slurmrestd at {self.label} while {what}: {reason}") from None
         answer = Answer.from_response(response)
         log.debug("slurmrestd %s %s -> %d", method, path, answer.status)
         return answer

@@ -42,10 +42,8 @@ ALREADY_DONE = 2021
 class SlurmRestConnector(SlurmConnector):
     """Slurm through slurmrestd. Thread-safe: one HTTP session, one shared snapshot."""
 
-    name = "slurmrestd"
-
     def __init__(self, settings):
-        super().__init__(settings)
+        super().__init__()
         self.config = SlurmConfig.from_settings(settings)
         if not self.config.scratch_dir:
             raise SettingsError("JARVICE_JOB_SCRATCH_DIR must be set for the slurmrestd connector: jobs "
@@ -62,7 +60,8 @@ class SlurmRestConnector(SlurmConnector):
         label = f"{self.rest.url} (through the SSH tunnel)" if self.tunnel else self.rest.url
         self.client = RestClient(base_url, connect_timeout=self.rest.connect_timeout,
                                  timeout=self.rest.timeout, retries=self.rest.retries,
-                                 pool_size=self.rest.pool_size, label=label)
+                                 pool_size=self.rest.pool_size, label=label,
+                                 transport_failure=self.tunnel.failure if self.tunnel else None)
         self.files = self._output_access()
         self.versions = VersionChooser(self.client, self.tokens, self.rest.api_version)
         self.snapshot = StatusSnapshot(self._list_jobs, self.config.status_interval)
@@ -100,20 +99,30 @@ class SlurmRestConnector(SlurmConnector):
 
     # Jobs -------------------------------------------------------------------------------
 
-    def submit(self, submission: Submission) -> SubmitResult:
+    def _submit(self, submission: Submission) -> SubmitResult:
+        """Check for a live job of this name, submit, then check again for a twin.
+
+        Another replica may submit the same job between our check and our submit (slurmrestd
+        has no lock to hold across two requests; the base class's lock is this process's only).
+        Every job goes in with ``dependency=singleton``, so of two live jobs of one name and
+        user the later cannot start before the earlier has ended; the check after the submit
+        keeps the one Slurm numbered first and cancels ours if it is not that one. Both
+        replicas answer its id.
+        """
         spec = job_spec(submission, self.config.scratch_dir, working_directory=self.config.scratch_dir,
-                        environment={"PATH": self.rest.job_path})
+                        environment={"PATH": self.rest.job_path}, singleton=True)
         script = batch_script(submission.script, self.config.scratch_dir, submission.name,
                               submission.success_marker)
         account = self.accounts.for_email(submission.user_email)
         credentials = self.tokens.credentials(account.user, submission.bearer)
         version = self.versions.current()
         body = version.submit_body(script, spec)  # before Slurm is asked: a device it lacks is refused
-        existing = self._live_job_named(submission.name, version)
-        if existing is not None:
+        existing = self._live_jobs_named(submission.name, version)
+        if existing:
             log.info("job %s/%s is already in Slurm as %s; not submitted again",
-                     submission.name, submission.number, existing.jobid)
-            return SubmitResult(jobid=existing.jobid, script=submission.script)
+                     submission.name, submission.number, existing[0].jobid)
+            self.snapshot.invalidate()  # the next listing shows the job whose id we answer
+            return SubmitResult(jobid=existing[0].jobid, script=submission.script)
         what = f"submitting {submission.name} as {credentials.user}"
         answer = self.client.post(version.submit_path, credentials, what, body)
         jobid = version.submitted_id(answer.body)
@@ -121,7 +130,34 @@ class SlurmRestConnector(SlurmConnector):
             raise failure(answer, what, self.tokens, credentials.user, job_request=True)
         _log_notes(answer, f"job {jobid}")
         self.snapshot.invalidate()
-        return SubmitResult(jobid=jobid, script=submission.script)
+        return SubmitResult(jobid=self._first_of_twins(submission, jobid, credentials, version),
+                            script=submission.script)
+
+    def _first_of_twins(self, submission: Submission, jobid: str, credentials: Credentials,
+                        version: ApiVersion) -> str:
+        """The id to answer for the job just submitted as ``jobid``: the lowest id of the live jobs
+        of its name; ours is cancelled when it is not that one (a twin that lost the race)."""
+        try:
+            live = self._live_jobs_named(submission.name, version)
+        except (ClusterUnavailable, ConnectorError) as error:
+            log.warning("job %s/%s was submitted as %s, but the check for a twin from another replica "
+                        "failed (%s); singleton keeps a twin waiting", submission.name, submission.number,
+                        jobid, error.message)
+            return jobid
+        first = min([int(record.jobid) for record in live] + [int(jobid)])
+        if first == int(jobid):
+            return jobid
+        what = f"cancelling job {jobid}, a twin of {first}, as {credentials.user}"
+        answer = self.client.delete(version.job_path(jobid), credentials, what)
+        if answer.ok or is_not_found(answer) or _already_done(answer):
+            log.info("job %s/%s was submitted by another replica too, as %s: our %s is cancelled",
+                     submission.name, submission.number, first, jobid)
+        else:
+            log.warning("job %s/%s was submitted by another replica too, as %s, and our %s could not be "
+                        "cancelled (%s): it waits (singleton) until %s ends", submission.name,
+                        submission.number, first, jobid, failure(answer, what, self.tokens,
+                                                                 credentials.user).message, first)
+        return str(first)
 
     # Cluster ----------------------------------------------------------------------------
 
@@ -143,6 +179,7 @@ class SlurmRestConnector(SlurmConnector):
         if self.tunnel is not None:
             where += (f" through an SSH tunnel via {self.tunnel.connection.where} "
                       f"(local port {self.tunnel.port})")
+        ssh = [("SSH host key", self.ssh_settings.host_key_check.describe())] if self.ssh_settings else []
         return [
             ("slurmrestd", where),
             ("API version", self.versions.describe()),
@@ -155,7 +192,7 @@ class SlurmRestConnector(SlurmConnector):
             ("HTTP", f"timeout {self.rest.timeout:g} s, {self.rest.retries} retries for reads, "
                      f"pool of {self.rest.pool_size} connections"),
             *self.config.chart_report(),
-        ]
+        ] + ssh
 
     def _forward_connection(self):
         if self.ssh is None:
@@ -225,10 +262,11 @@ class SlurmRestConnector(SlurmConnector):
             raise failure(answer, what, self.tokens, credentials.user)
         return _records(version, answer)
 
-    def _live_job_named(self, name: str, version: ApiVersion) -> JobRecord | None:
-        """A queued or running job of this name, from a fresh job list (a retried submission)."""
+    def _live_jobs_named(self, name: str, version: ApiVersion) -> list[JobRecord]:
+        """The queued or running jobs of this name, lowest id first, from a fresh job list."""
         records = self._jobs(version, f"looking for a job named {slurm_job_name(name)}")
-        return next((record for record in records if record.name == name and is_live(record.state)), None)
+        return sorted((record for record in records if record.name == name and is_live(record.state)),
+                      key=lambda record: int(record.jobid))
 
     def _raw_job(self, job: JobRef, version: ApiVersion) -> dict | None:
         """The controller's record of ``job`` (same id and name), or None when it forgot it."""

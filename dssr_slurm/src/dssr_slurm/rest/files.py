@@ -32,8 +32,6 @@ HOW_TO_ENABLE = ("The slurmrestd connector cannot read job output: slurmrestd se
 class NoOutputAccess:
     """No way to the files: tail is a 404 that says how to enable it."""
 
-    name = "none"
-
     def tail(self, user: str, path: str, lines: int) -> str | None:
         raise NotAvailable(HOW_TO_ENABLE)
 
@@ -44,14 +42,9 @@ class NoOutputAccess:
     def describe(self) -> str:
         return "none (tail answers 404; set JARVICE_SLURMRESTD_OUTPUT_ACCESS=ssh or shared)"
 
-    def close(self) -> None:
-        pass
-
 
 class SharedOutputAccess:
     """The cluster's scratch directory, mounted on DSSR's host (possibly at another path)."""
-
-    name = "shared"
 
     def __init__(self, cluster_dir: str, local_dir: str):
         self.cluster_dir = cluster_dir.rstrip("/")
@@ -82,9 +75,6 @@ class SharedOutputAccess:
     def describe(self) -> str:
         where = "" if self.local_dir == self.cluster_dir else f" mounted at {self.local_dir}"
         return f"shared ({self.cluster_dir}{where} on DSSR's host)"
-
-    def close(self) -> None:
-        pass
 
 
 def ssh_account_for(user_map: UserMap | None, service: ClusterAccount) -> Callable[[str], ClusterAccount]:

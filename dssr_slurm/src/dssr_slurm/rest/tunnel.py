@@ -33,6 +33,7 @@ class SshTunnel:
         self.port = self._listener.getsockname()[1]
         self._closed = threading.Event()
         self.channels_opened = 0
+        self._failure: str | None = None
         threading.Thread(target=self._accept_loop, name="dssr-slurmrestd-tunnel", daemon=True).start()
         log.info("slurmrestd tunnel: 127.0.0.1:%d -> %s:%d via %s", self.port, remote_host, remote_port,
                  connection.where)
@@ -40,6 +41,10 @@ class SshTunnel:
     @property
     def url_host(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def failure(self) -> str | None:
+        """Why the last channel could not be opened (an SSH sentence); None once one was."""
+        return self._failure
 
     def close(self) -> None:
         self._closed.set()
@@ -61,6 +66,7 @@ class SshTunnel:
         try:
             channel = self._open_channel(client.getpeername())
         except Exception as error:  # noqa: BLE001 - any failure closes this one connection
+            self._failure = getattr(error, "message", None) or error_reason(error)
             log.warning("slurmrestd tunnel via %s: no channel to %s:%d (%s)", self.connection.where,
                         *self.remote, error_reason(error))
             client.close()
@@ -74,6 +80,7 @@ class SshTunnel:
     def _open_channel(self, origin) -> paramiko.Channel:
         channel = self.connection.open_forward(self.remote, origin, self.open_timeout)
         self.channels_opened += 1
+        self._failure = None
         return channel
 
 

@@ -211,6 +211,7 @@ class V0038(ApiVersion):
             "licenses": spec.licenses,
             "hold": True if spec.held else None,
             "comment": spec.comment,
+            "dependency": "singleton" if spec.singleton else None,
         }
         job.update({key: value for key, value in optional.items() if value is not None})
         job.update(rest_device_fields(spec.devices))
@@ -247,6 +248,7 @@ class V0040(ApiVersion):
             "time_limit": no_val(time_limit(spec)),
             "licenses": spec.licenses,
             "comment": spec.comment,
+            "dependency": "singleton" if spec.singleton else None,
         }
         job.update({key: value for key, value in optional.items() if value is not None})
         job.update(rest_device_fields(spec.devices))
