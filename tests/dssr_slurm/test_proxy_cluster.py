@@ -131,40 +131,6 @@ def test_absolute_form_and_dot_segments_reach_nothing(two_proxies):
             assert sock.recv(100).startswith(b"HTTP/1.1 400 ")
 
 
-def test_terminating_the_job_closes_its_websocket_on_both_replicas(slurm_env, tmp_path):
-    service_port = find_free_port()
-    a = proxy_server(slurm_env, tmp_path, "a", "http://127.0.0.1:{port}/job$",
-                     DSSR_SHELL_SERVICE_PORT=str(service_port))
-    b = proxy_server(slurm_env, tmp_path, "b", "http://127.0.0.1:{port}/job$")
-    number = random.randint(100_000, 999_999)
-    with contextlib.ExitStack() as stack:
-        stack.callback(b.stop)
-        stack.callback(a.stop)
-        job = submit_interactive(a.api(), f"cli-proxy-end-{number}", number,
-                                 f"exec python3 {SERVICE} $JARVICE_SERVICE_PORT")
-        for server in (a, b):
-            wait_serving(f"http://127.0.0.1:{server.port}/job{number}/headers")
-        sockets = [stack.enter_context(websocket_connect(f"ws://127.0.0.1:{server.port}/job{number}/echo",
-                                                         open_timeout=20))
-                   for server in (a, b)]
-        for ws in sockets:
-            ws.send("before")
-            assert ws.recv(timeout=20) == "before"
-        assert a.api().post("/terminate", {k: job[k] for k in ("name", "number", "jobid")}).status == 200
-        for ws in sockets:
-            started = time.monotonic()
-            with pytest.raises(ConnectionClosed):
-                while time.monotonic() - started < 60:
-                    ws.send("still there?")
-                    with contextlib.suppress(TimeoutError):  # a slow echo is no closed websocket
-                        ws.recv(timeout=1)
-            ws.close()
-        for server in (a, b):
-            wait_until(lambda server=server: requests.get(f"http://127.0.0.1:{server.port}/job{number}/",
-                                                          timeout=10).status_code == 404, 60,
-                       what="the ended job's URL to answer 404")
-
-
 def test_the_proxy_recovers_when_sshd_restarts(two_proxies, daemons):
     """Stops the cluster's sshd (with its sessions, as a crash would), as test_failures.py does."""
     a, _, job, _ = two_proxies
@@ -180,3 +146,32 @@ def test_the_proxy_recovers_when_sshd_restarts(two_proxies, daemons):
     with websocket_connect(f"ws://127.0.0.1:{a.port}/job{job['number']}/echo", open_timeout=20) as ws:
         ws.send("after sshd came back")
         assert ws.recv(timeout=20) == "after sshd came back"
+
+
+def test_terminating_the_job_closes_its_websocket_on_both_replicas(two_proxies):
+    """Last in this module: it ends the module's job (interactive jobs hold the one node alone,
+    so a second one would wait for the first to end)."""
+    a, b, job, _ = two_proxies
+    n = job["number"]
+    wait_serving(f"http://127.0.0.1:{a.port}/job{n}/headers")
+    with contextlib.ExitStack() as stack:
+        through_b = socket.create_connection(("127.0.0.1", b.port), timeout=20)
+        sockets = [stack.enter_context(websocket_connect(f"ws://127.0.0.1:{a.port}/job{n}/echo",
+                                                         open_timeout=20)),
+                   stack.enter_context(websocket_connect(f"ws://ns-{n}.jobs.test:{b.port}/echo",
+                                                         sock=through_b, open_timeout=20))]
+        for ws in sockets:
+            ws.send("before")
+            assert ws.recv(timeout=20) == "before"
+        assert a.api().post("/terminate", {k: job[k] for k in ("name", "number", "jobid")}).status == 200
+        for ws in sockets:
+            started = time.monotonic()
+            with pytest.raises(ConnectionClosed):
+                while time.monotonic() - started < 60:
+                    ws.send("still there?")
+                    with contextlib.suppress(TimeoutError):  # a slow echo is no closed websocket
+                        ws.recv(timeout=1)
+    host = {"Host": f"ns-{n}.jobs.test:{b.port}"}
+    for url, headers in ((f"http://127.0.0.1:{a.port}/job{n}/", {}), (f"http://127.0.0.1:{b.port}/", host)):
+        wait_until(lambda url=url, headers=headers: requests.get(url, headers=headers, timeout=10).status_code
+                   == 404, 60, what="the ended job's URL to answer 404")
