@@ -11,7 +11,10 @@ LOCAL_DISTRIBUTIONS = (
     "-e", "./dssr_slurm",
     "-e", "./dssr_singularity",
 )
-TEST_TOOLS = ("pytest>=8", "pytest-timeout>=2.3", "websockets>=13", "Pillow>=10")
+# jsonschema: ApiClient checks every answer against openapi.json (dssr_core's testing extra);
+# schemathesis (4.x: its API moves between majors) fuzzes dssr serve from that document.
+TEST_TOOLS = ("pytest>=8", "pytest-timeout>=2.3", "jsonschema>=4.18", "schemathesis>=4.30,<5",
+              "websockets>=13", "Pillow>=10")
 CLUSTER = "tests/cluster/cluster.sh"
 
 
@@ -31,9 +34,12 @@ def lint(session):
 
 @nox.session
 def bench(session):
-    """Print speed figures: the API against a bare Falcon app, both Slurm connectors, the proxy."""
+    """Print figures: the API against a bare Falcon app, logging, memory under 8 MB bodies, Slurm,
+    the proxy of interactive jobs."""
     session.install(*LOCAL_DISTRIBUTIONS, "websockets>=13")
     session.run("python", "bench/bench_api.py", *session.posargs)
+    session.run("python", "bench/bench_logging.py")
+    session.run("python", "bench/bench_body_memory.py")
     session.run("bash", CLUSTER, "up", external=True)
     session.run("python", "bench/bench_slurm_cli.py")
     session.run("python", "bench/bench_slurmrestd.py")

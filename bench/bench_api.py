@@ -79,12 +79,29 @@ def submit_sleeper(port: int) -> dict:
     raise RuntimeError("the benchmark's job did not start")
 
 
-def alternating_rounds(bare_port, dssr_port, method, path, args, clients) -> tuple[dict, dict]:
+def alternating_rounds(bare, dssr, method, path, args, clients) -> tuple[dict, dict]:
+    """``bare`` and ``dssr`` are (process, port)."""
     bare_rounds, dssr_rounds = [], []
     for _ in range(ROUNDS):
-        bare_rounds.append(run_load(bare_port, method, path, args, clients, SECONDS))
-        dssr_rounds.append(run_load(dssr_port, method, path, args, clients, SECONDS))
+        bare_rounds.append(measured_round(*bare, method, path, args, clients))
+        dssr_rounds.append(measured_round(*dssr, method, path, args, clients))
     return median_round(bare_rounds), median_round(dssr_rounds)
+
+
+def measured_round(process, port, method, path, args, clients) -> dict:
+    """run_load's figures and the server's CPU time per request, which a busy machine
+    disturbs less than requests/s."""
+    cpu_before = cpu_seconds(process.pid)
+    figures = run_load(port, method, path, args, clients, SECONDS)
+    requests = figures["rps"] * SECONDS
+    figures["cpu_us"] = (cpu_seconds(process.pid) - cpu_before) / requests * 1e6 if requests else 0.0
+    return figures
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def median_round(rounds: list[dict]) -> dict:
@@ -101,15 +118,16 @@ def main() -> None:
                   f"{THREADS} server threads, {os.cpu_count()} CPUs, closed-loop clients on "
                   "kept-alive connections")
             print(f"{'endpoint':<11} {'clients':>7} {'server':<10} {'req/s':>8} {'p50 ms':>8} "
-                  f"{'p99 ms':>8} {'errors':>6}  vs floor")
+                  f"{'p99 ms':>8} {'errors':>6}  vs floor  {'CPU us/req':>10}")
             for method, path, args in (("GET", "/live", None), ("POST", "/runstatus", job)):
                 for clients in (1, 16):
-                    floor, ours = alternating_rounds(bare_port, dssr_port, method, path, args, clients)
+                    floor, ours = alternating_rounds((bare, bare_port), (dssr, dssr_port),
+                                                     method, path, args, clients)
                     for label, figures in (("bare", floor), ("dssr", ours)):
                         ratio = figures["rps"] / floor["rps"] * 100
                         print(f"{path:<11} {clients:>7} {label:<10} {figures['rps']:>8.0f} "
                               f"{figures['p50_ms']:>8.2f} {figures['p99_ms']:>8.2f} "
-                              f"{figures['errors']:>6}  {ratio:5.1f}%")
+                              f"{figures['errors']:>6}  {ratio:7.1f}%  {figures['cpu_us']:>10.0f}")
             post(dssr_port, "/terminate", job)
         finally:
             for process in (dssr, bare):

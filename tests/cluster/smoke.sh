@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Proves that a cluster brought up by cluster.sh works the way DSSR uses it. Run as root after
-# `cluster.sh up`; exits non-zero at the first failed check.
+# `cluster.sh up`, with the same DSSR_CLUSTER_SLURM; exits non-zero at the first failed check.
+# It stops and starts sshd, slurmctld and slurmrestd: not on a cluster that others use.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 eval "$("$HERE/cluster.sh" env)"
+# squeue, scontrol, ... of this cluster's Slurm (wrappers into its chroot for 24.11 and 26.05)
+PATH=$DSSR_CLUSTER_SLURM_BIN:$PATH
 KEYS=$DSSR_CLUSTER_DIR/keys
 S=$JARVICE_JOB_SCRATCH_DIR
 REST=http://$JARVICE_SLURMRESTD_ADDR:$JARVICE_SLURMRESTD_PORT
@@ -96,21 +99,35 @@ until_true 20 gone "$c" || fail "jarvice could not cancel mario's $c"
 ok "scancel by owner and by coordinator jarvice"
 
 # --- slurmrestd: ping, submit, query, and the slurmdbd side
-rest kirby GET /slurm/v0.0.38/ping | jq -e '.pings[0].ping == "UP"' >/dev/null || fail "REST ping"
-body=$(jq -n --arg s "$S" '{script: "#!/bin/bash\nsleep 1\necho rest-ok",
-    job: {name: "jarvice_rest", partition: "debug", nodes: 1, tasks: 1, time_limit: 5,
-          current_working_directory: $s, standard_output: ($s + "/jarvice_rest.out"),
-          environment: {PATH: "/usr/bin:/bin"}}}')
-r=$(rest kirby POST /slurm/v0.0.38/job/submit -d "$body")
+# The newest API version each Slurm serves; v0.0.38 takes the script beside the job, later
+# ones inside it, and report the accounting state as a string or a list.
+case $DSSR_CLUSTER_SLURM in
+    22.05) API=v0.0.38 ;;
+    24.11) API=v0.0.42 ;;
+    *) API=v0.0.45 ;;
+esac
+rest kirby GET "/slurm/$API/ping" | jq -e '.pings[0] | .ping == "UP" or .pinged == "UP" or .responding == true' >/dev/null ||
+    fail "REST ping"
+job=$(jq -n --arg s "$S" '{name: "jarvice_rest", partition: "debug", nodes: "1", tasks: 1,
+    current_working_directory: $s, standard_output: ($s + "/jarvice_rest.out"),
+    environment: ["PATH=/usr/bin:/bin"]}')
+script=$'#!/bin/bash\nsleep 1\necho rest-ok'
+if [[ $API == v0.0.38 ]]; then
+    body=$(jq -n --argjson j "$job" --arg s "$script" \
+        '{script: $s, job: ($j + {nodes: 1, environment: {PATH: "/usr/bin:/bin"}})}')
+else
+    body=$(jq -n --argjson j "$job" --arg s "$script" '{job: ($j + {script: $s})}')
+fi
+r=$(rest kirby POST "/slurm/$API/job/submit" -d "$body")
 jr=$(jq -er '.job_id' <<<"$r") || fail "REST submit: $r"
-rest kirby GET "/slurm/v0.0.38/job/$jr" | jq -e '.jobs[0].user_name == "kirby"' >/dev/null ||
+rest kirby GET "/slurm/$API/job/$jr" | jq -e '.jobs[0].user_name == "kirby"' >/dev/null ||
     fail "REST job query $jr"
 until_true 30 gone "$jr" || fail "REST job $jr did not finish"
 grep -qx rest-ok "$S/jarvice_rest.out" || fail "REST job output"
 until_true 10 bash -c "curl -sf -H 'X-SLURM-USER-NAME: jarvice' -H 'X-SLURM-USER-TOKEN: $(token jarvice)' \
-    $REST/slurmdb/v0.0.38/job/$jr | jq -e '.jobs[0].state.current == \"COMPLETED\"' >/dev/null" ||
+    $REST/slurmdb/$API/job/$jr | jq -e '.jobs[0].state.current | tostring | test(\"COMPLETED\")' >/dev/null" ||
     fail "slurmdb job $jr"
-ok "slurmrestd ping, submit as kirby ($jr), job query, slurmdb query"
+ok "slurmrestd $API ping, submit as kirby ($jr), job query, slurmdb query"
 
 # --- restarts
 "$HERE/cluster.sh" stop-sshd
@@ -128,8 +145,9 @@ until_true 30 gone "$r" || fail "job $r after slurmctld restart"
 until_true 40 gone "$l" || fail "job $l after slurmctld restart"
 [[ $(sacct_line "$l") == *"|COMPLETED|0:0|"* ]] || fail "sacct for $l: $(sacct_line "$l")"
 "$HERE/cluster.sh" stop-slurmrestd
-! rest kirby GET /slurm/v0.0.38/ping >/dev/null 2>&1 || fail "slurmrestd still answers"
+! rest kirby GET "/slurm/$API/ping" >/dev/null 2>&1 || fail "slurmrestd still answers"
 "$HERE/cluster.sh" start-slurmrestd
-rest kirby GET /slurm/v0.0.38/ping | jq -e '.pings[0].ping == "UP"' >/dev/null || fail "REST ping after restart"
+rest kirby GET "/slurm/$API/ping" | jq -e '.pings[0] | .ping == "UP" or .pinged == "UP" or .responding == true' >/dev/null ||
+    fail "REST ping after restart"
 ok "stop/start of sshd, slurmctld and slurmrestd"
 echo "all checks passed"

@@ -68,7 +68,7 @@ def test_gpu_and_interactive_jobs_stay_exclusive(gpus, interactive):
 
 @pytest.mark.parametrize("devices,message", [
     ('["bogus=1"]', "Unknown device 'bogus'"),
-    ('["overlay=-1"]', "at least 0"),
+    ('["overlay=-1"]', "from 0 to"),
     ('["overlay=big"]', "whole number"),
     ('["sbatch_--uid=0"]', "valid option"),
     ('["sbatch_qos=a\\nb"]', "line break"),
@@ -85,7 +85,7 @@ def test_bad_devices_are_refused(devices, message):
 
 
 @pytest.mark.parametrize("facts,message", [
-    ({"JARVICE_CPU_CORES": "0"}, "at least 1"),
+    ({"JARVICE_CPU_CORES": "0"}, "from 1 to"),
     ({"JARVICE_CPU_CORES": "x"}, "whole number"),
     ({"JOBOBJ_INTERACTIVE": "maybe"}, "True or False"),
     ({"JOBOBJ_WALLTIME": "soon"}, "JOBOBJ_WALLTIME"),

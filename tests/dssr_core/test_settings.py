@@ -216,3 +216,43 @@ def test_the_command_line_names_the_connector():
                                  overrides={"JARVICE_BAREMETAL_CONNECTOR": "dummy"})
     assert (settings.connector, settings.executor) == ("dummy", "shell")
     assert settings.connector_reason == "named by JARVICE_BAREMETAL_CONNECTOR (command line)"
+
+
+def test_waitress_gets_the_connection_bounds():
+    from dssr_core.serving import waitress_options
+
+    options = waitress_options(Settings.from_env({}))
+    bounds = (options["connection_limit"], options["channel_timeout"], options["cleanup_interval"])
+    assert bounds == (1000, 30, 5)
+    assert options["asyncore_use_poll"] is True
+    assert options["max_request_body_size"] > 8 * 1024 * 1024  # the app's 413 answers first
+    env = {"DSSR_CONNECTION_LIMIT": "50", "DSSR_CHANNEL_TIMEOUT": "7", "DSSR_CLEANUP_INTERVAL": "2",
+           "DSSR_BACKLOG": "64", "DSSR_MAX_HEADER_BYTES": "8192", "DSSR_MAX_BODY_BYTES": "4096"}
+    options = waitress_options(Settings.from_env(env))
+    assert (options["connection_limit"], options["channel_timeout"], options["cleanup_interval"],
+            options["backlog"], options["max_request_header_size"]) == (50, 7, 2, 64, 8192)
+    assert options["max_request_body_size"] == 2 * 4096 + 1
+
+
+@pytest.mark.parametrize("name", ["DSSR_CONNECTION_LIMIT", "DSSR_CHANNEL_TIMEOUT", "DSSR_CLEANUP_INTERVAL",
+                                  "DSSR_BACKLOG", "DSSR_MAX_HEADER_BYTES"])
+@pytest.mark.parametrize("value", ["0", "²", "many"])
+def test_bad_connection_bounds_name_the_setting(name, value):
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
+
+
+@pytest.mark.parametrize("value", ["٣", "1_000", "+5", "7x", "１"])
+def test_setting_numbers_are_ascii_digits(value):
+    with pytest.raises(SettingsError, match="WAITRESS_PORT must be a whole number"):
+        Settings.from_env({"WAITRESS_PORT": value})
+    with pytest.raises(SettingsError, match="JARVICE_SCHED_LOGLEVEL"):
+        Settings.from_env({"JARVICE_SCHED_LOGLEVEL": value})
+
+
+@pytest.mark.parametrize("value", ["٣", "1_0", "nan", "inf", "１.5"])
+def test_setting_decimals_are_ascii(value):
+    with pytest.raises(SettingsError, match="JARVICE_DUMMY_KILL_GRACE must be a number"):
+        from dssr_dummy.config import DummyConfig
+
+        DummyConfig.from_settings(Settings.from_env({"JARVICE_DUMMY_KILL_GRACE": value}))

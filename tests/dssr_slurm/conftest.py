@@ -1,16 +1,23 @@
-"""Fixtures for the Slurm tests: the real single-host cluster and connectors pointed at it.
+"""Fixtures for the Slurm tests: the real single-host clusters and connectors pointed at them.
 
-``cluster_env`` runs ``tests/cluster/cluster.sh up`` once per test run (it is idempotent) and
-reads ``cluster.sh env``. When the cluster cannot be brought up, the tests that need it FAIL:
-they never skip.
+Every test that uses ``cluster_env`` (directly or through ``slurm_env``, ``rest_env``,
+``make_connector``, ...) runs once per Slurm version of ``DSSR_TEST_SLURM`` (comma-separated;
+default all of :data:`slurm_helpers.SLURM_VERSIONS`), its id ending in ``[22.05]``, ``[24.11]``
+or ``[26.05]``. ``cluster_env`` runs ``tests/cluster/cluster.sh up`` with that
+``DSSR_CLUSTER_SLURM`` once per test run (it is idempotent) and reads ``cluster.sh env``; pytest
+groups the tests by version, so one cluster is brought up after the other. When a cluster
+cannot be brought up, the tests that need it FAIL: they never skip.
 """
 
+import os
 import shlex
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+import slurm_helpers
+from slurm_helpers import SERVED_API_VERSIONS, SLURM_VERSIONS, slurm
 
 from dssr_core.settings import Settings
 from dssr_slurm.commands.connector import SlurmCliConnector
@@ -22,13 +29,63 @@ CLUSTER_SH = ROOT / "tests" / "cluster" / "cluster.sh"
 TEST_JOB_PREFIXES = ("jarvice_contract-", "jarvice_cli-")
 
 
-def cluster(command: str, timeout: float = 900) -> str:
-    """Run ``cluster.sh <command>``; fail the test with its output when it fails."""
+def selected_versions() -> list[str]:
+    """The Slurm versions of ``DSSR_TEST_SLURM`` (all when unset), checked."""
+    text = os.environ.get("DSSR_TEST_SLURM", "")
+    versions = [word.strip() for word in text.split(",") if word.strip()] or list(SLURM_VERSIONS)
+    unknown = [version for version in versions if version not in SLURM_VERSIONS]
+    if unknown:
+        raise pytest.UsageError(f"DSSR_TEST_SLURM={text}: {', '.join(unknown)} is not one of "
+                                f"{', '.join(SLURM_VERSIONS)}")
+    return versions
+
+
+def pytest_generate_tests(metafunc):
+    """Each selected Slurm version; with ``served_api``, each API version its slurmrestd serves.
+
+    ``@pytest.mark.slurm_versions("24.11", "26.05")`` keeps a test to those versions (for what
+    22.05 cannot do); when none of them is selected, the test is deselected.
+    """
+    versions = selected_versions()
+    marker = metafunc.definition.get_closest_marker("slurm_versions")
+    if marker is not None:
+        unknown = set(marker.args) - set(SLURM_VERSIONS)
+        if unknown:
+            raise pytest.UsageError(f"{metafunc.definition.nodeid}: slurm_versions{marker.args} names "
+                                    f"{', '.join(sorted(unknown))}, not one of {', '.join(SLURM_VERSIONS)}")
+        versions = [version for version in versions if version in marker.args]
+    if "served_api" in metafunc.fixturenames:
+        pairs = [(version, api) for version in versions for api in SERVED_API_VERSIONS[version]]
+        metafunc.parametrize(("slurm_version", "served_api"), pairs, indirect=["slurm_version"],
+                             scope="session", ids=[f"{version}-{api}" for version, api in pairs])
+    elif "slurm_version" in metafunc.fixturenames:
+        metafunc.parametrize("slurm_version", versions, indirect=True, scope="session")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Deselect the tests whose ``slurm_versions`` are none of the selected versions."""
+    unwanted = [item for item in items if item.get_closest_marker("slurm_versions") is not None
+                and getattr(item, "callspec", None) is not None
+                and item.callspec.params.get("slurm_version") not in SLURM_VERSIONS]
+    if unwanted:
+        config.hook.pytest_deselected(items=unwanted)
+        items[:] = [item for item in items if item not in unwanted]
+
+
+@pytest.fixture(scope="session")
+def slurm_version(request) -> str:
+    """The Slurm version the test runs on (``DSSR_CLUSTER_SLURM`` of its cluster)."""
+    return request.param
+
+
+def cluster(command: str, version: str = SLURM_VERSIONS[0], timeout: float = 900) -> str:
+    """Run ``cluster.sh <command>`` for ``version`` (default: the host's 22.05); fail the test with
+    its output when it fails."""
     done = subprocess.run(["bash", str(CLUSTER_SH), command], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env={**os.environ, "DSSR_CLUSTER_SLURM": version})
     if done.returncode != 0:
-        pytest.fail(f"cluster.sh {command} failed ({done.returncode}):\n{done.stdout}\n{done.stderr[-4000:]}",
-                    pytrace=False)
+        pytest.fail(f"DSSR_CLUSTER_SLURM={version} cluster.sh {command} failed ({done.returncode}):\n"
+                    f"{done.stdout}\n{done.stderr[-4000:]}", pytrace=False)
     return done.stdout
 
 
@@ -43,26 +100,29 @@ def parse_exports(text: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def cluster_env():
-    """The cluster's settings (JARVICE_SLURM_*, DSSR_CLUSTER_DIR, ...), the cluster up."""
+def cluster_env(slurm_version):
+    """The cluster's settings (JARVICE_SLURM_*, DSSR_CLUSTER_DIR, ...), the cluster up; root's
+    Slurm commands of the helpers (:func:`slurm_helpers.slurm`) then ask this cluster."""
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
-    cluster("up")
-    env = parse_exports(cluster("env"))
+    cluster("up", slurm_version)
+    env = parse_exports(cluster("env", slurm_version))
     assert env.get("JARVICE_SLURM_CLUSTER_ADDR"), "cluster.sh env printed no JARVICE_SLURM_CLUSTER_ADDR"
+    assert env.get("DSSR_CLUSTER_SLURM") == slurm_version, env.get("DSSR_CLUSTER_SLURM")
+    slurm_helpers.use_cluster(env)
     yield env
     cancel_test_jobs(submitted_since=started)
 
 
 def cancel_test_jobs(submitted_since: str) -> None:
     """Cancel what these tests left running: their names, submitted during this run only."""
-    listing = subprocess.run(["squeue", "-h", "-a", "-o", "%i %j %V"], capture_output=True, text=True)
+    listing = slurm("squeue", "-h", "-a", "-o", "%i %j %V")
     ids = []
     for line in listing.stdout.splitlines():
         words = line.split()
         if len(words) == 3 and words[1].startswith(TEST_JOB_PREFIXES) and words[2] >= submitted_since:
             ids.append(words[0])
     if ids:
-        subprocess.run(["scancel", *ids], capture_output=True)
+        slurm("scancel", *ids)
 
 
 @pytest.fixture(scope="session")
@@ -91,21 +151,22 @@ def make_connector(slurm_env):
 @pytest.fixture(scope="session")
 def daemons(cluster_env):
     """Stop and start the cluster's daemons; whatever a test stopped is started again after it."""
-    controller = Daemons()
+    controller = Daemons(cluster_env["DSSR_CLUSTER_SLURM"])
     yield controller
     controller.restore()
 
 
 class Daemons:
-    def __init__(self):
+    def __init__(self, version: str):
+        self.version = version
         self.stopped: set[str] = set()
 
     def stop(self, daemon: str) -> None:
-        cluster(f"stop-{daemon}", timeout=120)
+        cluster(f"stop-{daemon}", self.version, timeout=120)
         self.stopped.add(daemon)
 
     def start(self, daemon: str) -> None:
-        cluster(f"start-{daemon}", timeout=180)
+        cluster(f"start-{daemon}", self.version, timeout=180)
         self.stopped.discard(daemon)
 
     def restore(self) -> None:

@@ -12,7 +12,6 @@ helpers. (PYTEST_DONT_REWRITE: the helpers are imported before pytest loads the 
 
 import json
 import socket
-import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import jwt
 import pytest
+from slurm_helpers import slurm
 
 from dssr_core.settings import Settings
 from dssr_slurm.rest.connector import SlurmRestConnector
@@ -28,6 +28,8 @@ RECORDED = Path(__file__).parent / "recorded"
 REST_JOB_PREFIX = "jarvice_rest-"
 #: The clock of the hand-built answers (recorded/README.md).
 RECORDED_NOW = 1795260000
+#: The versions whose answers were recorded from 26.05's slurmrestd (record_v0_0_4x.py).
+LIVE_RECORDED = ("v0.0.43", "v0.0.44", "v0.0.45")
 
 
 def recorded(version: str, name: str) -> dict:
@@ -194,11 +196,11 @@ def make_rest_connector(rest_env):
 
 
 def cancel_rest_jobs() -> None:
-    listing = subprocess.run(["squeue", "-h", "-a", "-o", "%i %j"], capture_output=True, text=True)
+    listing = slurm("squeue", "-h", "-a", "-o", "%i %j")
     ids = [words[0] for words in (line.split() for line in listing.stdout.splitlines())
            if len(words) == 2 and words[1].startswith(REST_JOB_PREFIX)]
     if ids:
-        subprocess.run(["scancel", *ids], capture_output=True)
+        slurm("scancel", *ids)
 
 
 def cluster_token(env: dict, user: str, lifespan: int = 600, **claims) -> str:

@@ -18,6 +18,22 @@ def bearer_for(email: str) -> str:
     return jwt.encode(claims, "any-key-will-do-dssr-does-not-check-it", algorithm="HS256")
 
 
+#: The Slurm versions of the live tests (``cluster.sh`` brings up each with DSSR_CLUSTER_SLURM).
+SLURM_VERSIONS = ("22.05", "24.11", "26.05")
+#: The slurmrestd API versions each serves, oldest first (what its GET /openapi.json lists).
+SERVED_API_VERSIONS = {
+    "22.05": ("v0.0.38",),
+    "24.11": ("v0.0.40", "v0.0.41", "v0.0.42"),
+    "26.05": ("v0.0.42", "v0.0.43", "v0.0.44", "v0.0.45"),
+}
+
+
+
+def newest_api(env: dict) -> str:
+    """The API version ``auto`` picks on the cluster of ``env``: the newest it serves."""
+    return SERVED_API_VERSIONS[env["DSSR_CLUSTER_SLURM"]][-1]
+
+
 KIRBY_MAIL, MARIO_MAIL = "kirby@example.org", "mario@example.org"
 #: One node: lets the jobs of a test share it.
 SHARED = ["exclusive=False"]
@@ -43,11 +59,23 @@ def submit_as_each_user(api, body: str, unique) -> dict[str, dict]:
     return jobs
 
 
+#: Where root's Slurm commands of the cluster the tests run on are (set by ``cluster_env``).
+_slurm_bin = ["/usr/bin"]
+
+
+def use_cluster(env: dict) -> None:
+    """Make :func:`slurm` ask the cluster of ``env`` (``cluster.sh env``)."""
+    _slurm_bin[0] = env["DSSR_CLUSTER_SLURM_BIN"]
+
+
+def slurm(command: str, *args: str) -> subprocess.CompletedProcess:
+    """Run a Slurm command (squeue, scancel, ...) as root on the current cluster (independent of DSSR)."""
+    return subprocess.run([f"{_slurm_bin[0]}/{command}", *args], capture_output=True, text=True)
+
+
 def squeue_field(jobid: str, field: str) -> str:
     """One field of a job, as root sees it (independent of DSSR)."""
-    done = subprocess.run(["squeue", "-h", "-a", "-t", "all", "-j", jobid, "-o", field],
-                          capture_output=True, text=True)
-    return done.stdout.strip()
+    return slurm("squeue", "-h", "-a", "-t", "all", "-j", jobid, "-o", field).stdout.strip()
 
 
 def wait_gone_from_squeue(jobid: str, timeout: float = 120) -> None:
@@ -92,6 +120,18 @@ def wait_running(api, job, timeout: float = 120) -> None:
 
     wait_until(lambda: [job["name"], job["jobid"]] in api.get("/running").json, timeout,
                what=f"{job['name']} to run")
+
+
+def wait_output(api, job, text: str, timeout: float = 60) -> None:
+    """Wait until the job's output (its tail) shows ``text``: a job Slurm calls RUNNING may not
+    have run its first line yet on a busy machine."""
+    from dssr_core.testing import wait_until
+
+    def shown():
+        answer = api.post(f"/request/{job['name']}/1/{job['jobid']}/tail", {"qs": {}})
+        return answer.status == 200 and text in answer.text
+
+    wait_until(shown, timeout, what=f"{text!r} in the output of {job['name']}")
 
 
 class ServiceExecutor(ShellExecutor):

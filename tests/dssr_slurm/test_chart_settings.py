@@ -12,7 +12,7 @@ from chart_environment import SERVER_KEY, chart_environment
 from rest_fixtures import cluster_token
 
 from dssr_core.app import create_app
-from dssr_core.cli import build_backends
+from dssr_core.cli.server import build_backends
 from dssr_core.errors import SettingsError
 from dssr_core.report import init_report
 from dssr_core.settings import Settings

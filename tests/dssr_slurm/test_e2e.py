@@ -19,6 +19,7 @@ from slurm_helpers import (
     template,
     wait_ended,
     wait_gone_from_squeue,
+    wait_output,
     wait_running,
 )
 
@@ -72,6 +73,7 @@ def test_held_job_released_and_running_job_terminated(api):
     long = job_of(long_name, api.submit(long_name, template("echo started; sleep 120", devices=SHARED),
                                         bearer=KIRBY))
     wait_running(api, long)
+    wait_output(api, long, "started")
     nodes, elapsed, ident, _ = api.post("/runstatus", long).json
     assert nodes == ["localhost"] and ident == f"{long_name}/1/{long['jobid']}"
     assert [held_name, held["jobid"]] in api.get("/queued").json

@@ -15,7 +15,7 @@ import uuid
 
 import attrs
 import pytest
-from slurm_helpers import KIRBY_MAIL, SHARED, bearer_for, squeue_field, template
+from slurm_helpers import KIRBY_MAIL, SHARED, bearer_for, slurm, squeue_field, template
 
 from dssr_core.models import JobFacts, Submission
 from dssr_core.testing import wait_until
@@ -44,15 +44,15 @@ def replicas(request, dssr_server, slurm_env, rest_env):
 
 def jobs_named(name: str) -> list[tuple[str, str]]:
     """``(jobid, state)`` of every job Slurm has of this name, ended ones included, as root."""
-    done = subprocess.run(["squeue", "-h", "-a", "-t", "all", f"--name=jarvice_{name}", "-o", "%i %T"],
-                          capture_output=True, text=True, check=True)
+    done = slurm("squeue", "-h", "-a", "-t", "all", f"--name=jarvice_{name}", "-o", "%i %T")
+    done.check_returncode()
     return sorted(tuple(line.split()) for line in done.stdout.splitlines())
 
 
 def got_a_node(jobid: str) -> bool:
     """Whether accounting saw the job get a node (a twin must be cancelled while it waits)."""
-    done = subprocess.run(["sacct", "-X", "-n", "-P", "-j", jobid, "-o", "NodeList"], capture_output=True,
-                          text=True, check=True)
+    done = slurm("sacct", "-X", "-n", "-P", "-j", jobid, "-o", "NodeList")
+    done.check_returncode()
     return any(line.strip() not in ("", "None assigned") for line in done.stdout.splitlines())
 
 
@@ -106,7 +106,7 @@ def test_two_replicas_submitting_the_same_job_at_once_make_one_job(replicas):
             assert first == second and first[0] == [[name, jobid]], f"round {round_number}: {first} {second}"
     finally:
         if submitted:
-            subprocess.run(["scancel", *submitted], capture_output=True)
+            slurm("scancel", *submitted)
     print(f"\n{connector}: {ROUNDS} rounds of two simultaneous submits, one live job each, "
           f"{twins} twins cancelled, {time.monotonic() - started:.1f} s")
 
@@ -179,7 +179,7 @@ def test_slurmrestd_cancels_its_twin_and_answers_the_first_job(make_rest_connect
         answer = rest_api_for(second_replica).submit(name, script, bearer=KIRBY)
         jobs = jobs_named(name)
     finally:
-        subprocess.run(["scancel", *[jobid for jobid, _ in jobs_named(name)]], capture_output=True)
+        slurm("scancel", *[jobid for jobid, _ in jobs_named(name)])
     assert late.calls == 2 and answer.status == 200 and answer.json[0] == first
     (twin, state), = [job for job in jobs if job[0] != first]
     assert state == "CANCELLED" and int(twin) > int(first) and not got_a_node(twin)
@@ -204,7 +204,7 @@ def test_a_twin_left_by_a_failed_check_waits_for_the_first_job(make_rest_connect
         assert seen == "PENDING Dependency"
         assert squeue_field(twin, "%E") == "singleton(unfulfilled)"
     finally:
-        subprocess.run(["scancel", *[jobid for jobid, _ in jobs_named(name)]], capture_output=True)
+        slurm("scancel", *[jobid for jobid, _ in jobs_named(name)])
 
 
 @pytest.mark.parametrize("version", sorted(ADAPTERS))

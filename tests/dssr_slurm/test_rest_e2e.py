@@ -4,7 +4,7 @@ the way upstream drives it, including slurmrestd going away and coming back."""
 import uuid
 
 import pytest
-from slurm_helpers import SHARED, bearer_for, job_of, template, wait_ended
+from slurm_helpers import SHARED, bearer_for, job_of, newest_api, template, wait_ended
 
 from dssr_core.testing import wait_until
 
@@ -25,7 +25,7 @@ def init_report(server) -> str:
 def test_dssr_serve_runs_a_job_through_slurmrestd(dssr_server, rest_env):
     server = dssr_server({**rest_env, "JARVICE_SLURMRESTD_OUTPUT_ACCESS": "ssh"})
     log = init_report(server)
-    assert "connector: slurmrestd (dssr_slurm" in log and "API version: v0.0.38" in log
+    assert "connector: slurmrestd (dssr_slurm" in log and f"API version: {newest_api(rest_env)}" in log
     assert "token mode: mint (HS256 with the key in" in log and "first connection: OK" in log
     assert rest_env["JARVICE_SLURM_SSH_PKEY"][:40] not in log and "X-SLURM-USER-TOKEN" not in log
     api = server.api()
@@ -57,7 +57,8 @@ def test_slurmrestd_stopped_is_503_and_dssr_recovers_without_a_restart(dssr_serv
         for path in ("/queued", "/running"):
             answer = api.get(path)
             assert answer.status == 503, answer.text
-            assert "Cannot reach slurmrestd at http://127.0.0.1:6820" in answer.json["description"]
+            where = f"http://127.0.0.1:{rest_env['JARVICE_SLURMRESTD_PORT']}"
+            assert f"Cannot reach slurmrestd at {where}" in answer.json["description"]
         assert api.get("/gc").status == 500 and api.get("/gc").json == {"status": "BAD"}
         answer = api.submit(unique("down"), template("true"), bearer=KIRBY)
         assert answer.status == 503

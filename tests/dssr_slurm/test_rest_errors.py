@@ -2,7 +2,7 @@
 
 import jwt
 import pytest
-from rest_fixtures import recorded
+from rest_fixtures import LIVE_RECORDED, recorded
 
 from dssr_core.errors import ClusterUnavailable, ConnectorError, JobNotFound, SchedulerRejected
 from dssr_slurm.rest.client import Answer
@@ -27,8 +27,11 @@ def error_for(version, name, **kwargs):
 def test_rejected_job_is_the_callers_422_with_slurms_words():
     error = error_for("v0.0.38", "submit-bad-partition", job_request=True)
     assert isinstance(error, SchedulerRejected) and "Invalid partition name specified" in error.message
-    for version in ("v0.0.40", "v0.0.41", "v0.0.42"):
+    for version in ("v0.0.40", "v0.0.41", "v0.0.42", *LIVE_RECORDED):
         assert isinstance(error_for(version, "submit-bad-partition", job_request=True), SchedulerRejected)
+    for version in LIVE_RECORDED:
+        error = error_for(version, "submit-no-environment", job_request=True)
+        assert isinstance(error, SchedulerRejected) and "Environment is missing in job" in error.message
 
 
 def test_parse_failures_name_the_field():
@@ -39,8 +42,10 @@ def test_parse_failures_name_the_field():
 
 
 def test_unauthenticated_and_refused_tokens_name_the_mode():
+    live = [(version, name) for version in LIVE_RECORDED
+            for name in ("ping-unauthenticated", "jobs-token-refused", "jobs-expired-token")]
     for version, name in (("v0.0.38", "ping-unauthenticated"), ("v0.0.40", "jobs-token-refused"),
-                          ("v0.0.42", "jobs-token-refused"), ("v0.0.38", "db-job-expired-token")):
+                          ("v0.0.42", "jobs-token-refused"), ("v0.0.38", "db-job-expired-token"), *live):
         error = error_for(version, name)
         assert isinstance(error, TokenRefused), (version, name)
         assert "token mode static" in error.message
@@ -55,10 +60,24 @@ def test_22_05_expired_token_reads_like_an_unreachable_controller():
         assert "token mode static" in error.message
 
 
+def test_accounting_refusing_a_token_names_both_causes_from_24_11_on():
+    """A refused token on /slurmdb/ is HTTP 502 with 7000 "Unable to connect to database"."""
+    for version in LIVE_RECORDED:  # 26.05 does not say why
+        error = error_for(version, "db-job-expired-token")
+        assert isinstance(error, ClusterUnavailable), version
+        assert "slurmdbd is not answering, or it refused the token of kirby" in error.message
+        assert "token mode static" in error.message
+    said_by_24_11 = Answer(502, {"errors": [{"error_number": 7000, "error": "Unable to connect to database",
+                                             "description": "Failed to open slurmdbd connection, "
+                                                            "authentication error"}]})
+    assert isinstance(failure(said_by_24_11, "reading", TOKENS, "kirby"), TokenRefused)
+
+
 def test_unknown_jobs():
+    live = [(version, name) for version in LIVE_RECORDED for name in ("job-purged", "job-unknown")]
     for version, name in (("v0.0.38", "job-purged"), ("v0.0.38", "job-unknown"),
                           ("v0.0.38", "db-job-unknown"), ("v0.0.40", "job-purged"),
-                          ("v0.0.42", "job-purged")):
+                          ("v0.0.42", "job-purged"), *live):
         assert is_not_found(answer(version, name)), (version, name)
     assert isinstance(error_for("v0.0.38", "job-purged"), JobNotFound)
     assert not is_not_found(answer("v0.0.38", "jobs-expired-token"))

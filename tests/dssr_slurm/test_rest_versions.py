@@ -4,7 +4,7 @@ job records, accounting records, pings, and the submit and release bodies it wri
 import json
 
 import pytest
-from rest_fixtures import RECORDED, RECORDED_NOW, recorded
+from rest_fixtures import LIVE_RECORDED, RECORDED, RECORDED_NOW, recorded
 
 from dssr_core.models import JobFacts, Submission
 from dssr_slurm.jobspec import job_spec
@@ -161,7 +161,7 @@ def test_v0_0_38_submit_body_fits_the_recorded_schema():
     assert adapter("v0.0.38").release_body() == {"hold": False}
 
 
-@pytest.mark.parametrize("version", ("v0.0.40", "v0.0.41", "v0.0.42"))
+@pytest.mark.parametrize("version", ("v0.0.40", "v0.0.41", "v0.0.42", *LIVE_RECORDED))
 def test_new_submit_bodies_use_only_fields_the_version_parses(version):
     fields = json.loads((RECORDED / version / "job-desc-fields.json").read_text())["fields"]
     facts = spec(held=True, nodes=2, cores=1, memory_gb=1, gpus=2, walltime_s=60, partition="debug",
@@ -184,7 +184,7 @@ def test_holding_and_releasing_differ_by_version():
     assert adapter("v0.0.40").submit_body("s", held)["job"]["priority"] == 0
     assert "hold" not in adapter("v0.0.40").submit_body("s", held)["job"]
     assert adapter("v0.0.40").release_body() == {"priority": 4294967295}
-    for version in ("v0.0.41", "v0.0.42"):
+    for version in ("v0.0.41", "v0.0.42", *LIVE_RECORDED):
         assert adapter(version).submit_body("s", held)["job"]["hold"] is True
         assert adapter(version).release_body() == {"hold": False}
     assert "hold" not in adapter("v0.0.42").submit_body("s", spec())["job"]
@@ -197,7 +197,7 @@ def test_v0_0_39_keeps_the_v0_0_38_layout():
     assert body["job"]["environment"] == ["PATH=/opt/bin:/usr/bin"] and body["job"]["priority"] == 0
 
 
-@pytest.mark.parametrize("version", ("v0.0.38", *NEW_VERSIONS))
+@pytest.mark.parametrize("version", ("v0.0.38", *NEW_VERSIONS, *LIVE_RECORDED))
 def test_the_service_port_is_submitted_as_the_job_comment(version):
     body = adapter(version).submit_body("s", spec(service_port=2228))
     assert body["job"]["comment"] == "dssr-service-port=2228 dssr-job-number=1"
@@ -209,7 +209,7 @@ def test_the_service_port_is_submitted_as_the_job_comment(version):
         assert "comment" in json.loads((RECORDED / version / "job-desc-fields.json").read_text())["fields"]
 
 
-@pytest.mark.parametrize("version", ("v0.0.38", *NEW_VERSIONS))
+@pytest.mark.parametrize("version", ("v0.0.38", *NEW_VERSIONS, *LIVE_RECORDED))
 @pytest.mark.parametrize(("comment", "port"), [
     ("dssr-service-port=2228", 2228),
     ({"administrator": None, "job": "dssr-service-port=8443", "system": None}, 8443),
@@ -225,12 +225,50 @@ def test_job_records_read_the_service_port_from_the_comment(version, comment, po
 
 
 def test_recorded_jobs_have_no_service_port():
-    assert all(r.service_port is None for v in ("v0.0.38", *NEW_VERSIONS) for r in records(v, "jobs"))
+    assert all(r.service_port is None for v in ("v0.0.38", *NEW_VERSIONS, *LIVE_RECORDED)
+               for r in records(v, "jobs"))
 
 
 def test_every_version_has_an_adapter():
-    assert set(ADAPTERS) == {"v0.0.38", "v0.0.39", "v0.0.40", "v0.0.41", "v0.0.42"}
+    assert set(ADAPTERS) == {"v0.0.38", "v0.0.39", "v0.0.40", "v0.0.41", "v0.0.42", "v0.0.43", "v0.0.44",
+                             "v0.0.45"}
     assert {p.name for p in RECORDED.iterdir() if p.is_dir()} == set(ADAPTERS)
     for version in ADAPTERS:
         for path in (RECORDED / version).glob("*.json"):
             assert json.loads(path.read_text())["source"], f"{path} says nothing of where it comes from"
+
+
+# v0.0.43 to v0.0.45, recorded from 26.05 --------------------------------------------------
+
+
+@pytest.mark.parametrize("version", LIVE_RECORDED)
+def test_recorded_job_list_of_each_new_version(version):
+    by_end = {r.name.rsplit("-", 1)[-1]: r for r in records(version, "jobs")}
+    assert by_end["held"].state == "PENDING" and by_end["run"].state == "RUNNING"
+    assert by_end["run"].nodes == ("localhost",) and by_end["run"].user == "kirby"
+    assert (by_end["ok"].state, by_end["ok"].exit_code) == ("COMPLETED", 0)
+    assert (by_end["fail"].state, by_end["fail"].exit_code) == ("FAILED", 3)
+    assert not by_end["ok"].nodes, "an ended job has no nodes"
+
+
+@pytest.mark.parametrize("version", LIVE_RECORDED)
+def test_recorded_controller_and_accounting_records_of_each_new_version(version):
+    def one(name, reader):
+        (raw,) = recorded(version, name)["body"]["jobs"]
+        return reader(raw)
+
+    job = adapter(version)
+    assert one("job-completed", lambda raw: job.job_record(raw, RECORDED_NOW)).exit_code == 0
+    failed = one("job-failed", lambda raw: job.job_record(raw, RECORDED_NOW))
+    assert (failed.state, failed.exit_code) == ("FAILED", 3)
+    assert one("job-cancelled", lambda raw: job.job_record(raw, RECORDED_NOW)).state == "CANCELLED"
+    assert one("db-job-completed", job.db_record).state == "COMPLETED"
+    db_failed = one("db-job-failed", job.db_record)
+    assert (db_failed.state, db_failed.exit_code) == ("FAILED", 3), "accounting's exit code is right again"
+    assert one("db-job-cancelled", job.db_record).state == "CANCELLED"
+
+
+@pytest.mark.parametrize("version", LIVE_RECORDED)
+def test_recorded_pings_of_each_new_version(version):
+    assert adapter(version).controller_up(recorded(version, "ping")["body"])
+    assert not adapter(version).controller_up(recorded(version, "ping-expired-token")["body"])

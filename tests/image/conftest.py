@@ -5,6 +5,7 @@ its Slurm scheduler's container."""
 import importlib.util
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ IMAGE = "localhost/dssr:test"
 def _slurm_test_module(name: str):
     """A module of tests/dssr_slurm (not an importable package): the cluster.sh helpers of its
     conftest, and the chart's environment that its chart tests use too."""
+    sys.path.insert(0, str(ROOT / "tests" / "dssr_slurm"))  # its conftest imports slurm_helpers from there
     spec = importlib.util.spec_from_file_location(f"dssr_slurm_tests_{name}",
                                                   ROOT / "tests" / "dssr_slurm" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)

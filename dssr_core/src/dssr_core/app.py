@@ -8,6 +8,7 @@ connector and turns its typed answer into the contract's JSON.
 
 import base64
 import hmac
+import importlib.resources
 import json
 import logging
 import posixpath
@@ -28,7 +29,9 @@ from dssr_core.errors import (
     SchedulerRejected,
 )
 from dssr_core.facts import decode_script
+from dssr_core.forms import BoundedFormHandler, body_too_large, parse_args_json
 from dssr_core.models import ExitStatus, JobRef, ScriptRequest, Submission, check_job_id, check_job_name
+from dssr_core.numbers import INT64_MAX, whole_number
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("dssr_core.access")
@@ -45,17 +48,20 @@ STATUS_BY_ERROR = {
 MAX_NODES = 100_000
 
 
-def create_app(settings, connector, executor, *, executor_name: str) -> falcon.App:
+def create_app(settings, connector, executor, *, executor_name: str, report=None) -> falcon.App:
     """The WSGI app for ``connector`` and ``executor`` under ``settings``.
 
     ``executor_name`` is the name the executor was selected by: the key of ``hpc_script``
-    whose script it renders.
+    whose script it renders. ``report``, when given, answers GET ``/check`` (what ``dssr check``
+    asks a running server): a callable returning the init report's lines and whether the
+    cluster answered.
     """
     middleware = [AccessLog()]
     if settings.server_key:
         middleware.append(BasicAuth(settings.server_key))
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
+    app.req_options.media_handlers[falcon.MEDIA_URLENCODED] = BoundedFormHandler(settings.max_body_bytes)
     app.add_error_handler(Exception, _unexpected_error)
     app.add_error_handler(falcon.HTTPError, _http_error)
     app.add_error_handler(DssrError, _domain_error)
@@ -78,6 +84,9 @@ def create_app(settings, connector, executor, *, executor_name: str) -> falcon.A
     job_request = JobRequest(reader, connector)
     app.add_route("/request/{name}/{number}/{jobid}/{method}", job_request)
     app.add_route("/request/{name}/{number}/{jobid}", job_request)
+    if report is not None:
+        app.add_route("/check", CheckReport(settings, report))
+    app.add_route("/openapi.json", OpenApiDocument())
     return app
 
 
@@ -85,7 +94,7 @@ def create_app(settings, connector, executor, *, executor_name: str) -> falcon.A
 
 
 class ArgsReader:
-    """Reads the ``args`` form field as a JSON object, within a size limit."""
+    """Reads the ``args`` form field as a JSON object, within the bounds of :mod:`forms`."""
 
     def __init__(self, max_body_bytes: int):
         self.max_body_bytes = max_body_bytes
@@ -93,10 +102,7 @@ class ArgsReader:
     def __call__(self, req: falcon.Request) -> dict:
         length = req.content_length
         if length is not None and length > self.max_body_bytes:
-            raise falcon.HTTPContentTooLarge(
-                description=f"The request body is {length} bytes; the limit is "
-                f"{self.max_body_bytes} (DSSR_MAX_BODY_BYTES)."
-            )
+            raise body_too_large(length, self.max_body_bytes)
         if not (req.content_type or "").startswith("application/x-www-form-urlencoded"):
             raise InvalidRequest(
                 "Send the body as application/x-www-form-urlencoded with one field, args."
@@ -112,23 +118,16 @@ class ArgsReader:
             raise InvalidRequest("The form field args is missing.")
         if not isinstance(raw, str):
             raise InvalidRequest("The form field args must appear once.")
-        try:
-            args = json.loads(raw)
-        except ValueError:
-            raise InvalidRequest("The form field args is not valid JSON.") from None
-        if not isinstance(args, dict):
-            raise InvalidRequest("The form field args must be a JSON object.")
-        return args
+        return parse_args_json(raw)
 
 
-def _integer(args: dict, field: str, *, minimum: int = 0, maximum: int | None = None) -> int:
+def _integer(args: dict, field: str, *, minimum: int = 0, maximum: int = INT64_MAX) -> int:
+    """A whole number, as JSON or as a string of ASCII digits, within bounds."""
     value = args.get(field)
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidRequest(f"args.{field} must be a whole number.")
-    if value < minimum or (maximum is not None and value > maximum):
-        raise InvalidRequest(f"args.{field} must be between {minimum} and {maximum}.")
+    if isinstance(value, str):
+        value = whole_number(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise InvalidRequest(f"args.{field} must be a whole number from {minimum} to {maximum}.")
     return value
 
 
@@ -160,6 +159,22 @@ class Ready:
         resp.media = {"status": "OK", "version": __version__}
 
 
+class OpenApiDocument:
+    """The API's OpenAPI 3 document (``dssr_core/openapi.json``); behind the server key like
+    every endpoint but the probes, as the contract wants."""
+
+    def __init__(self):
+        self._body = openapi_document_bytes()
+
+    def on_get(self, req, resp):
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = self._body
+
+
+def openapi_document_bytes() -> bytes:
+    return importlib.resources.files("dssr_core").joinpath("openapi.json").read_bytes()
+
+
 class Nodes:
     def on_get(self, req, resp):
         resp.media = True
@@ -178,6 +193,19 @@ class GarbageCollect:
             resp.media = {"status": "BAD"}
             return
         resp.media = {"status": "OK"}
+
+
+class CheckReport:
+    """DSSR's own ``/check``: the init report with a live test of the cluster, made now."""
+
+    def __init__(self, settings, report):
+        self.settings = settings
+        self.report = report
+
+    def on_get(self, req, resp):
+        lines, ok = self.report()
+        resp.media = {"connector": self.settings.connector, "executor": self.settings.executor,
+                      "ok": ok, "report": lines}
 
 
 class Submit:
@@ -320,7 +348,7 @@ class JobRequest(_ConnectorResource):
             resp.media = answer.body
         else:
             resp.content_type = answer.content_type
-            resp.data = answer.body if isinstance(answer.body, bytes) else answer.body.encode()
+            resp.data = answer.body if isinstance(answer.body, bytes) else _utf8(answer.body)
 
 
 class DataListing(_ConnectorResource):
@@ -330,7 +358,12 @@ class DataListing(_ConnectorResource):
         details = (query.get("details") or ["false"])[-1].lower() == "true"
         entries = self.connector.pvcls(path, details)
         resp.content_type = falcon.MEDIA_TEXT
-        resp.text = "".join(entry.as_line(details) + "\n" for entry in entries)
+        resp.data = _utf8("".join(entry.as_line(details) + "\n" for entry in entries))
+
+
+def _utf8(text: str) -> bytes:
+    """``text`` as UTF-8; a file name that is not UTF-8 (a lone surrogate here) shows as '?'."""
+    return text.encode("utf-8", errors="replace")
 
 
 def data_path(path: str) -> str:
@@ -356,23 +389,28 @@ class AccessLog:
     def process_response(self, req, resp, resource, req_succeeded):
         started = getattr(req.context, "started", None)
         elapsed = (time.perf_counter() - started) * 1000 if started else 0.0
-        access_log.info("%s %s %s %.1fms", req.method, req.path, resp.status[:3], elapsed)
+        access_log.info("%s %s %s %.1fms", req.method, printable(req.path), resp.status_code, elapsed)
 
 
 class BasicAuth:
     """Refuses every caller without the ``JARVICE_SCHED_SERVER_KEY`` credentials but on the
-    probes (/live, /ready), which the chart's kubelet calls without credentials."""
+    probes (/live, /ready), which the chart's kubelet calls without credentials.
+
+    The scheme name is matched in any case (RFC 7235); the credentials in constant time.
+    """
 
     OPEN_PATHS = frozenset({"/live", "/ready"})
 
     def __init__(self, server_key: str):
-        self._expected = ("Basic " + base64.b64encode(server_key.encode()).decode()).encode()
+        self._expected = base64.b64encode(server_key.encode()).decode().encode()
 
     def process_request(self, req, resp):
         if req.path in self.OPEN_PATHS:
             return
-        given = (req.get_header("Authorization") or "").encode()
-        if not hmac.compare_digest(given, self._expected):
+        scheme, _, credentials = (req.get_header("Authorization") or "").strip().partition(" ")
+        given = credentials.strip().encode("utf-8", errors="replace")
+        matches = hmac.compare_digest(given, self._expected)
+        if not (matches and scheme.lower() == "basic"):
             raise falcon.HTTPUnauthorized(
                 title="401 Unauthorized",
                 description="Send HTTP Basic credentials that match JARVICE_SCHED_SERVER_KEY.",
@@ -380,24 +418,55 @@ class BasicAuth:
             )
 
 
+#: The caller's sentence for every 500: what failed is for the log, which names files and hosts.
+FAILED = "DSSR failed on this request; the server log has the details."
+
+
 def _domain_error(req, resp, error, params):
     status = next(
         (code for cls, code in STATUS_BY_ERROR.items() if isinstance(error, cls)), falcon.HTTP_500
     )
+    description = error.message
     if status == falcon.HTTP_500:
-        log.error("%s %s failed: %s", req.method, req.path, error.message)
-    raise falcon.HTTPError(status, title=status, description=error.message)
+        log.error("%s %s failed: %s%s", req.method, printable(req.path), error.message,
+                  f" ({error.detail})" if error.detail else "")
+        description = FAILED
+    elif error.detail:
+        log.warning("%s %s: %s (%s)", req.method, printable(req.path), error.message, error.detail)
+    _answer(resp, status, description)
 
 
 def _http_error(req, resp, error, params):
-    resp.status = error.status
-    resp.media = error.to_dict()
-    for name, value in (error.headers or {}).items():
-        resp.set_header(name, value)
+    description = error.description or _routing_description(req, error)
+    _answer(resp, error.status, description, error.headers)
 
 
 def _unexpected_error(req, resp, error, params):
-    log.exception("%s %s failed unexpectedly", req.method, req.path)
-    resp.status = falcon.HTTP_500
-    resp.media = {"title": "500 Internal Server Error",
-                  "description": "DSSR failed unexpectedly; its log has the details."}
+    log.exception("%s %s failed unexpectedly", req.method, printable(req.path))
+    _answer(resp, falcon.HTTP_500, FAILED)
+
+
+def _routing_description(req, error: falcon.HTTPError) -> str:
+    if error.status_code == 404:
+        return "No endpoint has this path; GET /openapi.json lists them."
+    if error.status_code == 405:
+        allowed = (error.headers or {}).get("Allow", "")
+        return f"This endpoint does not take {req.method}; it takes {allowed or 'other methods'}."
+    return f"The request was refused ({error.status})."
+
+
+def _answer(resp, status, description: str, headers=None) -> None:
+    """The contract's error JSON. Serialised here, ASCII only, so that it cannot fail: a body
+    the resource set (text with a lone surrogate...) is dropped."""
+    resp.status = status
+    resp.text = None
+    resp.content_type = falcon.MEDIA_JSON
+    status_line = falcon.code_to_http_status(falcon.http_status_to_code(status))
+    resp.data = json.dumps({"title": status_line, "description": description}).encode("ascii")
+    for name, value in (headers or {}).items():
+        resp.set_header(name, value)
+
+
+def printable(text: str) -> str:
+    """``text`` for a log line: control characters escaped, so that one line stays one."""
+    return text if text.isprintable() else repr(text)[1:-1]

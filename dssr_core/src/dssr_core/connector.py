@@ -20,10 +20,12 @@ from dssr_core.models import (
     Submission,
     SubmitResult,
 )
+from dssr_core.numbers import whole_number
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TAIL_LINES = 100
+MAX_TAIL_LINES = 100_000
 
 
 class Connector(abc.ABC):
@@ -165,7 +167,7 @@ class Connector(abc.ABC):
 
 def _lines(query: dict[str, list[str]]) -> int:
     values = query.get("lines") or [str(DEFAULT_TAIL_LINES)]
-    text = str(values[-1])
-    if not text.isdigit() or not 0 < int(text) <= 100_000:
-        raise InvalidRequest(f"qs.lines must be a whole number from 1 to 100000, not {text!r}.")
-    return int(text)
+    lines = whole_number(values[-1])
+    if lines is None or not 0 < lines <= MAX_TAIL_LINES:
+        raise InvalidRequest(f"qs.lines must be a whole number from 1 to {MAX_TAIL_LINES}.")
+    return lines

@@ -10,6 +10,7 @@ import os
 import attrs
 
 from dssr_core.errors import SettingsError
+from dssr_core.numbers import decimal_number, whole_number
 
 KINDS = ("str", "int", "float", "bool", "list", "choice", "path", "directory", "log level")
 TRUE_WORDS = ("1", "true", "yes", "on")
@@ -92,17 +93,15 @@ class Setting:
         return text
 
     def _parse_int(self, spelling: str, text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise SettingsError(f"{spelling} must be a whole number, not {self.shown(text)}.") from None
+        value = whole_number(text)
+        if value is None:
+            raise SettingsError(f"{spelling} must be a whole number, not {self.shown(text)}.")
         return self._bounded(spelling, value)
 
     def _parse_float(self, spelling: str, text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise SettingsError(f"{spelling} must be a number, not {self.shown(text)}.") from None
+        value = decimal_number(text)
+        if value is None:
+            raise SettingsError(f"{spelling} must be a number, not {self.shown(text)}.")
         return self._bounded(spelling, value)
 
     def _bounded(self, spelling: str, value):
@@ -139,8 +138,8 @@ class Setting:
         return text.rstrip("/") or "/"
 
     def _parse_log_level(self, spelling: str, text: str) -> int:
-        if text.isdigit():
-            return int(text)
+        if whole_number(text) is not None:
+            return whole_number(text)
         level = logging.getLevelName(text.upper())
         if not isinstance(level, int):
             raise SettingsError(

@@ -3,10 +3,15 @@
 import re
 
 from dssr_core.errors import InvalidRequest
+from dssr_core.numbers import is_digits, whole_number
 
+# [0-9], not \d: \d takes any script's digits. Nine digits keep every value far from overflow.
 _SLURM_TIME = re.compile(
-    r"^(?:(?P<days>\d+)-)?(?:(?P<a>\d+):)?(?:(?P<b>\d+):)?(?P<c>\d+)(?:\.\d+)?$"
+    r"(?:(?P<days>[0-9]{1,9})-)?(?:(?P<a>[0-9]{1,9}):)?(?:(?P<b>[0-9]{1,9}):)?(?P<c>[0-9]{1,9})"
+    r"(?:\.[0-9]+)?"
 )
+#: The longest walltime DSSR takes: 68 years, what a signed 32-bit count of seconds holds.
+MAX_WALLTIME_S = 2**31 - 1
 
 
 def format_hms(seconds: int | float | None) -> str:
@@ -26,9 +31,9 @@ def parse_slurm_duration(text: str) -> int:
     93784
     """
     text = text.strip()
-    if not text or not text[0].isdigit():
+    if not text or not is_digits(text[0]):
         return 0
-    match = _SLURM_TIME.match(text)
+    match = _SLURM_TIME.fullmatch(text)
     if match is None:
         raise ValueError(f"not a Slurm duration: {text!r}")
     days = int(match["days"] or 0)
@@ -46,13 +51,20 @@ def parse_slurm_duration(text: str) -> int:
 def parse_walltime(text: str, field: str) -> int:
     """Seconds in a walltime given by upstream (``HH:MM:SS``, ``D-HH:MM:SS`` or minutes)."""
     text = text.strip()
+    minutes = whole_number(text)
     try:
-        if text.isdigit():
-            return int(text) * 60
-        if not text[:1].isdigit():
+        if minutes is not None:
+            seconds = minutes * 60
+        elif not is_digits(text[:1]):
             raise ValueError(text)
-        return parse_slurm_duration(text)
+        else:
+            seconds = parse_slurm_duration(text)
     except ValueError:
+        seconds = -1
+    if not 0 <= seconds <= MAX_WALLTIME_S:
+        shown = repr(text) if len(text) <= 40 else repr(text[:37] + "...")
         raise InvalidRequest(
-            f"{field} must be a duration such as 02:00:00 or 1-00:00:00, not {text!r}."
-        ) from None
+            f"{field} must be a duration such as 02:00:00 or 1-00:00:00 (at most "
+            f"{MAX_WALLTIME_S // 86400} days), not {shown}."
+        )
+    return seconds

@@ -6,11 +6,15 @@ what to do about it. Messages never carry secrets.
 
 
 class DssrError(Exception):
-    """Base of every error DSSR raises on purpose."""
+    """Base of every error DSSR raises on purpose.
 
-    def __init__(self, message: str):
+    ``detail`` is for the log only, never for the caller: the file or host that failed.
+    """
+
+    def __init__(self, message: str, detail: str | None = None):
         super().__init__(message)
         self.message = message
+        self.detail = detail
 
 
 class InvalidRequest(DssrError):

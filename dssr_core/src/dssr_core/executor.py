@@ -1,7 +1,6 @@
 """The base class of executors: upstream's script in, the script to run and its facts out."""
 
 import abc
-import re
 
 from dssr_core.errors import InvalidRequest
 from dssr_core.facts import PARAMETERS_FIELD, escape_braces
@@ -42,13 +41,22 @@ class Executor(abc.ABC):
                 f"{escape_braces(command)}\n")
 
     def redact(self, script: str) -> str:
-        """The script without any line that assigns one of ``secret_names``."""
-        names = "|".join(re.escape(n) for n in sorted(self.secret_names))
-        secret_line = re.compile(rf"^\s*(?:export\s+)?(?:{names})=")
-        return "\n".join(
-            line for line in script.split("\n") if not secret_line.match(line)
-        )
+        """The script without any line that mentions one of ``secret_names``.
+
+        A line that names a secret at all goes, however it assigns it (``declare -x X=``,
+        ``true; X=``, ``export A=1 X=``). Lines are split on every boundary that
+        ``str.splitlines`` knows (CR, U+2028...), as :func:`dssr_core.facts.read_facts` splits
+        them, so that no fact it reads can hide on a line this keeps.
+        """
+        return drop_lines_naming(script, self.secret_names)
 
     def report(self) -> list[tuple[str, str]]:
         """Settings for the init report, as (label, value); never a secret."""
         return []
+
+
+def drop_lines_naming(text: str, names) -> str:
+    """``text`` without the lines that contain one of ``names``, split as str.splitlines does."""
+    names = sorted(names)
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if not any(name in line for name in names))

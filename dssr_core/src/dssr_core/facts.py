@@ -12,20 +12,31 @@ import shlex
 from dssr_core.durations import parse_walltime
 from dssr_core.errors import InvalidRequest
 from dssr_core.models import JobFacts
+from dssr_core.numbers import whole_number
 
 PARAMETERS_FIELD = "DOWNSTREAM_PARAMETERS"
 _TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{" + PARAMETERS_FIELD + r"\}|[{}]")
 _FACT_LINE = re.compile(r"^\s*(?:export\s+)?((?:JOBOBJ|JARVICE)_[A-Z0-9_]+)=(.*?)\s*$")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 _SIMPLE_VALUE = re.compile(r"^[A-Za-z0-9._:,@+/=-]*$")
 _OPTION_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
+#: Bounds of the numeric facts: far above any machine, far below what overflows a field.
+MAX_CORES = 100_000
+MAX_GPUS = 1_024
+MAX_MEMORY_GB = 1_000_000
+MAX_OVERLAY_MB = 100_000_000
 
 
 def decode_script(encoded: object, field: str) -> str:
     """Decode upstream's base64 script; raise InvalidRequest naming ``field`` when it isn't."""
     if not isinstance(encoded, str) or not encoded.strip():
         raise InvalidRequest(f"{field} must be a non-empty base64 string.")
+    compact = "".join(encoded.split())
+    # b64decode(validate=True) takes "YWJj=" and "YWJj====": padding is checked here.
+    if len(compact) % 4 or not _BASE64.fullmatch(compact):
+        raise InvalidRequest(f"{field} is not valid base64 (RFC 4648, with its = padding).")
     try:
-        raw = base64.b64decode("".join(encoded.split()), validate=True)
+        raw = base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidRequest(f"{field} is not valid base64.") from None
     try:
@@ -98,9 +109,9 @@ def job_facts(facts: dict[str, str], nodes: int, *, require_cores: bool = False)
     """Typed, validated :class:`JobFacts` from the raw facts of :func:`read_facts`."""
     if require_cores and not facts.get("JARVICE_CPU_CORES"):
         raise InvalidRequest("The script does not set JARVICE_CPU_CORES (cores per node).")
-    cores = _int_fact(facts, "JARVICE_CPU_CORES", default=1, minimum=1)
-    gpus = _int_fact(facts, "JOBOBJ_GPUS", default=0, minimum=0)
-    memory = _int_fact(facts, "JOBOBJ_RAM", default=0, minimum=0)
+    cores = _int_fact(facts, "JARVICE_CPU_CORES", default=1, minimum=1, maximum=MAX_CORES)
+    gpus = _int_fact(facts, "JOBOBJ_GPUS", default=0, minimum=0, maximum=MAX_GPUS)
+    memory = _int_fact(facts, "JOBOBJ_RAM", default=0, minimum=0, maximum=MAX_MEMORY_GB)
     interactive = _bool_fact(facts, "JOBOBJ_INTERACTIVE")
     walltime = facts.get("JOBOBJ_WALLTIME", "").strip()
     devices = parse_devices(facts.get("JOBOBJ_DEVICES", ""))
@@ -151,7 +162,8 @@ def parse_devices(text: str) -> _Devices:
         elif key == "exclusive":
             devices.exclusive = _parse_bool(value, "the exclusive device")
         elif key == "overlay":
-            devices.overlay_mb = _parse_int(value, "the overlay device (MB)", minimum=0)
+            devices.overlay_mb = _parse_int(value, "the overlay device (MB)", minimum=0,
+                                            maximum=MAX_OVERLAY_MB)
         elif key.startswith("sbatch_"):
             options.append(_scheduler_option(key.removeprefix("sbatch_"), value))
         else:
@@ -175,21 +187,24 @@ def _scheduler_option(option: str, value: str) -> tuple[str, str]:
     return option, value
 
 
-def _int_fact(facts: dict[str, str], key: str, *, default: int, minimum: int) -> int:
+def _int_fact(facts: dict[str, str], key: str, *, default: int, minimum: int, maximum: int) -> int:
     text = facts.get(key, "").strip()
     if not text:
         return default
-    return _parse_int(text, key, minimum=minimum)
+    return _parse_int(text, key, minimum=minimum, maximum=maximum)
 
 
-def _parse_int(text: str, what: str, *, minimum: int) -> int:
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise InvalidRequest(f"{what} must be a whole number, not {text!r}.") from None
-    if value < minimum:
-        raise InvalidRequest(f"{what} must be at least {minimum}, not {value}.")
+def _parse_int(text: str, what: str, *, minimum: int, maximum: int) -> int:
+    value = whole_number(text.strip())
+    if value is None or not minimum <= value <= maximum:
+        raise InvalidRequest(
+            f"{what} must be a whole number from {minimum} to {maximum}, not {_shown(text)}."
+        )
     return value
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:37] + "...")
 
 
 def _bool_fact(facts: dict[str, str], key: str) -> bool:
@@ -203,7 +218,7 @@ def _parse_bool(text: str, what: str) -> bool:
         return True
     if lowered in ("false", "0", "no"):
         return False
-    raise InvalidRequest(f"{what} must be True or False, not {text!r}.")
+    raise InvalidRequest(f"{what} must be True or False, not {_shown(text)}.")
 
 
 def _simple_fact(facts: dict[str, str], key: str) -> str | None:
@@ -215,6 +230,6 @@ def _checked_simple(text: str, what: str) -> str:
     text = text.strip()
     if not text or not _SIMPLE_VALUE.match(text) or text.startswith("-"):
         raise InvalidRequest(
-            f"{what} may hold only letters, digits and . _ : , @ + / = -, not {text!r}."
+            f"{what} may hold only letters, digits and . _ : , @ + / = -, not {_shown(text)}."
         )
     return text

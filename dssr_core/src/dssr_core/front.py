@@ -73,12 +73,14 @@ def front_domain(settings) -> JobsDomain | None:
 class FrontListener:
     """Listens on ``(host, port)``: jobs' requests go to ``connector``, the rest to the WSGI ``app``."""
 
-    def __init__(self, host: str, port: int, app, domain: JobsDomain, connector, *,
+    def __init__(self, listeners: list[socket.socket], app, domain: JobsDomain, connector, *,
                  server_key: str | None = None, check_interval: float = 2.0, threads: int = 16,
-                 max_body_bytes: int = 1 << 30, max_connections: int = 1000, idle_timeout: float = 120.0):
+                 max_body_bytes: int = 1 << 30, max_header_bytes: int = 64 * 1024,
+                 max_connections: int = 1000, idle_timeout: float = 120.0):
         self.app = app
         self.api_slots = threading.BoundedSemaphore(threads)
         self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
         self.domain = domain
         self.connector = connector
         self.check_interval = check_interval
@@ -88,29 +90,32 @@ class FrontListener:
         self._lock = threading.Lock()
         self._by_job: dict[int, set[_Conversation]] = {}
         self._closed = threading.Event()
-        self._listener = socket.create_server((host, port), backlog=1024)
-        self.port = self._listener.getsockname()[1]
+        self._listeners = listeners  # bound and listening already (dssr serve binds before it builds)
+        self.port = listeners[0].getsockname()[1]
         self.relayed = 0
 
     def start(self) -> "FrontListener":
-        threading.Thread(target=self._accept_loop, name="dssr-front", daemon=True).start()
+        for listener in self._listeners:
+            threading.Thread(target=self._accept_loop, args=(listener,), name="dssr-front",
+                             daemon=True).start()
         threading.Thread(target=self._watch_loop, name="dssr-front-watch", daemon=True).start()
         log.info("front listener on port %d: job URLs %s, and the API", self.port, self.domain.describe())
         return self
 
     def close(self) -> None:
         self._closed.set()
-        try:
-            self._listener.close()
-        except OSError:
-            pass
+        for listener in self._listeners:
+            try:
+                listener.close()
+            except OSError:
+                pass
 
     # Connections ------------------------------------------------------------------------
 
-    def _accept_loop(self) -> None:
+    def _accept_loop(self, listener: socket.socket) -> None:
         while not self._closed.is_set():
             try:
-                client, _ = self._listener.accept()
+                client, _ = listener.accept()
             except OSError:
                 if self._closed.is_set():
                     return
@@ -209,7 +214,7 @@ class _Conversation:
         self.client = client
         self.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client.settimeout(front.idle_timeout)
-        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=front.max_header_bytes)
         self.upstream: _Upstream | None = None
         self.jobs: dict[int, str] = {}  # job number -> the Slurm/dummy job id this connection reached
         try:
@@ -546,15 +551,18 @@ def _call_app(app, environ: dict) -> tuple[int, list[tuple[bytes, bytes]], list[
                      (b"content-length", str(len(body)).encode())], [body]
 
 
-def serve_behind_front(app, settings, connector, domain: JobsDomain, waitress_options: dict) -> None:
-    """Serve ``app`` and the job URLs on the API's port, until SIGTERM (SystemExit) or Ctrl-C.
+def serve_behind_front(app, settings, connector, domain: JobsDomain, listeners: list[socket.socket]) -> None:
+    """Serve ``app`` and the job URLs on ``listeners`` (the API's port), until SIGTERM or Ctrl-C.
 
-    ``waitress_options`` are the ones waitress would have had: its threads and body limit apply.
+    The bounds waitress would have had apply: its threads, header and body limits.
     """
-    front = FrontListener(settings.bind, settings.port, app, domain, connector,
+    from dssr_core.serving import waitress_options
+
+    options = waitress_options(settings)
+    front = FrontListener(listeners, app, domain, connector,
                           server_key=settings.server_key, check_interval=settings.read(CHECK_INTERVAL),
-                          threads=waitress_options["threads"],
-                          max_body_bytes=waitress_options["max_request_body_size"],
+                          threads=options["threads"], max_body_bytes=options["max_request_body_size"],
+                          max_header_bytes=options["max_request_header_size"],
                           max_connections=settings.read(MAX_CONNECTIONS),
                           idle_timeout=settings.read(IDLE_TIMEOUT)).start()
     try:

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from dssr_core.connector import Connector
     from dssr_core.executor import Executor
 
-JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# \Z, not $: $ also matches before a final newline, and "job\n" would pass.
+JOB_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,199}\Z")
+JOB_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 
 def check_job_name(name: object, field: str = "name") -> str:

@@ -4,14 +4,24 @@ import logging
 
 from dssr_core.errors import DssrError
 
-REPORT_HEADER = "+----- Slurm Scheduler init report -----+"
+#: The title JARVICE's own Slurm scheduler logs, which operators grep: the connectors that
+#: replace it (its ``cli`` and ``http`` interfaces) keep it.
+SLURM_REPORT_HEADER = "+----- Slurm Scheduler init report -----+"
+SLURM_CONNECTORS = ("slurm-cli", "slurmrestd")
 REPORT_FOOTER = "Init done. Entering main loop."
+
+
+def report_header(connector_name: str) -> str:
+    """The report's first line, named after the connector."""
+    if connector_name in SLURM_CONNECTORS:
+        return SLURM_REPORT_HEADER
+    return f"+----- {connector_name} connector init report -----+"
 
 
 def init_report(settings, connector_backend, executor_backend, connector, executor) -> tuple[list[str], bool]:
     """The report's lines and whether the first connection to the cluster worked."""
     lines = [
-        REPORT_HEADER,
+        report_header(connector_backend.name),
         f"connector: {_origin(connector_backend)}, {settings.connector_reason}",
         f"executor: {_origin(executor_backend)}, {settings.executor_reason}",
         f"listen: {settings.bind}:{settings.port} with {settings.threads} threads",

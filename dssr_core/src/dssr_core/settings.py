@@ -61,8 +61,20 @@ LOG_LEVEL = Setting("JARVICE_SCHED_LOGLEVEL", "log level: Python's numbers (10, 
                     kind="log level", default=logging.INFO)
 SLURM_LOG_LEVEL = Setting("JARVICE_SLURM_SCHED_LOGLEVEL", "log level of the Slurm connectors (and paramiko, "
                           "never below WARNING)", kind="log level", default_text="`JARVICE_SCHED_LOGLEVEL`")
-MAX_BODY_BYTES = Setting("DSSR_MAX_BODY_BYTES", "largest request body; a larger one gets 413", kind="int",
+MAX_BODY_BYTES = Setting("DSSR_MAX_BODY_BYTES", "largest request body; a larger one gets the JSON 413 "
+                         "(over twice this, waitress refuses it in plain text)", kind="int",
                          default=8 * 1024 * 1024, minimum=1024)
+# Upstream polls with a few short requests every few seconds: a connection that sends nothing
+# for 30 s is idle or hostile, and 1,000 of them still leave room for upstream.
+CONNECTION_LIMIT = Setting("DSSR_CONNECTION_LIMIT", "open connections served at once; more wait in the "
+                           "listen backlog", kind="int", default=1000, minimum=1, maximum=100_000)
+CHANNEL_TIMEOUT = Setting("DSSR_CHANNEL_TIMEOUT", "seconds after which a connection that sent nothing "
+                          "is closed", kind="int", default=30, minimum=1, maximum=3600)
+CLEANUP_INTERVAL = Setting("DSSR_CLEANUP_INTERVAL", "seconds between two looks for such connections",
+                           kind="int", default=5, minimum=1, maximum=3600)
+BACKLOG = Setting("DSSR_BACKLOG", "the listen backlog", kind="int", default=1024, minimum=1, maximum=65535)
+MAX_HEADER_BYTES = Setting("DSSR_MAX_HEADER_BYTES", "largest request line and headers; waitress refuses "
+                           "larger ones", kind="int", default=64 * 1024, minimum=4096)
 DISABLE_PLUGINS = Setting("DSSR_DISABLE_PLUGINS", "entry-point names of plugins not to load", kind="list",
                           default=())
 CONFIG = Setting("DSSR_CONFIG", "a YAML file of settings, under the environment; `--config`", kind="path")
@@ -75,8 +87,9 @@ JOB_SCRATCH_DIR = Setting(
 
 #: DSSR's own settings, in the order of docs/settings.md.
 CORE_SETTINGS = (CONNECTOR, SLURM_CLIENT, SLURM_INTERFACE, EXECUTOR, BIND, PORT, THREADS, SERVER_KEY,
-                 LOG_LEVEL, SLURM_LOG_LEVEL, MAX_BODY_BYTES, DISABLE_PLUGINS, CONFIG, SERVER, JOB_SCRATCH_DIR,
-                 JOBS_DOMAIN, JOBS_NAMESPACE, *FRONT_SETTINGS, SHELL_SERVICE_PORT)
+                 LOG_LEVEL, SLURM_LOG_LEVEL, MAX_BODY_BYTES, CONNECTION_LIMIT, CHANNEL_TIMEOUT,
+                 CLEANUP_INTERVAL, BACKLOG, MAX_HEADER_BYTES, DISABLE_PLUGINS, CONFIG, SERVER,
+                 JOB_SCRATCH_DIR, JOBS_DOMAIN, JOBS_NAMESPACE, *FRONT_SETTINGS, SHELL_SERVICE_PORT)
 
 
 @attrs.frozen
@@ -100,6 +113,11 @@ class Settings:
     threads: int = 16
     server_key: str | None = attrs.field(default=None, repr=False)
     max_body_bytes: int = 8 * 1024 * 1024
+    connection_limit: int = 1000
+    channel_timeout: int = 30
+    cleanup_interval: int = 5
+    backlog: int = 1024
+    max_header_bytes: int = 64 * 1024
     disabled_plugins: tuple[str, ...] = ()
 
     @classmethod
@@ -145,7 +163,10 @@ class Settings:
             executor_reason=executor_reason, log_level=log_level,
             slurm_log_level=log_level if slurm_log_level is None else slurm_log_level,
             bind=self.read(BIND), port=self.read(PORT), threads=self.read(THREADS), server_key=key,
-            max_body_bytes=self.read(MAX_BODY_BYTES), disabled_plugins=self.read(DISABLE_PLUGINS))
+            max_body_bytes=self.read(MAX_BODY_BYTES), connection_limit=self.read(CONNECTION_LIMIT),
+            channel_timeout=self.read(CHANNEL_TIMEOUT), cleanup_interval=self.read(CLEANUP_INTERVAL),
+            backlog=self.read(BACKLOG), max_header_bytes=self.read(MAX_HEADER_BYTES),
+            disabled_plugins=self.read(DISABLE_PLUGINS))
 
     def read(self, setting: Setting):
         """The typed value of ``setting``: of its name, else of its older spellings in order,

@@ -17,6 +17,7 @@ ended and its wrapper's ``.exit`` file holds its true exit code.
 """
 
 import datetime
+import errno
 import fcntl
 import logging
 import os
@@ -34,7 +35,15 @@ from pathlib import Path
 import attrs
 
 from dssr_core.connector import Connector
-from dssr_core.errors import ClusterUnavailable, ConnectorError, Forbidden, JobNotFound, NotAvailable
+from dssr_core.errors import (
+    ClusterUnavailable,
+    ConnectorError,
+    DssrError,
+    Forbidden,
+    JobNotFound,
+    NotAvailable,
+)
+from dssr_core.executor import Executor, drop_lines_naming
 from dssr_core.joburls import JobsDomain
 from dssr_core.models import (
     DirEntry,
@@ -51,7 +60,7 @@ from dssr_core.settings import is_secret
 from dssr_core.textfiles import last_lines
 from dssr_dummy import processes
 from dssr_dummy.config import DummyConfig
-from dssr_dummy.store import ENDED, HELD, QUEUED, RUNNING, Job, JobStore
+from dssr_dummy.store import ENDED, HELD, QUEUED, RUNNING, UNWRITABLE, DamagedState, Job, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +68,12 @@ log = logging.getLogger(__name__)
 TICK_S = 0.2
 #: Lines of output that ``exitstatus`` returns.
 OUTPUT_LINES = 10_000
-#: Seconds between two log lines about the same failing tick.
-_TICK_ERROR_LOG_S = 60.0
+#: Seconds between two log lines about the same failure (a full disk fails every tick).
+_FAILURE_LOG_S = 60.0
+#: Upstream's secret facts: the executor has read them; no job needs them in its job.sh.
+UPSTREAM_SECRETS = Executor.secret_names
+#: Prefix of a job folder being written, before the job has an id.
+DRAFT_PREFIX = ".new-"
 
 #: Children of connectors closed while their jobs ran, by pid. A later connector of this
 #: process on the same state dir adopts them when it finds their jobs again; any tick reaps
@@ -89,7 +102,10 @@ class DummyConnector(Connector):
         self._base_env = {key: value for key, value in os.environ.items() if not is_secret(key)}
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._last_tick_error = ("", 0.0)
+        self._last_failure: dict[str, tuple[str, float]] = {}
+        #: Jobs whose latest state, a fact of the OS (started with a pid, ended with a code),
+        #: is shown but not saved yet (a full disk): each tick saves them again.
+        self._unsaved: set[int] = set()
         self._lock_fd: int | None = None
         self._store: JobStore | None = None
         self._open()
@@ -122,9 +138,15 @@ class DummyConnector(Connector):
                 timer_rc=_timer_exit_code(timer.failing_percent) if timer else None,
                 service_port=submission.service_port,
             )
-            with store.transaction():
-                job = store.insert(job)
-                self._write_job_dir(job, submission.script)
+            script = drop_lines_naming(submission.script, UPSTREAM_SECRETS)
+            draft = self._write_draft(script)
+            try:
+                with store.transaction():
+                    job = store.insert(job)
+                self._place_draft(draft, job)
+            except BaseException:
+                shutil.rmtree(draft, ignore_errors=True)
+                raise
             self._publish(job)
             log.info("job %s submitted: %s/%s%s", job.jobid, job.name, job.number,
                      " (held)" if submission.held else "")
@@ -132,7 +154,7 @@ class DummyConnector(Connector):
                 log.info("job %s asked for %d nodes; the dummy runs it once, on %s",
                          job.jobid, submission.facts.nodes, self.config.hostname)
             self._tick_now()
-        return SubmitResult(str(job.jobid), submission.script)
+        return SubmitResult(str(job.jobid), script)
 
     def running(self) -> list[JobListing]:
         with self._lock:
@@ -171,7 +193,8 @@ class DummyConnector(Connector):
                     return ExitStatus.unknown()  # collected by a call at the same time
             output, marked = processes.output_summary(job_dir / processes.OUTPUT, OUTPUT_LINES,
                                                       found.success_marker)
-            store.delete(found.jobid)
+            store.delete(found.jobid)  # on a full disk, 503: the job stays for the next call
+            self._unsaved.discard(found.jobid)
             with self._lock:
                 del self._jobs[found.jobid]
                 self._reindex()
@@ -248,6 +271,8 @@ class DummyConnector(Connector):
             found = self._find(job)
         except JobNotFound:
             raise NotAvailable(f"Job {job} is not known, so it has no output.") from None
+        if found.state in (HELD, QUEUED):
+            raise NotAvailable(f"Job {job} has not started, so it has no output yet.")
         try:
             return last_lines(self._dir(found) / processes.OUTPUT, lines)
         except OSError:
@@ -379,7 +404,7 @@ class DummyConnector(Connector):
         config = self.config
         try:
             for folder in (config.state_dir, config.jobs_dir, config.data_dir):
-                folder.mkdir(parents=True, exist_ok=True)
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as error:
             raise ConnectorError(
                 f"The dummy state dir {config.state_dir} cannot be created: {error.strerror}. "
@@ -387,7 +412,10 @@ class DummyConnector(Connector):
             ) from None
         self._lock_fd = _lock_state_dir(config.state_dir)
         try:
+            _make_private(config.state_dir, config.jobs_dir)
+            _check_database_is_there(config)
             self._store = JobStore(config.database)
+            _make_private(config.database)
             self._recover()
         except BaseException:
             if self._store is not None:
@@ -400,9 +428,9 @@ class DummyConnector(Connector):
         now = time.time()
         boot = processes.boot_id()
         store = self._store
+        jobs = self._jobs_with_their_folders(store.load())
         same_boot = store.get_meta("boot_id") in (None, boot)
         store.set_meta("boot_id", boot)
-        jobs = store.load()
         with self._lock:
             self._jobs = {job.jobid: job for job in jobs}
             self._reindex()
@@ -422,12 +450,39 @@ class DummyConnector(Connector):
                 else:
                     self._commit(self._ended(job, None, now))
                     log.info("job %s ended with the machine or before it started", job.jobid)
-        for folder in self.config.jobs_dir.iterdir():
-            if folder.name.isdigit() and int(folder.name) not in self._jobs:
-                shutil.rmtree(folder, ignore_errors=True)  # its job was collected
         if self._jobs:
             log.info("dummy resumed with %d job(s): %d running, %d queued",
                      len(self._jobs), len(self._running), len(self._queued))
+
+    def _jobs_with_their_folders(self, jobs: list[Job]) -> list[Job]:
+        """Match the saved jobs with the job folders; a folder the database cannot have known
+        stops the start (the database is older than the folders, or not theirs)."""
+        jobs_dir = self.config.jobs_dir
+        last = self._store.last_jobid()
+        folders = _job_folders(jobs_dir)
+        unknown = [jobid for jobid in folders if jobid > last]
+        if unknown:
+            raise DamagedState(
+                f"The dummy's job database {self.config.database} does not know the job "
+                f"folder(s) {_ids(unknown)} in {jobs_dir} (the last job id it issued is {last}): "
+                "it is older than they are, or not theirs. Restore the database that goes with "
+                f"them, or move {jobs_dir} away to start afresh (its jobs are then forgotten)."
+            )
+        known = {job.jobid for job in jobs}
+        for jobid in folders - known:
+            shutil.rmtree(jobs_dir / str(jobid), ignore_errors=True)  # a collected job's folder
+        for draft in jobs_dir.glob(DRAFT_PREFIX + "*"):
+            shutil.rmtree(draft, ignore_errors=True)  # a submit that was cut short
+        kept = []
+        for job in jobs:
+            if job.state in (HELD, QUEUED) and job.jobid not in folders:
+                # Saved, then cut short before its folder was in place: never acknowledged.
+                log.warning("job %s (%s) has no folder: its submit did not finish; dropped",
+                            job.jobid, job.name)
+                self._store.delete(job.jobid)
+                continue
+            kept.append(job)
+        return kept
 
     # The tick ---------------------------------------------------------------------------
 
@@ -440,26 +495,38 @@ class DummyConnector(Connector):
             try:
                 self._tick()
             except Exception as error:  # the thread must outlive a bad moment (disk full...)
-                text = f"{type(error).__name__}: {error}"
-                last_text, last_time = self._last_tick_error
-                if text != last_text or time.monotonic() - last_time > _TICK_ERROR_LOG_S:
-                    log.exception("dummy tick failed; trying again every %g s", TICK_S)
-                    self._last_tick_error = (text, time.monotonic())
+                self._failed("tick", error, f"dummy tick failed; it runs again every {TICK_S:g} s")
+            else:
+                self._works_again("tick", "dummy tick works again")
 
     def _tick_now(self) -> None:
         """Tick in the caller's thread; a failure is the tick thread's to retry, not the
         caller's (the job is saved already)."""
         try:
             self._tick()
-        except Exception:
-            log.exception("dummy tick failed; the tick thread tries again")
+        except Exception as error:
+            self._failed("tick", error, "dummy tick failed; the tick thread tries again")
             self._wake.set()
 
+    def _failed(self, what: str, error: Exception, message: str) -> None:
+        """Log ``message`` once, and again only every :data:`_FAILURE_LOG_S` while it lasts."""
+        text = getattr(error, "detail", None) or f"{type(error).__name__}: {error}"
+        last_text, last_time = self._last_failure.get(what, ("", 0.0))
+        if text != last_text or time.monotonic() - last_time > _FAILURE_LOG_S:
+            log.error("%s: %s", message, text, exc_info=not isinstance(error, DssrError))
+            self._last_failure[what] = (text, time.monotonic())
+
+    def _works_again(self, what: str, message: str) -> None:
+        if self._last_failure.pop(what, None) is not None:
+            log.info("%s", message)
+
     def _tick(self) -> None:
-        """Notice ended jobs, KILL terminated jobs past their grace, start queued jobs."""
+        """Save what could not be saved, notice ended jobs, KILL terminated jobs past their
+        grace, start queued jobs."""
         with self._work:
             if self._store is None:
                 return
+            self._save_unsaved()
             now = time.time()
             with self._lock:
                 jobs = sorted(self._jobs.values(), key=lambda job: job.jobid)
@@ -489,7 +556,7 @@ class DummyConnector(Connector):
                          job.jobid, self.config.kill_grace_s)
                 processes.signal_group(job.pid, signal.SIGKILL)
                 job = attrs.evolve(job, kill_at=None)
-                self._commit(job)
+                self._record(job)
             return job
         returncode = None
         if child is not None:
@@ -499,7 +566,7 @@ class DummyConnector(Connector):
             returncode = child.wait()
             del self._children[job.jobid]
         job = self._ended(job, returncode, now)
-        self._commit(job)
+        self._record(job)
         log.info("job %s ended: exit code %s%s", job.jobid, job.exit_code,
                  " (terminated)" if job.cancelled else "")
         return job
@@ -535,7 +602,7 @@ class DummyConnector(Connector):
         self._children[job.jobid] = child
         job = attrs.evolve(job, pid=child.pid,
                            pid_start=processes.process_start(child.pid, zombie_ok=True))
-        self._commit(job)
+        self._record(job)
         log.info("job %s started: pid %d", job.jobid, child.pid)
         return job
 
@@ -558,9 +625,33 @@ class DummyConnector(Connector):
     # The view ---------------------------------------------------------------------------
 
     def _commit(self, job: Job) -> None:
-        """Save a changed job, then show it. The caller holds ``_work``."""
+        """Save a changed job, then show it: a decision (submit, start, terminate) is kept
+        only once saved. The caller holds ``_work``."""
         self._open_store().save(job)
         self._publish(job)
+        self._unsaved.discard(job.jobid)
+
+    def _record(self, job: Job) -> None:
+        """Show a fact the OS told (a pid, an exit code) at once, and save it, now or at a
+        later tick: a full disk never turns a job's true outcome into a guess."""
+        self._publish(job)
+        self._unsaved.add(job.jobid)
+        self._save_unsaved()
+
+    def _save_unsaved(self) -> None:
+        """Save the jobs :meth:`_record` could not; they stay in memory until saved."""
+        try:
+            for jobid in sorted(self._unsaved):
+                with self._lock:
+                    job = self._jobs.get(jobid)
+                if job is not None:
+                    self._open_store().save(job)
+                self._unsaved.discard(jobid)
+        except DssrError as error:
+            self._failed("save", error, f"the dummy cannot save what {len(self._unsaved)} job(s) did; "
+                         "it keeps that in memory and tries again")
+        else:
+            self._works_again("save", "the dummy saved what its jobs did")
 
     def _publish(self, job: Job) -> None:
         with self._lock:
@@ -592,16 +683,31 @@ class DummyConnector(Connector):
     def _dir(self, job: Job) -> Path:
         return self.config.jobs_dir / str(job.jobid)
 
-    def _write_job_dir(self, job: Job, script: str) -> None:
+    def _write_draft(self, script: str) -> Path:
+        """A new job's folder under a temporary name: a submit cut short leaves no job folder."""
+        draft = None
+        try:
+            draft = Path(tempfile.mkdtemp(prefix=DRAFT_PREFIX, dir=self.config.jobs_dir))
+            _write_private(draft / processes.SCRIPT, script)
+            _write_private(draft / processes.OUTPUT, "")  # so that starting the job needs no space
+        except OSError as error:
+            if draft is not None:
+                shutil.rmtree(draft, ignore_errors=True)
+            raise _state_error(f"cannot write a new job's folder in {self.config.jobs_dir}", error) from None
+        return draft
+
+    def _place_draft(self, draft: Path, job: Job) -> None:
+        """Give a saved job its folder; when that fails, the job is not kept."""
         job_dir = self._dir(job)
         try:
-            shutil.rmtree(job_dir, ignore_errors=True)  # left by a submit that failed
-            job_dir.mkdir(mode=0o700)
-            (job_dir / processes.SCRIPT).write_text(script, encoding="utf-8")
+            shutil.rmtree(job_dir, ignore_errors=True)  # the folder of a collected job of old
+            draft.rename(job_dir)
+            _sync_folder(self.config.jobs_dir)
         except OSError as error:
-            raise ConnectorError(
-                f"The dummy cannot write the job's folder {job_dir}: {error.strerror}."
-            ) from None
+            try:
+                self._open_store().delete(job.jobid)
+            finally:
+                raise _state_error(f"cannot create the job's folder {job_dir}", error) from None
 
     def _script(self, job: Job, default: str) -> str:
         try:
@@ -610,11 +716,73 @@ class DummyConnector(Connector):
             return default
 
 
+def _check_database_is_there(config: DummyConfig) -> None:
+    """A missing or empty database while job folders exist stops the start: going on would
+    forget every job, running ones included, and issue their ids again."""
+    database, folders = config.database, _job_folders(config.jobs_dir)
+    size = database.stat().st_size if database.exists() else None
+    if folders and not size:
+        raise DamagedState(
+            f"The dummy's job database {database} is {'missing' if size is None else 'empty'}, "
+            f"but {config.jobs_dir} holds {len(folders)} job folder(s) ({_ids(folders)}): "
+            f"restore {database.name} from a backup, or, to start afresh, move {config.jobs_dir} "
+            "away (its jobs are then forgotten; running ones keep running)."
+        )
+
+
+def _job_folders(jobs_dir: Path) -> set[int]:
+    """The ids of the job folders in ``jobs_dir``."""
+    return {int(entry.name) for entry in jobs_dir.iterdir()
+            if entry.name.isascii() and entry.name.isdigit() and entry.is_dir()}
+
+
+def _ids(jobids) -> str:
+    shown = sorted(jobids)
+    return ", ".join(map(str, shown[:5])) + (f" and {len(shown) - 5} more" if len(shown) > 5 else "")
+
+
+def _make_private(*paths: Path) -> None:
+    """Take group's and others' rights away (0700 folders, 0600 files): jobs hold secrets."""
+    for path in paths:
+        try:
+            mode = path.stat().st_mode
+            if mode & 0o077:
+                path.chmod(stat.S_IMODE(mode) & 0o700)
+        except OSError as error:
+            log.warning("cannot make %s private: %s", path, error.strerror)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a new file only its owner may read (0600), through to the disk."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with open(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _sync_folder(path: Path) -> None:
+    """Make a rename in ``path`` reach the disk (a submit answered is a job kept)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _state_error(what: str, error: OSError) -> Exception:
+    """A failed write of the state: ClusterUnavailable for a full or read-only disk (the caller
+    may retry), else ConnectorError; the path goes to the log, never to the caller."""
+    if error.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
+        return ClusterUnavailable(UNWRITABLE, detail=f"it {what}: {error.strerror}")
+    return ConnectorError(f"The dummy {what}: {error.strerror}.")
+
+
 def _lock_state_dir(state_dir: Path) -> int:
     """Hold an exclusive flock on ``<state dir>/lock``: one DSSR per state dir."""
     path = state_dir / "lock"
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError as error:
         raise ConnectorError(
             f"The dummy state dir {state_dir} is not writable: {error.strerror}. "

@@ -28,6 +28,7 @@ elif [ -z "$terminated" ]; then
 else
     rc=143  # terminated before the script started: it does not start
 fi
+umask 077
 printf '%s %s\n' "$rc" "${EPOCHREALTIME/,/.}" > .exit.tmp && mv -f .exit.tmp .exit
 exit "$rc"
 """
@@ -43,11 +44,15 @@ def launch(job_dir: Path, tag: str, args: list[str], env: dict[str, str]) -> sub
 
     ``args`` is ``[]`` to run ``job.sh``, or ``["timer", seconds, rc, marker]``.
     """
-    with open(job_dir / OUTPUT, "ab") as output:
+    with open(job_dir / OUTPUT, "ab", opener=_private) as output:
         return subprocess.Popen(
             ["bash", "-c", WRAPPER, tag, *args], cwd=job_dir, env=env,
             stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True)
+
+
+def _private(path, flags):
+    return os.open(path, flags, 0o600)
 
 
 def process_start(pid: int, *, zombie_ok: bool = False) -> int | None:

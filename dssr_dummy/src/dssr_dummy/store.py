@@ -6,13 +6,14 @@ the new one. The store is not thread-safe by itself: the connector serialises ev
 
 import contextlib
 import functools
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
 
-from dssr_core.errors import ConnectorError
+from dssr_core.errors import ClusterUnavailable, ConnectorError, SettingsError
 
 HELD = "HELD"
 QUEUED = "QUEUED"
@@ -82,19 +83,52 @@ class Job:
 
 _COLUMNS = tuple(field.name for field in attrs.fields(Job))
 _DATA_COLUMNS = _COLUMNS[1:]
+#: The types each column's value may have in Python (SQLite stores booleans as integers).
+_COLUMN_TYPES = {
+    field.name: {bool: int, float: (int, float), float | None: (int, float, type(None))}.get(
+        field.type, field.type)
+    for field in attrs.fields(Job)
+}
+
+#: SQLite's primary result codes that mean the disk, not the database, is the problem.
+_DISK_PROBLEMS = {"SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN"}
+#: What callers are told when the state cannot be written; the log names the file.
+UNWRITABLE = ("The dummy cannot record jobs now: its state disk is full or read-only "
+              "(the server log names it); try again once it is writable.")
 
 
 def _database_errors(method):
-    """Turn sqlite3's errors into ConnectorError, naming the file."""
+    """Turn sqlite3's errors into DSSR's: a disk that is full or read-only is
+    ClusterUnavailable (the caller may retry), anything else ConnectorError, naming the file."""
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
         except sqlite3.Error as error:
-            raise ConnectorError(f"The dummy's job database {self.path} failed: {error}.") from None
+            raise database_error(self.path, error) from None
 
     return wrapper
+
+
+def database_error(path: Path, error: sqlite3.Error) -> Exception:
+    primary = "_".join(getattr(error, "sqlite_errorname", "").split("_")[:2])  # SQLITE_IOERR_WRITE
+    if primary in _DISK_PROBLEMS:
+        return ClusterUnavailable(UNWRITABLE, detail=f"its job database {path}: {error}")
+    if isinstance(error, sqlite3.DatabaseError) and not isinstance(error, sqlite3.OperationalError):
+        return ConnectorError(
+            f"The dummy's job database {path} is damaged ({error}): restore it from a backup, "
+            "or move the state dir away to start afresh (its jobs are then forgotten)."
+        )
+    return ConnectorError(f"The dummy's job database {path} failed: {error}.")
+
+
+class DamagedState(ConnectorError, SettingsError):
+    """The state dir cannot be trusted: the start stops with this sentence.
+
+    Also a SettingsError: like a bad setting, it is the operator's to fix before DSSR can
+    start (``dssr`` exits 2 for it).
+    """
 
 
 class JobStore:
@@ -103,16 +137,26 @@ class JobStore:
     @_database_errors
     def __init__(self, path: Path):
         self.path = path
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                    timeout=10.0)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        # FULL: each commit reaches the disk; NORMAL may lose the last ones when the disk fails.
+        self._db.execute("PRAGMA synchronous=FULL")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             self._db.close()
             raise ConnectorError(
                 f"{path} was written by a newer dssr_dummy (schema {version}); upgrade "
                 "dssr_dummy or set JARVICE_DUMMY_STATE_DIR to another folder."
+            )
+        problems = [row[0] for row in self._db.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            self._db.close()
+            raise DamagedState(
+                f"The dummy's job database {path} is damaged ({problems[0]}): restore it from "
+                "a backup, or move the state dir away to start afresh (its jobs are then forgotten)."
             )
         self._db.executescript(_SCHEMA)
         if version == 1:  # schema 1 had no service port
@@ -156,8 +200,29 @@ class JobStore:
 
     @_database_errors
     def load(self) -> list[Job]:
+        """Every job; a row that is not a job stops here with a sentence naming it."""
         rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs ORDER BY jobid")
-        return [Job(**dict(zip(_COLUMNS, row, strict=True))) for row in rows]
+        return [self._job(dict(zip(_COLUMNS, row, strict=True))) for row in rows]
+
+    def _job(self, row: dict) -> Job:
+        wrong = [f"{name} is {value!r:.40}" for name, value in row.items()
+                 if not isinstance(value, _COLUMN_TYPES[name])]
+        if not wrong:
+            try:
+                return Job(**row)
+            except (TypeError, ValueError):
+                wrong = [f"state is {row['state']!r:.40}, not one of {', '.join(STATES)}"]
+        raise DamagedState(
+            f"The dummy's job database {self.path} has a damaged row, job {row['jobid']!r:.20}: "
+            f"{'; '.join(wrong)}. Correct or delete that row (sqlite3 {self.path}), or restore "
+            "a backup; DSSR does not guess what the job was."
+        )
+
+    @_database_errors
+    def last_jobid(self) -> int:
+        """The largest job id ever issued (0 before the first): ids are never reused."""
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'jobs'").fetchone()
+        return row[0] if row else 0
 
     @_database_errors
     def count(self) -> int:

@@ -343,9 +343,8 @@ class SingularityExecutor(Executor):
 
     def redact(self, script: str) -> str:
         """Remove the credential lines, and hide a proxy's user:password@ if it has one."""
-        lines = super().redact(script).split("\n")
-        return "\n".join(_masked_url(line) if _PROXY_LINE.match(line) else line
-                         for line in lines)
+        lines = super().redact(script).splitlines(keepends=True)
+        return "".join(_masked_url(line) if _PROXY_LINE.match(line) else line for line in lines)
 
     # Manual submission ----------------------------------------------------------------------
 

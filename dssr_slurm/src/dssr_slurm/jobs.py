@@ -11,7 +11,7 @@ from dssr_core.models import JOB_NAME, JobRef
 
 #: Jobs are named ``jarvice_<name>`` in Slurm so that administrators can tell them apart.
 JOB_NAME_PREFIX = "jarvice_"
-_SLURM_JOB_ID = re.compile(r"^[0-9]{1,12}$")
+_SLURM_JOB_ID = re.compile(r"\A[0-9]{1,12}\Z")
 #: How a job's Slurm comment (``--comment``) remembers its service port and upstream's job
 #: number, so that any DSSR replica finds an interactive job by its number (its URL's).
 SERVICE_PORT_KEY = "dssr-service-port"

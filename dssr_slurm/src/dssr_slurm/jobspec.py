@@ -42,7 +42,7 @@ LEAVING = frozenset({"bb", "bbf", "container", "container-id", "clusters", "clus
 #: redirection (and, checked apart, no leading ``-``).
 DEVICE_VALUE = re.compile(r"^[A-Za-z0-9._:,@+/=%*\[\]&|!()~^-]{1,256}$")
 #: The devices slurmrestd takes: option -> (field of its job description, type of the value).
-#: The fields have the same name and type in v0.0.38 to v0.0.42.
+#: The fields have the same name and type in v0.0.38 to v0.0.45.
 REST_FIELDS: dict[str, tuple[str, type]] = {
     "account": ("account", str),
     "qos": ("qos", str),

@@ -21,13 +21,29 @@ class Answer:
 
 
 class ApiClient:
-    """POSTs form field ``args`` holding JSON; GETs with no body. Returns :class:`Answer`."""
+    """POSTs form field ``args`` holding JSON; GETs with no body. Returns :class:`Answer`.
 
-    def __init__(self, send):
-        self._send = send
+    Every answer is checked against the OpenAPI document (``dssr_core/openapi.json``) unless
+    ``check_contract`` is false (benchmarks): an answer it does not list fails the test.
+    """
+
+    def __init__(self, send, check_contract: bool = True):
+        self._raw_send = send
+        self._check = None
+        if check_contract:
+            from dssr_core.testing.openapi import contract_check
+
+            self._check = contract_check()
+
+    def _send(self, method, path, body, extra_headers) -> "Answer":
+        answer = self._raw_send(method, path, body, extra_headers)
+        if self._check is not None:
+            self._check.check(method, path, answer.status, answer.content_type, answer.text)
+        return answer
 
     @classmethod
-    def for_app(cls, app, auth: tuple[str, str] | None = None) -> "ApiClient":
+    def for_app(cls, app, auth: tuple[str, str] | None = None, *,
+                check_contract: bool = True) -> "ApiClient":
         import falcon.testing
 
         client = falcon.testing.TestClient(app)
@@ -39,10 +55,11 @@ class ApiClient:
                 content_type="application/x-www-form-urlencoded" if body is not None else None)
             return Answer(result.status_code, result.text, result.headers.get("content-type", ""))
 
-        return cls(send)
+        return cls(send, check_contract)
 
     @classmethod
-    def for_url(cls, url: str, auth: tuple[str, str] | None = None, timeout: float = 60) -> "ApiClient":
+    def for_url(cls, url: str, auth: tuple[str, str] | None = None, timeout: float = 60, *,
+                check_contract: bool = True) -> "ApiClient":
         import requests
 
         session = requests.Session()
@@ -55,7 +72,7 @@ class ApiClient:
                                      headers=headers, timeout=timeout)
             return Answer(result.status_code, result.text, result.headers.get("Content-Type", ""))
 
-        return cls(send)
+        return cls(send, check_contract)
 
     def get(self, path: str, headers: dict | None = None) -> Answer:
         return self._send("GET", path, None, headers)

@@ -381,7 +381,10 @@ def _pings(body: dict) -> str:
     for ping in body.get("pings") or []:
         if isinstance(ping, dict):
             state = ping.get("ping") or ping.get("pinged") or ("UP" if ping.get("responding") else "DOWN")
-            shown.append(f"{ping.get('hostname', '?')} {state}")
+            # v0.0.45 (26.05) dropped "pinged" and says why a controller is down in "status"
+            # (a refused token reads "Protocol authentication error").
+            why = ping.get("status") if state != "UP" and ping.get("status") not in (None, "No error") else ""
+            shown.append(f"{ping.get('hostname', '?')} {state}" + (f" ({why})" if why else ""))
     return ", ".join(shown) or "no controller listed"
 
 

@@ -12,6 +12,9 @@ failure. The classes:
 - 22.05's ambiguous answers (-1 "Unspecified error", 5005 "Zero Bytes were transmitted"), given
   both when slurmctld is down and when it refused the token: ClusterUnavailable with both
   causes in the sentence;
+- accounting not reached (7000 "Unable to connect to database", HTTP 502 from 24.11 on), also
+  the answer to a refused token on ``/slurmdb/``: TokenRefused when Slurm says "authentication
+  error" (24.11), else ClusterUnavailable with both causes (26.05 does not say which);
 - anything else: ConnectorError (500).
 """
 
@@ -25,6 +28,7 @@ JOB_HELD = 2042  # "Job is in held state, pending scheduler release": a submit a
 AUTHENTICATION = frozenset({1007})
 UNREACHABLE = frozenset({1001, 1002, 1003, 1004, 1005, 1006, 1800, 1801, 1802, 1803, 1804, 5004})
 AMBIGUOUS = frozenset({-1, 5005})
+DB_UNREACHABLE = 7000
 
 
 def error_numbers(answer: Answer) -> list[int]:
@@ -68,15 +72,17 @@ def failure(answer: Answer, what: str, tokens, user: str, *, job_request: bool =
     message = slurm_message(answer)
     if answer.status in (401, 403) or numbers & AUTHENTICATION or any(6000 <= n < 7000 for n in numbers):
         return TokenRefused(f"slurmrestd did not accept the token of {user} while {what} ({message}; "
-                            f"token mode {tokens.mode}): {tokens.hint()}.")
+                            f"token mode {tokens.mode}).", detail=tokens.hint())
     if INVALID_JOB_ID in numbers:
         return JobNotFound(f"Slurm does not know the job ({message}) while {what}.")
     if numbers & UNREACHABLE:
         return ClusterUnavailable(f"Slurm did not answer slurmrestd while {what}: {message}.")
+    if DB_UNREACHABLE in numbers:
+        return _accounting_failure(message, what, tokens, user)
     if numbers & AMBIGUOUS:
         return ClusterUnavailable(
             f"Slurm did not give slurmrestd an answer while {what} ({message}): slurmctld is not answering, "
-            f"or it refused the token of {user} (token mode {tokens.mode}: {tokens.hint()}).")
+            f"or it refused the token of {user} (token mode {tokens.mode}).", detail=tokens.hint())
     if is_path_unknown(answer):
         return ConnectorError(f"slurmrestd does not serve this request while {what} ({message}); "
                               "check its -s plugin list and JARVICE_SLURMRESTD_API_VERSION.")
@@ -85,3 +91,15 @@ def failure(answer: Answer, what: str, tokens, user: str, *, job_request: bool =
     if job_request and numbers:
         return SchedulerRejected(f"Slurm refused the job while {what}: {message}.")
     return ConnectorError(f"slurmrestd failed while {what}: {message} (HTTP {answer.status}).")
+
+
+def _accounting_failure(message: str, what: str, tokens, user: str) -> DssrError:
+    # 24.11 (v0.0.40 to v0.0.42) answers a refused token on /slurmdb/ with 502, error 7000 and
+    # "Failed to open slurmdbd connection, authentication error"; 26.05 (v0.0.42 to v0.0.45)
+    # leaves out ", authentication error", so a refused token reads like slurmdbd being down.
+    if "authentication" in message.lower():
+        return TokenRefused(f"slurmrestd did not accept the token of {user} while {what} ({message}; "
+                            f"token mode {tokens.mode}): {tokens.hint()}.")
+    return ClusterUnavailable(
+        f"slurmrestd could not open accounting while {what} ({message}): slurmdbd is not answering, "
+        f"or it refused the token of {user} (token mode {tokens.mode}: {tokens.hint()}).")

@@ -31,7 +31,7 @@ PORT = Setting("JARVICE_SLURMRESTD_PORT", "its port", kind="int", default=DEFAUL
                maximum=65535)
 SCHEME = Setting("JARVICE_SLURMRESTD_SCHEME", "`https` behind a TLS proxy", kind="choice",
                  choices=("http", "https"), default="http")
-API_VERSION = Setting("JARVICE_SLURMRESTD_API_VERSION", "pin an API version (`v0.0.38` to `v0.0.42`)",
+API_VERSION = Setting("JARVICE_SLURMRESTD_API_VERSION", "pin an API version (`v0.0.38` to `v0.0.45`)",
                       default_text="probed: the newest that answers ping")
 TOKEN_MODE = Setting(
     "JARVICE_SLURMRESTD_TOKEN_MODE", "how requests get their token (see Tokens)", kind="choice",

@@ -13,6 +13,9 @@ job answers of each version.
   job is one of priority 0.
 - v0.0.41, v0.0.42: v0.0.40 with ``hold`` (true holds, false releases); v0.0.42 dropped
   ``exclusive`` altogether (``shared`` is used from v0.0.40 on).
+- v0.0.43 (25.05), v0.0.44 (25.11), v0.0.45 (26.05): v0.0.42's fields for everything DSSR sends
+  and reads (checked against 26.05's ``GET /openapi.json`` and its live answers); v0.0.45's
+  ping has ``responding`` and ``status`` but no ``pinged``.
 
 Where each version's fields come from: tests/dssr_slurm/recorded/README.md.
 """
@@ -25,7 +28,7 @@ from dssr_slurm.nodelist import expand_nodelist
 from dssr_slurm.states import LONG_NAMES, is_running, state_name
 
 #: Newest first: the order in which versions are probed when none is pinned.
-PROBE_ORDER = ("v0.0.42", "v0.0.41", "v0.0.40", "v0.0.39", "v0.0.38")
+PROBE_ORDER = ("v0.0.45", "v0.0.44", "v0.0.43", "v0.0.42", "v0.0.41", "v0.0.40", "v0.0.39", "v0.0.38")
 #: Slurm's "release a held job": priority INFINITE (what ``scontrol release`` sends).
 INFINITE32 = 0xFFFFFFFF
 #: Slurm's state flags in the order ``job_state_string()`` (and so squeue) gives them precedence.
@@ -296,7 +299,29 @@ class V0042(V0041):
     name: str = "v0.0.42"
 
 
-ADAPTERS = {version.name: version for version in (V0038(), V0039(), V0040(), V0041(), V0042())}
+@attrs.frozen
+class V0043(V0042):
+    """25.05's data_parser/v0.0.43: the fields DSSR uses are v0.0.42's."""
+
+    name: str = "v0.0.43"
+
+
+@attrs.frozen
+class V0044(V0043):
+    """25.11's data_parser/v0.0.44: the fields DSSR uses are v0.0.42's."""
+
+    name: str = "v0.0.44"
+
+
+@attrs.frozen
+class V0045(V0044):
+    """26.05's data_parser/v0.0.45: the fields DSSR uses are v0.0.42's; ping lost ``pinged``."""
+
+    name: str = "v0.0.45"
+
+
+ADAPTERS = {version.name: version for version in (V0038(), V0039(), V0040(), V0041(), V0042(), V0043(),
+                                                  V0044(), V0045())}
 
 
 def adapter(name: str) -> ApiVersion:
