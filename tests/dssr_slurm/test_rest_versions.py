@@ -232,7 +232,7 @@ def test_recorded_jobs_have_no_service_port():
 def test_every_version_has_an_adapter():
     assert set(ADAPTERS) == {"v0.0.38", "v0.0.39", "v0.0.40", "v0.0.41", "v0.0.42", "v0.0.43", "v0.0.44",
                              "v0.0.45"}
-    assert {p.name for p in RECORDED.iterdir() if p.is_dir()} == set(ADAPTERS)
+    assert {p.name for p in RECORDED.iterdir() if p.is_dir()} - {"openapi"} == set(ADAPTERS)
     for version in ADAPTERS:
         for path in (RECORDED / version).glob("*.json"):
             assert json.loads(path.read_text())["source"], f"{path} says nothing of where it comes from"

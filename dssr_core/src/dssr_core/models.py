@@ -117,7 +117,9 @@ class Submission:
 
     ``success_marker`` and ``service_port`` come from the executor's :class:`RenderedJob`:
     ``service_port`` is where an interactive job's web service listens on its first node
-    (``None``: no web service), for the connector to remember with the job.
+    (``None``: no web service), for the connector to remember with the job. ``bearer`` is
+    upstream's bearer (a JWT) and ``bearer_claims`` its claims, checked when DSSR checks
+    bearers (:mod:`dssr_core.bearer`); ``user_email`` is its e-mail claim.
     """
 
     name: str
@@ -129,6 +131,7 @@ class Submission:
     service_port: int | None = None
     user_email: str | None = None
     bearer: str | None = attrs.field(default=None, repr=False)
+    bearer_claims: Mapping = attrs.field(factory=dict, repr=False)
 
 
 @attrs.frozen
