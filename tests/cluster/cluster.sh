@@ -54,6 +54,11 @@ KEYS=$STATE/keys
 BIN=$STATE/bin
 SCRATCH=$STATE/scratch
 JWT_KEY=$STATE/jwt_hs256.key
+OIDC_KEY=$STATE/oidc_rs256.pem   # the test identity provider's signing key (tests/oidc)
+JWKS=$STATE/oidc_jwks.json       # its public half, for Slurm's AuthAltParameters=jwks=
+# The daemons' own config: /etc/slurm's plus jwks=. /etc/slurm stays as checkouts of this script
+# without jwks= write it, so that their `up` (shared cluster) finds no change and restarts nothing.
+DAEMON_ETC=$STATE/slurm/etc
 KNOWN_HOSTS=$STATE/known_hosts
 ID_MAPPING=$STATE/users_id_mapping_configuration.yaml
 SSHD_CONFIG=$STATE/sshd/sshd_config
@@ -206,17 +211,17 @@ SQL
 }
 
 start_slurmdbd() {
-    launch slurmdbd '' -D
+    SLURM_CONF=$DAEMON_ETC/slurm.conf launch slurmdbd '' -D
     wait_for slurmdbd 60 inroot sacctmgr -n list cluster
 }
 
 start_slurmctld() {
-    launch slurmctld '' -D
+    SLURM_CONF=$DAEMON_ETC/slurm.conf launch slurmctld '' -D
     wait_for slurmctld 60 inroot scontrol ping
 }
 
 start_slurmd() {
-    launch slurmd '' -D -N localhost
+    SLURM_CONF=$DAEMON_ETC/slurm.conf launch slurmd '' -D -N localhost
     wait_for "node localhost up" 60 node_up
 }
 
@@ -450,11 +455,35 @@ make_secrets() {
         mv "$JWT_KEY.new" "$JWT_KEY"
     fi
     [[ -s $STATE/db_password ]] || (umask 077 && head -c 18 /dev/urandom | base64 >"$STATE/db_password")
+    if [[ ! -s $OIDC_KEY ]]; then
+        (umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$OIDC_KEY.new" 2>/dev/null)
+        mv "$OIDC_KEY.new" "$OIDC_KEY"
+    fi
     [[ -f $STATE/sshd/ssh_host_ed25519_key ]] ||
         ssh-keygen -q -t ed25519 -N '' -C dssr-test-cluster -f "$STATE/sshd/ssh_host_ed25519_key"
     for u in "${LOGIN_USERS[@]}"; do
         [[ -f $KEYS/$u ]] || ssh-keygen -q -t ed25519 -N '' -C "$u@dssr-test-cluster" -f "$KEYS/$u"
     done
+}
+
+# The public half of OIDC_KEY as Slurm's jwks= reads it (RS256, kid, n and e in base64url); the kid
+# is the key's RFC 7638 thumbprint, as the test provider names it.
+jwks() {
+    local n kid
+    n=$(openssl rsa -in "$OIDC_KEY" -noout -modulus | cut -d= -f2 | sed 's/../\\x&/g')
+    n=$(printf '%b' "$n" | basenc --base64url -w0 | tr -d '=')
+    kid=$(printf '{"e":"AQAB","kty":"RSA","n":"%s"}' "$n" | openssl dgst -sha256 -binary | basenc --base64url -w0 |
+        tr -d '=')
+    printf '{"keys":[{"kty":"RSA","alg":"RS256","use":"sig","kid":"%s","e":"AQAB","n":"%s"}]}\n' "$kid" "$n"
+}
+
+# with_jwks < conf: the daemons' copy of a config, trusting the test identity provider's key too and,
+# from Slurm 23.02 on (not 22.05: the host's), reading a token's user from preferred_username when
+# it has no sun, as JARVICE's Keycloak tokens have it
+with_jwks() {
+    local extra=",jwks=$JWKS"
+    [[ -z $ROOT ]] || extra+=",userclaimfield=preferred_username"
+    sed "s|^AuthAltParameters=jwt_key=$JWT_KEY\$|&$extra|"
 }
 
 slurm_conf() {
@@ -574,10 +603,18 @@ EOF
 write_configs() {
     SLURM_CHANGED=0 SSHD_CHANGED=0
     local etc=$ROOT/etc/slurm
-    install -d -m 0755 "$etc"
+    install -d -m 0755 "$etc" "$DAEMON_ETC"
     if slurm_conf | put root 0644 "$etc/slurm.conf"; then SLURM_CHANGED=1; fi
     if slurmdbd_conf | put slurm 0600 "$etc/slurmdbd.conf"; then SLURM_CHANGED=1; fi
-    if [[ -n $ROOT ]] && cgroup_conf | put root 0644 "$etc/cgroup.conf"; then SLURM_CHANGED=1; fi
+    if jwks | put slurm 0644 "$JWKS"; then SLURM_CHANGED=1; fi
+    if slurm_conf | with_jwks | put root 0644 "$DAEMON_ETC/slurm.conf"; then SLURM_CHANGED=1; fi
+    if slurmdbd_conf | with_jwks | put slurm 0600 "$DAEMON_ETC/slurmdbd.conf"; then SLURM_CHANGED=1; fi
+    if [[ -n $ROOT ]]; then
+        local dir
+        for dir in "$etc" "$DAEMON_ETC"; do
+            if cgroup_conf | put root 0644 "$dir/cgroup.conf"; then SLURM_CHANGED=1; fi
+        done
+    fi
     if sshd_conf | put root 0644 "$SSHD_CONFIG"; then SSHD_CHANGED=1; fi
     inroot install -d -m 0755 /run/sshd
     inroot /usr/sbin/sshd -t -f "$SSHD_CONFIG"
@@ -586,13 +623,19 @@ write_configs() {
         put root 0644 "$KNOWN_HOSTS" || true
 }
 
+# A daemon that a checkout of this script without DAEMON_ETC started reads /etc/slurm (no jwks=).
+reads_etc_slurm() { ! tr '\0' '\n' <"/proc/$(pid_of "$1")/environ" | grep -qxF "SLURM_CONF=$DAEMON_ETC/slurm.conf"; }
+
 restart_changed() {
     local d
-    if ((SLURM_CHANGED)); then
-        for d in slurmrestd slurmd slurmctld slurmdbd; do
-            if running "$d"; then log "  config changed: stopping $d" && halt "$d"; fi
-        done
-    fi
+    for d in slurmrestd slurmd slurmctld slurmdbd; do
+        running "$d" || continue
+        if ((SLURM_CHANGED)); then
+            log "  config changed: stopping $d" && halt "$d"
+        elif [[ $d != slurmrestd ]] && reads_etc_slurm "$d"; then
+            log "  $d reads /etc/slurm, not $DAEMON_ETC: stopping it" && halt "$d"
+        fi
+    done
     if ((SSHD_CHANGED)) && running sshd; then log "  config changed: stopping sshd" && stop_sshd; fi
 }
 
@@ -704,6 +747,8 @@ JARVICE_JOB_SCRATCH_DIR $SCRATCH
 JARVICE_SLURMRESTD_ADDR 127.0.0.1
 JARVICE_SLURMRESTD_PORT $REST_PORT
 JARVICE_SLURMRESTD_JWT_KEY_FILE $JWT_KEY
+DSSR_CLUSTER_OIDC_KEY $OIDC_KEY
+DSSR_CLUSTER_JWKS $JWKS
 DSSR_CLUSTER_DIR $STATE
 DSSR_CLUSTER_BIN $BIN
 DSSR_CLUSTER_SLURM $SLURM_VERSION

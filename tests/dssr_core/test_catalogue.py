@@ -109,15 +109,17 @@ def test_the_effective_settings_say_where_each_came_from(tmp_path):
 def test_secrets_are_masked_and_unread_names_listed_without_values():
     text, ok = report({"JARVICE_SLURM_SSH_PKEY": PKEY, "JARVICE_SLURM_SA_TOKEN": "eyJhbGciOi.secret.token",
                        "JARVICE_SCHED_SERVER_KEY": "jarvice:hunter2", "JARVICE_CLUSTER_TYPE": "downstream",
-                       "JARVICE_KEYCLOAK_CLIENT_SECRET": "kc-s3cret"})
+                       "JARVICE_KEYCLOAK_CLIENT_SECRET": "kc-s3cret",
+                       "JARVICE_IDMAPPER_PASSWORD": "idm-s3cret"})
     assert ok
-    for secret in ("b3BlbnNzaC1rZXkt", "secret.token", "hunter2", "kc-s3cret"):
+    for secret in ("b3BlbnNzaC1rZXkt", "secret.token", "hunter2", "kc-s3cret", "idm-s3cret"):
         assert secret not in text
     assert row(text, "JARVICE_SLURM_SSH_PKEY")[1:] == ["environment", "(secret, set)"]
     assert row(text, "JARVICE_SLURMRESTD_TOKEN")[1:] == ["environment, as JARVICE_SLURM_SA_TOKEN",
                                                          "(secret, set)"]
+    assert row(text, "JARVICE_KEYCLOAK_CLIENT_SECRET")[1:] == ["environment", "(secret, set)"]
     assert text.splitlines()[-1] == ("Set, but read by no installed distribution: JARVICE_CLUSTER_TYPE, "
-                                     "JARVICE_KEYCLOAK_CLIENT_SECRET")
+                                     "JARVICE_IDMAPPER_PASSWORD")
 
 
 def test_an_invalid_value_is_shown_with_its_sentence_and_the_command_exits_1(monkeypatch, capsys):

@@ -1,4 +1,4 @@
-"""The users ID mapping file: loading, checking, and who acts for an e-mail or an owner."""
+"""The users ID mapping file: loading, checking, and who acts for an e-mail, a claim or an owner."""
 
 import base64
 import subprocess
@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from dssr_core.errors import Forbidden, SettingsError
+from dssr_core.models import JobFacts, Submission
 from dssr_core.settings import Settings
 from dssr_slurm.users import Accounts, ClusterAccount, UserMap, decode_private_key, load_user_map
 
@@ -92,3 +93,58 @@ def test_keys_as_pem_or_base64(key_pem):
     assert decode_private_key(key_pem) == decode_private_key(base64.b64encode(key_pem.encode()).decode())
     with pytest.raises(ValueError):
         decode_private_key("bm90IGEga2V5")
+
+
+# Users from a claim of upstream's bearer (slurmrestd's JARVICE_SLURM_USERNAME_CLAIM) --------------
+
+
+def submission(claims: dict | None, email: str | None = None):
+    """A submission as the app hands it over: the bearer (None: none sent), its claims and e-mail."""
+    return Submission(name="job-1", number=1, script="true", facts=JobFacts(), user_email=email,
+                      bearer=None if claims is None else "a.b.c", bearer_claims=claims or {})
+
+
+def test_without_a_mapping_the_claim_names_the_cluster_user():
+    service = ClusterAccount("jarvice")
+    accounts = Accounts(service, None, "preferred_username")
+    assert accounts.for_submission(submission({"preferred_username": "kirby", "sun": "x"})).user == "kirby"
+    assert Accounts(service, None, "sun").for_submission(submission({"preferred_username": "k@x.org",
+                                                                     "sun": "mario"})).user == "mario"
+    assert accounts.for_submission(submission(None)) is service, "no bearer: the service account"
+    assert accounts.describe() == ("none: the preferred_username claim of upstream's bearer is the cluster "
+                                   "user (JARVICE_SLURM_USERNAME_CLAIM); without a bearer, jarvice")
+
+
+def test_a_bearer_without_the_claim_is_refused_with_403():
+    accounts = Accounts(ClusterAccount("jarvice"), None, "preferred_username")
+    with pytest.raises(Forbidden) as refused:
+        accounts.for_submission(submission({"email": "kirby@example.org", "sun": "kirby"}))
+    assert refused.value.message == (
+        "Upstream's bearer has no preferred_username claim (JARVICE_SLURM_USERNAME_CLAIM), so DSSR cannot "
+        "tell which cluster user the job is for; the portal's identity provider must add it.")
+
+
+@pytest.mark.parametrize("name", ["kirby@example.org", "root;id", "-rf", "../etc", "a" * 33, "ki rby", "", 42,
+                                  "kirby\n", ["kirby"]])
+def test_a_claim_that_is_no_user_name_is_refused_before_slurm_hears_of_it(name):
+    accounts = Accounts(ClusterAccount("jarvice"), None, "preferred_username")
+    with pytest.raises(Forbidden, match="(is not a cluster user name|has no preferred_username claim)"):
+        accounts.for_submission(submission({"preferred_username": name}))
+
+
+def test_the_mapping_file_wins_over_the_claim(tmp_path, key_pem):
+    mapping = UserMap.load(write_mapping(tmp_path / "map.yaml", [row("k@example.org", "kirby", key_pem)]))
+    accounts = Accounts(ClusterAccount("jarvice"), mapping, "preferred_username")
+    mapped = accounts.for_submission(submission({"preferred_username": "mario"}, "k@example.org"))
+    assert mapped.user == "kirby"
+    with pytest.raises(Forbidden, match="no e-mail claim .* the users ID mapping maps portal users by"):
+        accounts.for_submission(submission({"preferred_username": "mario"}))
+
+
+def test_with_users_from_a_claim_a_job_is_acted_on_as_its_owner():
+    service = ClusterAccount("jarvice")
+    accounts = Accounts(service, None, "preferred_username")
+    assert accounts.for_owner("kirby") == ClusterAccount("kirby")
+    assert accounts.for_owner("jarvice") is service
+    assert accounts.for_owner("not a user") is service
+    assert Accounts(service, None).for_owner("kirby") is service, "slurm-cli without a mapping: as before"

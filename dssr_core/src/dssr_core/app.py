@@ -17,7 +17,7 @@ import time
 import falcon
 
 from dssr_core import __version__
-from dssr_core.bearer import email_from_bearer
+from dssr_core.bearer import BearerCheck
 from dssr_core.errors import (
     ClusterUnavailable,
     ConnectorError,
@@ -27,6 +27,7 @@ from dssr_core.errors import (
     JobNotFound,
     NotAvailable,
     SchedulerRejected,
+    Unauthorized,
 )
 from dssr_core.facts import decode_script
 from dssr_core.forms import BoundedFormHandler, body_too_large, parse_args_json
@@ -38,6 +39,7 @@ access_log = logging.getLogger("dssr_core.access")
 
 STATUS_BY_ERROR = {
     InvalidRequest: falcon.HTTP_400,
+    Unauthorized: falcon.HTTP_401,
     Forbidden: falcon.HTTP_403,
     NotAvailable: falcon.HTTP_404,
     JobNotFound: falcon.HTTP_404,
@@ -71,7 +73,8 @@ def create_app(settings, connector, executor, *, executor_name: str, report=None
     app.add_route("/ready", Ready())
     app.add_route("/nodes", Nodes())
     app.add_route("/gc", GarbageCollect(connector))
-    app.add_route("/submit", Submit(reader, connector, executor, executor_name))
+    bearers = BearerCheck.from_settings(settings)
+    app.add_route("/submit", Submit(reader, connector, executor, executor_name, bearers))
     app.add_route("/running", Listing(connector.running))
     app.add_route("/queued", Listing(connector.queued))
     app.add_route("/runstatus", RunStatusResource(reader, connector))
@@ -209,11 +212,12 @@ class CheckReport:
 
 
 class Submit:
-    def __init__(self, read_args, connector, executor, executor_name: str):
+    def __init__(self, read_args, connector, executor, executor_name: str, bearers: BearerCheck):
         self.read_args = read_args
         self.connector = connector
         self.executor = executor
         self.executor_name = executor_name
+        self.bearers = bearers
 
     def on_post(self, req, resp):
         args = self.read_args(req)
@@ -223,6 +227,7 @@ class Submit:
         held = args.get("hold", False)
         if not isinstance(held, bool):
             raise InvalidRequest("args.hold must be true or false.")
+        bearer = self.bearers.read(args.get("bearer"))  # checked before the cluster hears of the job
         template = decode_script(self._script_for_executor(args), f"args.hpc_script.{self.executor_name}")
         rendered = self.executor.render(ScriptRequest(name, number, nodes, template))
         submission = Submission(
@@ -233,8 +238,9 @@ class Submit:
             held=held,
             success_marker=rendered.success_marker,
             service_port=rendered.service_port,
-            user_email=email_from_bearer(args.get("bearer")),
-            bearer=args.get("bearer"),
+            user_email=bearer.email if bearer else None,
+            bearer=bearer.token if bearer else None,
+            bearer_claims=bearer.claims if bearer else {},
         )
         result = self.connector.submit(submission)
         log.info("submitted %s/%s as job %s (%d node(s), held=%s)", name, number, result.jobid, nodes, held)

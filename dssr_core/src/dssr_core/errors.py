@@ -21,6 +21,10 @@ class InvalidRequest(DssrError):
     """The caller sent something malformed or not allowed (HTTP 400)."""
 
 
+class Unauthorized(DssrError):
+    """The caller's credentials do not hold, e.g. a bearer whose signature fails (HTTP 401)."""
+
+
 class Forbidden(DssrError):
     """The caller may not do this, e.g. a path outside the data root (HTTP 403)."""
 
@@ -42,6 +46,10 @@ class SchedulerRejected(DssrError):
 
 class ClusterUnavailable(DssrError):
     """The cluster or scheduler cannot be reached or did not answer (HTTP 503)."""
+
+
+class ProviderUnavailable(ClusterUnavailable):
+    """The identity provider (its token endpoint or its keys) cannot be reached (HTTP 503)."""
 
 
 class ConnectorError(DssrError):

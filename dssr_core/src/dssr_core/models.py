@@ -117,7 +117,9 @@ class Submission:
 
     ``success_marker`` and ``service_port`` come from the executor's :class:`RenderedJob`:
     ``service_port`` is where an interactive job's web service listens on its first node
-    (``None``: no web service), for the connector to remember with the job.
+    (``None``: no web service), for the connector to remember with the job. ``bearer`` is
+    upstream's bearer (a JWT) and ``bearer_claims`` its claims, checked when DSSR checks
+    bearers (:mod:`dssr_core.bearer`); ``user_email`` is its e-mail claim.
     """
 
     name: str
@@ -129,6 +131,7 @@ class Submission:
     service_port: int | None = None
     user_email: str | None = None
     bearer: str | None = attrs.field(default=None, repr=False)
+    bearer_claims: Mapping = attrs.field(factory=dict, repr=False)
 
 
 @attrs.frozen
@@ -209,6 +212,20 @@ class JobInfo:
 
     def as_contract(self) -> dict:
         return {"about": self.about, "help": self.help, "url": self.url, "actions": {}}
+
+
+@attrs.frozen
+class JobEndpoint:
+    """Where a running interactive job's web service is reached now: ``port`` on ``node``.
+
+    ``node`` is a name or address as the connector's way in sees it (the login node for the
+    Slurm connectors, this machine for the dummy); ``via`` says which way that is, for logs.
+    """
+
+    job: JobRef
+    node: str
+    port: int
+    via: str = "direct"
 
 
 @attrs.frozen

@@ -107,11 +107,30 @@ def load_user_map(settings) -> UserMap | None:
 
 
 class Accounts:
-    """Which cluster account acts: for a submission (by e-mail) and for a job (by owner)."""
+    """Which cluster account acts: for a submission and for a job (by its owner).
 
-    def __init__(self, service: ClusterAccount, mapping: UserMap | None):
+    A submission's account comes from the mapping file when there is one (by the bearer's
+    e-mail), else from the bearer's ``username_claim`` when one is given (slurmrestd's
+    ``JARVICE_SLURM_USERNAME_CLAIM``); without a bearer it is the service account.
+    """
+
+    def __init__(self, service: ClusterAccount, mapping: UserMap | None, username_claim: str | None = None):
         self.service = service
         self.mapping = mapping
+        self.username_claim = username_claim
+
+    def for_submission(self, submission) -> ClusterAccount:
+        """The account a new job runs as; Forbidden when the bearer does not say which one."""
+        if submission.bearer is None:
+            return self.service
+        if self.mapping is not None:
+            if submission.user_email is None:
+                raise Forbidden("Upstream's bearer has no e-mail claim (email, mail, or an e-mail in "
+                                "preferred_username), and the users ID mapping maps portal users by e-mail.")
+            return self.for_email(submission.user_email)
+        if self.username_claim is None:
+            return self.service
+        return ClusterAccount(user_from_claim(submission.bearer_claims, self.username_claim))
 
     def for_email(self, mail: str | None) -> ClusterAccount:
         """The account a new job runs as; Forbidden when the e-mail has no mapping.
@@ -129,21 +148,43 @@ class Accounts:
         return entry.account
 
     def for_owner(self, user: str) -> ClusterAccount:
-        """The account that acts on a job owned by ``user`` (as Slurm reports the owner)."""
-        if self.mapping is not None and user != self.service.user:
+        """The account that acts on a job owned by ``user`` (as Slurm reports the owner): its
+        mapped account, or the owner itself when users come from a claim."""
+        if user == self.service.user:
+            return self.service
+        if self.mapping is not None:
             entry = self.mapping.by_user(user)
             if entry is not None:
                 return entry.account
             log.warning("job owner %s is not in the users ID mapping; acting as %s", user, self.service.user)
+        elif self.username_claim is not None and _USER_NAME.fullmatch(user):
+            return ClusterAccount(user)
         return self.service
 
     def describe(self) -> str:
         """For the init report: where the mapping comes from, never a key."""
+        if self.mapping is None and self.username_claim is not None:
+            return (f"none: the {self.username_claim} claim of upstream's bearer is the cluster user "
+                    f"(JARVICE_SLURM_USERNAME_CLAIM); without a bearer, {self.service.user}")
         if self.mapping is None:
             return f"none (every job runs as {self.service.user})"
         count = len(self.mapping.entries)
         users = ", ".join(self.mapping.users())
         return f"{self.mapping.path} with {count} user{'s' if count != 1 else ''} ({users})"
+
+
+def user_from_claim(claims, claim: str) -> str:
+    """The cluster user named by ``claim`` of a bearer's claims; Forbidden when it names none."""
+    value = claims.get(claim)
+    if not isinstance(value, str) or not value:
+        raise Forbidden(f"Upstream's bearer has no {claim} claim (JARVICE_SLURM_USERNAME_CLAIM), so DSSR "
+                        "cannot tell which cluster user the job is for; the portal's identity provider must "
+                        "add it.")
+    if not _USER_NAME.fullmatch(value):
+        raise Forbidden(f"The {claim} claim of upstream's bearer, {value!r:.40}, is not a cluster user name "
+                        "(letters, digits, '_', '.' and '-', at most 32); check "
+                        "JARVICE_SLURM_USERNAME_CLAIM.")
+    return value
 
 
 def decode_private_key(text: str) -> str:
@@ -167,7 +208,7 @@ def _entry(path: str, number: int, row: object) -> MappedUser:
     if "@" not in mail:
         raise SettingsError(f"{where} has no mail (an e-mail address).")
     user = str(row.get("mapped_user") or "").strip()
-    if not _USER_NAME.match(user):
+    if not _USER_NAME.fullmatch(user):
         raise SettingsError(f"{where} ({mail}) has no valid mapped_user (a cluster user name).")
     return MappedUser(
         mail=mail,

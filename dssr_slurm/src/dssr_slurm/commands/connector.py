@@ -9,6 +9,7 @@ shared snapshot (one ``squeue`` per interval); the job logic both Slurm connecto
 
 import logging
 
+from dssr_core.audit import audit, portal_user_of
 from dssr_core.errors import Forbidden, NotAvailable, SettingsError
 from dssr_core.models import DirEntry, JobRef, Submission, SubmitResult
 from dssr_slurm.base import SlurmConnector
@@ -46,13 +47,15 @@ class SlurmCliConnector(SlurmConnector):
         spec = job_spec(submission, self.config.scratch_dir)
         script = batch_script(submission.script, self.config.scratch_dir, submission.name,
                               submission.success_marker)
-        account = self.accounts.for_email(submission.user_email)
+        account = self.accounts.for_submission(submission)
         command = commands.submit(submission.name, commands.sbatch_arguments(spec),
                                   lock_wait=self.ssh_settings.command_timeout / 2)
         jobid, existing = commands.parse_submit(self._run(account, command, stdin=script), submission.name)
         if existing:
             log.info("job %s/%s is already in Slurm as %s; not submitted again",
                      submission.name, submission.number, jobid)
+        else:
+            audit("submit", jobid, submission.name, account.user, portal_user_of(submission))
         self.snapshot.invalidate()
         return SubmitResult(jobid=jobid, script=submission.script)
 
@@ -92,6 +95,9 @@ class SlurmCliConnector(SlurmConnector):
     def close(self) -> None:
         self.ssh.close()
 
+    def _forward_connection(self):
+        return self.ssh.connection(self.accounts.service)
+
     # What Slurm's commands answer -------------------------------------------------------
 
     def _list_jobs(self) -> list[JobRecord]:
@@ -115,10 +121,11 @@ class SlurmCliConnector(SlurmConnector):
         return matching(job, commands.parse_sacct(result.stdout))
 
     def _cancel(self, record: JobRecord) -> None:
-        self._on_job(record, quote_command("scancel", record.jobid), "scancel")
+        self._on_job(record, quote_command("scancel", record.jobid), "scancel", "terminate")
 
     def _release(self, record: JobRecord) -> None:
-        self._on_job(record, quote_command("scontrol", "release", record.jobid), "scontrol release")
+        command = quote_command("scontrol", "release", record.jobid)
+        self._on_job(record, command, "scontrol release", "release")
 
     def _events_text(self, job: JobRef) -> str | None:
         record = self._lookup(job)
@@ -137,11 +144,13 @@ class SlurmCliConnector(SlurmConnector):
     def _run(self, account: ClusterAccount, command: str, stdin: str | None = None) -> CommandResult:
         return self.ssh.run(account, command, stdin=stdin)
 
-    def _on_job(self, record: JobRecord, command: str, program: str) -> None:
+    def _on_job(self, record: JobRecord, command: str, program: str, action: str) -> None:
         """Run ``command`` as the job's owner; a job the controller no longer knows is not a failure."""
-        result = self._run(self.accounts.for_owner(record.user), command)
+        account = self.accounts.for_owner(record.user)
+        result = self._run(account, command)
         if not result.ok and not commands.is_invalid_job(result):
             raise unreachable_or_failed(program, result)
+        audit(action, record.jobid, record.name, account.user)
 
 
 def _accounting_text(record: JobRecord) -> str:

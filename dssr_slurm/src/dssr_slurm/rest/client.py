@@ -2,7 +2,9 @@
 
 Reads (GET) are retried with backoff when the connection fails, times out or slurmrestd
 answers 502/503/504; POST and DELETE are never sent twice (urllib3 retries them only when the
-connection could not even be opened, so nothing was sent). The pool is small and blocking:
+connection could not even be opened, so nothing was sent), but for one case: slurmrestd refused the
+token (so it did nothing) and the credentials can be renewed (a service token from Keycloak): the
+request is sent once more with a fresh token. The pool is small and blocking:
 slurmrestd runs out of connections when clients keep many alive. A failure to reach
 slurmrestd is :class:`ClusterUnavailable`, never an empty answer.
 """
@@ -24,6 +26,8 @@ from dssr_slurm.rest.tokens import Credentials
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({502, 503, 504})
+#: slurmrestd's words for a refused token: "Protocol authentication error", and the auth plugins' 6000s.
+AUTHENTICATION_ERRORS = frozenset({1007})
 
 
 @attrs.frozen
@@ -47,6 +51,13 @@ class Answer:
     @property
     def ok(self) -> bool:
         return self.status < 400 and not self.errors
+
+    @property
+    def token_refused(self) -> bool:
+        """Whether slurmrestd (or Slurm behind it) refused the token, so nothing was done."""
+        numbers = {error.get("error_number", error.get("error_code")) for error in self.errors}
+        return (self.status in (401, 403) or bool(numbers & AUTHENTICATION_ERRORS)
+                or any(isinstance(n, int) and 6000 <= n < 7000 for n in numbers))
 
     @classmethod
     def from_response(cls, response: requests.Response) -> "Answer":
@@ -88,7 +99,14 @@ class RestClient:
 
     def request(self, method: str, path: str, credentials: Credentials, what: str,
                 body: dict | None = None) -> Answer:
-        """One request; ClusterUnavailable when slurmrestd cannot be reached or is too slow."""
+        """One request; ClusterUnavailable when slurmrestd cannot be reached or is too slow. A refused
+        token is renewed and the request sent once more when the credentials can be renewed."""
+        answer = self._send(method, path, credentials, what, body)
+        if credentials.renew is not None and answer.token_refused:
+            answer = self._send(method, path, credentials.renew(), what, body)
+        return answer
+
+    def _send(self, method: str, path: str, credentials: Credentials, what: str, body: dict | None) -> Answer:
         with self._lock:
             self._calls += 1
         headers = credentials.headers()

@@ -9,10 +9,12 @@ connectors share is in :mod:`dssr_slurm.base`; the API version's differences liv
 """
 
 import logging
+import re
 import threading
 import time
 from datetime import UTC, datetime
 
+from dssr_core.audit import audit, portal_user_of
 from dssr_core.errors import ClusterUnavailable, ConnectorError, SettingsError
 from dssr_core.models import JobRef, Submission, SubmitResult
 from dssr_slurm.base import SlurmConnector
@@ -29,7 +31,7 @@ from dssr_slurm.rest.tokens import Credentials, token_source
 from dssr_slurm.rest.tunnel import SshTunnel
 from dssr_slurm.rest.versions import PROBE_ORDER, ApiVersion, adapter, number
 from dssr_slurm.snapshot import StatusSnapshot
-from dssr_slurm.ssh import SshPool, SshSettings
+from dssr_slurm.ssh import CLUSTER_ADDR, SshPool, SshSettings
 from dssr_slurm.states import is_live
 from dssr_slurm.users import Accounts, ClusterAccount, load_user_map
 
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 #: "Job/step already completing or completed": terminating an ended job is not a failure.
 ALREADY_DONE = 2021
+_SLURM_PATH = re.compile(r"^/slurm/(v0\.0\.\d+)/")
 
 
 class SlurmRestConnector(SlurmConnector):
@@ -51,10 +54,11 @@ class SlurmRestConnector(SlurmConnector):
         self.rest = RestSettings.from_settings(settings)
         self.user_map = load_user_map(settings)
         self.tokens = token_source(self.rest)
-        self.accounts = Accounts(ClusterAccount(self.tokens.service_user), self.user_map)
+        self.accounts = Accounts(ClusterAccount(self.tokens.service_user), self.user_map,
+                                 self.rest.username_claim)
         needs_ssh = self.rest.tunnel or self.rest.output_access == "ssh"
-        self.ssh_settings = self._ssh_settings(settings) if needs_ssh else None
-        self.ssh = SshPool(self.ssh_settings) if needs_ssh else None
+        self.ssh_settings = self._ssh_settings(settings) if needs_ssh else self._proxy_ssh_settings(settings)
+        self.ssh = SshPool(self.ssh_settings) if self.ssh_settings is not None else None
         self.tunnel = self._tunnel()
         base_url = f"{self.rest.scheme}://{self.tunnel.url_host}" if self.tunnel else self.rest.url
         label = f"{self.rest.url} (through the SSH tunnel)" if self.tunnel else self.rest.url
@@ -63,7 +67,8 @@ class SlurmRestConnector(SlurmConnector):
                                  pool_size=self.rest.pool_size, label=label,
                                  transport_failure=self.tunnel.failure if self.tunnel else None)
         self.files = self._output_access()
-        self.versions = VersionChooser(self.client, self.tokens, self.rest.api_version)
+        self.versions = VersionChooser(self.client, self.tokens, self.rest.api_version,
+                                       self.rest.api_version_setting)
         self.snapshot = StatusSnapshot(self._list_jobs, self.config.status_interval)
         self.versions.choose_at_start()
 
@@ -72,9 +77,16 @@ class SlurmRestConnector(SlurmConnector):
             return SshSettings.from_settings(settings)
         except SettingsError as error:
             why = ("JARVICE_SLURMRESTD_SSH_TUNNEL=true" if self.rest.tunnel
-                   else "JARVICE_SLURMRESTD_OUTPUT_ACCESS=ssh")
+                   else "JARVICE_SLURMRESTD_OUTPUT_ACCESS=ssh" if self.rest.output_access == "ssh"
+                   else "The proxy of interactive jobs (JARVICE_JOBS_DOMAIN)")
             raise SettingsError(f"{why} needs SSH to the cluster, set up as for slurm-cli: "
                                 f"{error.message}") from None
+
+    def _proxy_ssh_settings(self, settings) -> SshSettings | None:
+        """SSH for the proxy of interactive jobs, when the settings for it are there (else None)."""
+        if not self.config.proxied or not settings.read(CLUSTER_ADDR):
+            return None
+        return self._ssh_settings(settings)
 
     def _tunnel(self) -> SshTunnel | None:
         if not self.rest.tunnel:
@@ -106,7 +118,7 @@ class SlurmRestConnector(SlurmConnector):
                         environment={"PATH": self.rest.job_path}, singleton=True)
         script = batch_script(submission.script, self.config.scratch_dir, submission.name,
                               submission.success_marker)
-        account = self.accounts.for_email(submission.user_email)
+        account = self.accounts.for_submission(submission)
         credentials = self.tokens.credentials(account.user, submission.bearer)
         version = self.versions.current()
         body = version.submit_body(script, spec)  # before Slurm is asked: a device it lacks is refused
@@ -122,6 +134,7 @@ class SlurmRestConnector(SlurmConnector):
         if jobid is None or answer.status >= 400:
             raise failure(answer, what, self.tokens, credentials.user, job_request=True)
         _log_notes(answer, f"job {jobid}")
+        audit("submit", jobid, submission.name, credentials.user, portal_user_of(submission))
         self.snapshot.invalidate()
         return SubmitResult(jobid=self._first_of_twins(submission, jobid, credentials, version),
                             script=submission.script)
@@ -187,6 +200,18 @@ class SlurmRestConnector(SlurmConnector):
             *self.config.chart_report(),
         ] + ssh
 
+    def _forward_connection(self):
+        if self.ssh is None:
+            return super()._forward_connection()
+        return self.ssh.connection(self.ssh_settings.service_account)
+
+    def _no_proxy_reason(self) -> str:
+        if self.ssh is not None:
+            return ""
+        return ("DSSR's proxy reaches interactive jobs over SSH through the login node: set "
+                "JARVICE_SLURM_CLUSTER_ADDR, JARVICE_SLURM_SSH_USER and JARVICE_SLURM_SSH_PKEY "
+                "(as for slurm-cli) to open this job's URL.")
+
     def close(self) -> None:
         self.client.close()
         if self.tunnel is not None:
@@ -216,6 +241,7 @@ class SlurmRestConnector(SlurmConnector):
         answer = self.client.delete(version.job_path(record.jobid), credentials, what)
         if not answer.ok and not is_not_found(answer) and not _already_done(answer):
             raise failure(answer, what, self.tokens, credentials.user)
+        audit("terminate", record.jobid, record.name, credentials.user)
 
     def _release(self, record: JobRecord) -> None:
         version = self.versions.current()
@@ -224,6 +250,7 @@ class SlurmRestConnector(SlurmConnector):
         answer = self.client.post(version.job_path(record.jobid), credentials, what, version.release_body())
         if not answer.ok:
             raise failure(answer, what, self.tokens, credentials.user, job_request=True)
+        audit("release", record.jobid, record.name, credentials.user)
 
     def _events_text(self, job: JobRef) -> str | None:
         version = self.versions.current()
@@ -277,17 +304,21 @@ class SlurmRestConnector(SlurmConnector):
 
 
 class VersionChooser:
-    """The API version: pinned, or the newest whose ping answers, chosen once and logged."""
+    """The API version: pinned, or ``auto``: the newest DSSR speaks of those slurmrestd advertises
+    in ``/openapi.json``, else (no such document) the newest whose ping answers; chosen once, logged."""
 
-    def __init__(self, client: RestClient, tokens, pinned: str | None):
+    def __init__(self, client: RestClient, tokens, pinned: str | None,
+                 setting: str = "JARVICE_SLURMRESTD_API_VERSION"):
         self.client = client
         self.tokens = tokens
         self.pinned = pinned
+        self.setting = setting
         self._lock = threading.Lock()
         self._chosen: ApiVersion | None = adapter(pinned) if pinned and pinned in PROBE_ORDER else None
         if pinned and self._chosen is None:
-            raise SettingsError(f"JARVICE_SLURMRESTD_API_VERSION={pinned} is not one DSSR speaks; use one of "
+            raise SettingsError(f"{setting}={pinned} is not one DSSR speaks; use auto or one of "
                                 f"{', '.join(sorted(PROBE_ORDER))}.")
+        self._how = ""
         self._failure = ""
 
     def choose_at_start(self) -> None:
@@ -301,17 +332,35 @@ class VersionChooser:
     def current(self) -> ApiVersion:
         with self._lock:
             if self._chosen is None:
-                self._chosen = self._probe()
-                log.info("slurmrestd at %s: using API %s, the newest that answers ping",
-                         self.client.label, self._chosen.name)
+                self._chosen, self._how = self._choose()
+                log.info("slurmrestd at %s: using API %s, %s", self.client.label, self._chosen.name,
+                         self._how)
             return self._chosen
 
     def describe(self) -> str:
         if self.pinned:
-            return f"{self.pinned} (JARVICE_SLURMRESTD_API_VERSION)"
+            return f"{self.pinned} ({self.setting})"
         if self._chosen is not None:
-            return f"{self._chosen.name} (the newest of {', '.join(PROBE_ORDER)} that answers ping)"
-        return f"not chosen yet ({self._failure}); probed again at the first request"
+            return f"{self._chosen.name} (auto: {self._how})"
+        return f"not chosen yet ({self._failure}); chosen at the first request"
+
+    def _choose(self) -> tuple[ApiVersion, str]:
+        credentials = self.tokens.service()
+        what = "reading the API versions slurmrestd serves (/openapi.json)"
+        answer = self.client.get("/openapi.json", credentials, what)
+        if answer.status in (401, 403):
+            raise failure(answer, what, self.tokens, credentials.user)
+        advertised = advertised_versions(answer.body) if answer.ok else []
+        if not advertised:
+            return self._probe(), (f"the newest of {', '.join(PROBE_ORDER)} that answers ping "
+                                   f"(/openapi.json: HTTP {answer.status}, no API version in it)")
+        spoken = [name for name in PROBE_ORDER if name in advertised]
+        if not spoken:
+            raise ConnectorError(f"slurmrestd at {self.client.label} advertises the API versions "
+                                 f"{', '.join(advertised)} in /openapi.json, none of which DSSR speaks "
+                                 f"({', '.join(PROBE_ORDER)}).")
+        return adapter(spoken[0]), (f"the newest DSSR speaks of those /openapi.json advertises "
+                                    f"({', '.join(advertised)})")
 
     def _probe(self) -> ApiVersion:
         credentials = self.tokens.service()
@@ -325,6 +374,16 @@ class VersionChooser:
             return adapter(name)
         raise ConnectorError(f"slurmrestd at {self.client.label} serves none of the API versions DSSR "
                              f"speaks ({', '.join(PROBE_ORDER)}); start it with -s openapi/v0.0.38 or newer.")
+
+
+def advertised_versions(openapi: dict) -> list[str]:
+    """The API versions an OpenAPI document of slurmrestd has paths for (``/slurm/v0.0.42/...``),
+    oldest first."""
+    paths = openapi.get("paths")
+    if not isinstance(paths, dict):
+        return []
+    found = {match.group(1) for path in paths if (match := _SLURM_PATH.match(path))}
+    return sorted(found, key=lambda name: tuple(int(part) for part in name[1:].split(".")))
 
 
 # Reading answers ------------------------------------------------------------------------

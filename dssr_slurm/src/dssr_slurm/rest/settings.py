@@ -10,6 +10,7 @@ import urllib.parse
 
 import attrs
 
+from dssr_core.bearer import KEYCLOAK_TOKEN_URL, check_url
 from dssr_core.errors import SettingsError
 from dssr_core.settings import Setting
 
@@ -20,6 +21,9 @@ DEFAULT_JOB_PATH = "/usr/local/bin:/usr/bin:/bin"
 TOKEN_MODES = ("mint", "bearer", "static")
 OUTPUT_ACCESS_MODES = ("none", "ssh", "shared")
 _VERSION = re.compile(r"^v?(0\.0\.\d{2})$")
+AUTO = "auto"
+DEFAULT_CLIENT_ID = "nimbix-slurm-sched-client"
+DEFAULT_USERNAME_CLAIM = "preferred_username"
 _URL_EXAMPLE = "http://slurm-login:6820"
 
 URL = Setting(
@@ -31,8 +35,10 @@ PORT = Setting("JARVICE_SLURMRESTD_PORT", "its port", kind="int", default=DEFAUL
                maximum=65535)
 SCHEME = Setting("JARVICE_SLURMRESTD_SCHEME", "`https` behind a TLS proxy", kind="choice",
                  choices=("http", "https"), default="http")
-API_VERSION = Setting("JARVICE_SLURMRESTD_API_VERSION", "pin an API version (`v0.0.38` to `v0.0.45`)",
-                      default_text="probed: the newest that answers ping")
+API_VERSION = Setting(
+    "JARVICE_SLURMRESTD_API_VERSION", "the API version (data parser): `auto`, the newest that slurmrestd "
+    "advertises in `/openapi.json` (else the newest that answers ping), or one pinned (`v0.0.38`, ...)",
+    default=AUTO, legacy=("JARVICE_SLURM_DATA_PARSER_VERSION",))
 TOKEN_MODE = Setting(
     "JARVICE_SLURMRESTD_TOKEN_MODE", "how requests get their token (see Tokens)", kind="choice",
     choices=TOKEN_MODES,
@@ -46,7 +52,17 @@ TOKEN = Setting("JARVICE_SLURMRESTD_TOKEN", "the service token (the chart's `JAR
                 default_text="required in modes `bearer` and `static`",
                 legacy=("JARVICE_SLURM_SA_TOKEN", "SLURM_JWT"))
 USER = Setting("JARVICE_SLURMRESTD_USER", "the service account that reads the job list",
-               default_text="the static token's `sun`", legacy=("JARVICE_SLURM_SSH_USER",))
+               default_text="the service token's `sun`", legacy=("JARVICE_SLURM_SSH_USER",))
+KEYCLOAK_CLIENT_ID = Setting(
+    "JARVICE_KEYCLOAK_CLIENT_ID", "the client whose service tokens DSSR fetches from "
+    "`JARVICE_KEYCLOAK_TOKEN_URL` (client credentials grant) when no static service token is set",
+    default=DEFAULT_CLIENT_ID)
+KEYCLOAK_CLIENT_SECRET = Setting("JARVICE_KEYCLOAK_CLIENT_SECRET", "that client's secret", secret=True,
+                                 default_text="required for service tokens from Keycloak")
+USERNAME_CLAIM = Setting(
+    "JARVICE_SLURM_USERNAME_CLAIM", "without a users ID mapping, the claim of upstream's bearer that holds "
+    "the cluster user name (Slurm must read the same claim: `userclaimfield=`, else `sun`)",
+    default=DEFAULT_USERNAME_CLAIM)
 JOB_PATH = Setting("JARVICE_SLURMRESTD_JOB_PATH", "the `PATH` jobs get (slurmrestd sends no other "
                    "environment)", default=DEFAULT_JOB_PATH)
 CONNECT_TIMEOUT = Setting("JARVICE_SLURMRESTD_CONNECT_TIMEOUT", "seconds to connect to slurmrestd",
@@ -65,26 +81,33 @@ SHARED_SCRATCH_DIR = Setting("JARVICE_SLURMRESTD_SHARED_SCRATCH_DIR", "where DSS
                              "directory (`shared`)", kind="directory",
                              default_text="`JARVICE_JOB_SCRATCH_DIR`")
 SETTINGS = (URL, ADDR, PORT, SCHEME, API_VERSION, TOKEN_MODE, JWT_KEY_FILE, TOKEN_LIFESPAN, TOKEN, USER,
-            JOB_PATH, CONNECT_TIMEOUT, TIMEOUT, RETRIES, POOL_SIZE, SSH_TUNNEL, OUTPUT_ACCESS,
-            SHARED_SCRATCH_DIR)
+            KEYCLOAK_CLIENT_ID, KEYCLOAK_CLIENT_SECRET, USERNAME_CLAIM, JOB_PATH, CONNECT_TIMEOUT, TIMEOUT,
+            RETRIES, POOL_SIZE, SSH_TUNNEL, OUTPUT_ACCESS, SHARED_SCRATCH_DIR)
 
 
 @attrs.frozen
 class RestSettings:
     """Where slurmrestd is, how to talk to it and how tokens are made.
 
-    ``token_setting`` is the spelling the service token was given as, for messages.
+    ``token_setting`` and ``api_version_setting`` are the spellings those were given as, for
+    messages. ``token_url`` (Keycloak's), ``client_id`` and ``client_secret`` fetch service
+    tokens when no static one is given.
     """
 
     address: str
     port: int = DEFAULT_PORT
     scheme: str = "http"
     api_version: str | None = None
+    api_version_setting: str = API_VERSION.name
     token_mode: str = "mint"
     jwt_key_file: str | None = None
     static_token: str | None = attrs.field(default=None, repr=False)
     token_setting: str = TOKEN.name
     service_user: str | None = None
+    token_url: str | None = None
+    client_id: str = DEFAULT_CLIENT_ID
+    client_secret: str | None = attrs.field(default=None, repr=False)
+    username_claim: str = DEFAULT_USERNAME_CLAIM
     token_lifespan: int = 600
     job_path: str = DEFAULT_JOB_PATH
     connect_timeout: float = 5.0
@@ -103,11 +126,16 @@ class RestSettings:
             address=address,
             port=port,
             scheme=scheme,
-            api_version=api_version(settings.read(API_VERSION)),
+            api_version=api_version(settings.read(API_VERSION), _spelling(settings, API_VERSION)),
+            api_version_setting=_spelling(settings, API_VERSION),
             jwt_key_file=settings.read(JWT_KEY_FILE),
             static_token=static_token,
-            token_setting=getattr(settings.found(TOKEN), "spelling", TOKEN.name),
+            token_setting=_spelling(settings, TOKEN),
             service_user=settings.read(USER),
+            token_url=settings.read(KEYCLOAK_TOKEN_URL),
+            client_id=settings.read(KEYCLOAK_CLIENT_ID),
+            client_secret=settings.read(KEYCLOAK_CLIENT_SECRET),
+            username_claim=settings.read(USERNAME_CLAIM),
             token_lifespan=settings.read(TOKEN_LIFESPAN),
             job_path=settings.read(JOB_PATH),
             connect_timeout=settings.read(CONNECT_TIMEOUT),
@@ -127,13 +155,28 @@ class RestSettings:
         if self.token_mode == "mint" and not self.jwt_key_file:
             raise SettingsError("JARVICE_SLURMRESTD_TOKEN_MODE=mint needs JARVICE_SLURMRESTD_JWT_KEY_FILE "
                                 "(the HS256 key of AuthAltParameters=jwt_key=... in slurm.conf).")
-        if self.token_mode in ("bearer", "static") and not self.static_token:
-            raise SettingsError(f"JARVICE_SLURMRESTD_TOKEN_MODE={self.token_mode} needs a service token in "
-                                "JARVICE_SLURMRESTD_TOKEN (or JARVICE_SLURM_SA_TOKEN, SLURM_JWT) for reading "
-                                "the job list.")
+        if self.token_url and not self.static_token and not self.client_secret and self.token_mode != "mint":
+            raise SettingsError("JARVICE_KEYCLOAK_TOKEN_URL is set without JARVICE_KEYCLOAK_CLIENT_SECRET: "
+                                f"the secret of the client {self.client_id} (JARVICE_KEYCLOAK_CLIENT_ID) "
+                                "that fetches slurmrestd's service tokens.")
+        if self.token_mode in ("bearer", "static") and not self.static_token and not self.keycloak:
+            raise SettingsError(f"JARVICE_SLURMRESTD_TOKEN_MODE={self.token_mode} needs a service token for "
+                                "reading the job list: JARVICE_SLURM_SA_TOKEN (or JARVICE_SLURMRESTD_TOKEN, "
+                                "SLURM_JWT), or one from Keycloak (JARVICE_KEYCLOAK_TOKEN_URL with "
+                                "JARVICE_KEYCLOAK_CLIENT_SECRET).")
+        if self.token_url:
+            check_url(self.token_url, KEYCLOAK_TOKEN_URL.name)
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", self.username_claim):
+            raise SettingsError("JARVICE_SLURM_USERNAME_CLAIM must be a claim name such as "
+                                "preferred_username or sun.")
         if any(char in self.job_path for char in "\n\0="):
             raise SettingsError("JARVICE_SLURMRESTD_JOB_PATH must be a PATH value "
                                 "(directories joined by ':').")
+
+    @property
+    def keycloak(self) -> bool:
+        """Whether service tokens come from Keycloak: its token URL and secret, no static token."""
+        return bool(self.token_url and self.client_secret and not self.static_token)
 
     @property
     def url(self) -> str:
@@ -186,20 +229,28 @@ def _token_mode(named: str | None, rest: RestSettings) -> str:
         return "mint"
     if rest.static_token:
         return "static"
+    if rest.token_url:
+        return "bearer"  # as JARVICE runs it: jobs with the portal user's bearer, reads with Keycloak's token
     raise SettingsError("The slurmrestd connector needs a way to authenticate: "
                         "JARVICE_SLURMRESTD_JWT_KEY_FILE (the HS256 key of AuthAltParameters=jwt_key=... in "
-                        "slurm.conf; DSSR mints tokens) or a service token in JARVICE_SLURM_SA_TOKEN or "
-                        "JARVICE_SLURMRESTD_TOKEN.")
+                        "slurm.conf; DSSR mints tokens), a service token in JARVICE_SLURM_SA_TOKEN or "
+                        "JARVICE_SLURMRESTD_TOKEN, or JARVICE_KEYCLOAK_TOKEN_URL and "
+                        "JARVICE_KEYCLOAK_CLIENT_SECRET (service tokens from Keycloak).")
 
 
-def api_version(text: str | None) -> str | None:
-    """``v0.0.40``, ``0.0.40`` -> ``v0.0.40``; None stays None; anything else is refused."""
-    if text is None:
+def api_version(text: str | None, spelling: str = API_VERSION.name) -> str | None:
+    """``v0.0.40``, ``0.0.40`` -> ``v0.0.40``; None and ``auto`` -> None; anything else is refused."""
+    if text is None or text.strip().lower() == AUTO:
         return None
     match = _VERSION.match(text.strip())
     if match is None:
-        raise SettingsError(f"JARVICE_SLURMRESTD_API_VERSION must look like v0.0.38, not {text!r}.")
+        raise SettingsError(f"{spelling} must be auto or a version such as v0.0.38, not {text!r}.")
     return "v" + match.group(1)
+
+
+def _spelling(settings, setting: Setting) -> str:
+    """The spelling ``setting`` was given as (its name when unset), for messages."""
+    return getattr(settings.found(setting), "spelling", setting.name)
 
 
 def _token(text: str | None) -> str | None:

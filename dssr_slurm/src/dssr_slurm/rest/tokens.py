@@ -8,11 +8,15 @@ Three modes (``JARVICE_SLURMRESTD_TOKEN_MODE``):
 - ``bearer``: upstream's bearer is passed on for the submission, for sites whose slurmrestd
   trusts the portal's identity provider; it is remembered (in memory) for later operations on
   the user's jobs while it is valid. Reads, and operations without a valid bearer, use the
-  service token as the service account.
-- ``static``: one service token (``JARVICE_SLURMRESTD_TOKEN``, the chart's
-  ``JARVICE_SLURM_SA_TOKEN``, or ``SLURM_JWT``) for everything; acting for a mapped user needs a
-  token that may do so (SlurmUser's). Without a named mode, a service token and no key file
-  mean this mode.
+  service token as the service account. Without a named mode, service tokens from Keycloak
+  (and no key file, no static token) mean this mode: JARVICE's way.
+- ``static``: one service token for everything; acting for a mapped user needs a token that may
+  do so (SlurmUser's). Without a named mode, a static service token and no key file mean this
+  mode.
+
+The service token is static (``JARVICE_SLURMRESTD_TOKEN``, the chart's
+``JARVICE_SLURM_SA_TOKEN``, or ``SLURM_JWT``) or, when none is set, fetched from Keycloak with the
+client credentials grant (:mod:`dssr_slurm.rest.keycloak`).
 
 A token never reaches a log line, an error message or a ``repr``.
 """
@@ -20,6 +24,7 @@ A token never reaches a log line, an error message or a ``repr``.
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import attrs
@@ -40,10 +45,12 @@ class TokenRefused(ConnectorError):
 
 @attrs.frozen
 class Credentials:
-    """The user a request acts as and its token."""
+    """The user a request acts as and its token. ``renew`` gives new credentials when slurmrestd
+    refuses these (a service token from Keycloak); None when asking again would not help."""
 
     user: str
     token: str = attrs.field(repr=False)
+    renew: Callable[[], "Credentials"] | None = attrs.field(default=None, repr=False, eq=False)
 
     def headers(self) -> dict[str, str]:
         return {USER_HEADER: self.user, TOKEN_HEADER: self.token}
@@ -135,6 +142,11 @@ class StaticToken(TokenSource):
             raise SettingsError(f"Set JARVICE_SLURMRESTD_USER: the token of {setting} names no "
                                 "user (no sun claim).")
 
+    @property
+    def source_text(self) -> str:
+        """Where the service token comes from, for the report and messages."""
+        return f"the service token of {self.setting}"
+
     def credentials(self, user: str, bearer: str | None = None) -> Credentials:
         self.check_not_expired()
         return Credentials(user, self._token)
@@ -161,7 +173,7 @@ class PassedBearers(TokenSource):
 
     mode = "bearer"
 
-    def __init__(self, service_token: StaticToken, clock=time.time):
+    def __init__(self, service_token: TokenSource, clock=time.time):
         super().__init__(service_token.service_user)
         self._service_token = service_token
         self._clock = clock
@@ -191,8 +203,8 @@ class PassedBearers(TokenSource):
         return Credentials(user, token)
 
     def describe(self) -> str:
-        return (f"bearer (upstream's bearer for submissions; reads as {self.service_user} with the service "
-                f"token of {self._service_token.setting})")
+        return (f"bearer (upstream's bearer for submissions; reads as {self.service_user} with "
+                f"{self._service_token.source_text})")
 
     def hint(self) -> str:
         return ("upstream's bearer (or the service token, for reads) was sent: check that Slurm trusts the "
@@ -206,10 +218,20 @@ def token_source(rest) -> TokenSource:
             raise SettingsError("Set JARVICE_SLURMRESTD_USER (or JARVICE_SLURM_SSH_USER): the service "
                                 "account that reads the job list in token mode mint.")
         return MintedTokens(rest.jwt_key_file, rest.service_user, rest.token_lifespan)
-    static = StaticToken(rest.static_token, rest.service_user, setting=rest.token_setting)
+    service = service_token(rest)
     if rest.token_mode == "static":
-        return static
-    return PassedBearers(static)
+        return service
+    return PassedBearers(service)
+
+
+def service_token(rest) -> TokenSource:
+    """The static service token when one is set, else Keycloak's."""
+    if rest.static_token:
+        return StaticToken(rest.static_token, rest.service_user, setting=rest.token_setting)
+    from dssr_slurm.rest.keycloak import ClientCredentials, KeycloakToken  # it builds on this module
+
+    return KeycloakToken(ClientCredentials(rest.token_url, rest.client_id, rest.client_secret),
+                         rest.service_user)
 
 
 def read_key(path: str) -> bytes:
