@@ -23,7 +23,9 @@ from slurm_helpers import KIRBY_MAIL, SHARED, bearer_for, job_of, template, wait
 from dssr_core.testing import wait_until
 from dssr_core.testing.plugin import DssrServer, find_free_port
 
-pytestmark = pytest.mark.slow
+# The job's web service runs the test's own Python and packages, which only the host's
+# 22.05 cluster has (24.11 and 26.05 run jobs in their chroots).
+pytestmark = [pytest.mark.slow, pytest.mark.slurm_versions("22.05")]
 #: Interactive jobs hold their node alone, so they start once the shared cluster's other jobs end.
 INTERACTIVE_START = 480
 PACKAGES = ("novnc", "websockify", "xvfb", "x11vnc", "x11-xserver-utils", "chromium")

@@ -15,7 +15,9 @@ from dssr_core.testing.plugin import DssrServer, find_free_port
 
 pytest_plugins = ["rest_fixtures"]
 
-pytestmark = pytest.mark.slow
+# The job's web service runs the test's own Python and packages, which only the host's
+# 22.05 cluster has (24.11 and 26.05 run jobs in their chroots).
+pytestmark = [pytest.mark.slow, pytest.mark.slurm_versions("22.05")]
 SERVICE = Path(__file__).parents[1] / "services" / "web_service.py"
 #: Interactive jobs hold their node alone, so they start once the shared cluster's other jobs end.
 INTERACTIVE_START = 480
