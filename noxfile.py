@@ -13,7 +13,8 @@ LOCAL_DISTRIBUTIONS = (
 )
 # jsonschema: ApiClient checks every answer against openapi.json (dssr_core's testing extra);
 # schemathesis (4.x: its API moves between majors) fuzzes dssr serve from that document.
-TEST_TOOLS = ("pytest>=8", "pytest-timeout>=2.3", "jsonschema>=4.18", "schemathesis>=4.30,<5")
+TEST_TOOLS = ("pytest>=8", "pytest-timeout>=2.3", "jsonschema>=4.18", "schemathesis>=4.30,<5",
+              "websockets>=13", "Pillow>=10")
 CLUSTER = "tests/cluster/cluster.sh"
 
 
@@ -33,9 +34,9 @@ def lint(session):
 
 @nox.session
 def bench(session):
-    """Print figures: the API against a bare Falcon app, bearer checks, logging, memory under 8 MB bodies,
-    Slurm."""
-    session.install(*LOCAL_DISTRIBUTIONS)
+    """Print figures: the API against a bare Falcon app, bearer checks, logging, memory under 8 MB
+    bodies, Slurm, the proxy of interactive jobs."""
+    session.install(*LOCAL_DISTRIBUTIONS, "websockets>=13")
     session.run("python", "bench/bench_api.py", *session.posargs)
     session.run("python", "bench/bench_bearer.py")
     session.run("python", "bench/bench_logging.py")
@@ -43,3 +44,4 @@ def bench(session):
     session.run("bash", CLUSTER, "up", external=True)
     session.run("python", "bench/bench_slurm_cli.py")
     session.run("python", "bench/bench_slurmrestd.py")
+    session.run("python", "bench/bench_proxy.py", "--slurm")

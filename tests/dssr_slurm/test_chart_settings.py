@@ -202,7 +202,9 @@ def test_only_the_charts_environment_runs_slurm_cli_with_singularity_and_it_answ
         assert "service account group: jarvice (JARVICE_SLURM_SSH_USER_GROUP" in report
         assert "log level: INFO, WARNING for the Slurm connectors" in report
         assert "settings read by no installed distribution: JARVICE_CLUSTER_TYPE, JARVICE_EXPERIMENTAL, " \
-               "JARVICE_JOBS_DOMAIN," in report
+               "JARVICE_JOBS_INGRESS" in report
+        assert "at https://slurm.example.com/job<number> (path-based)" in report
+        assert "interactive jobs: proxied by the front listener on port " in report
         app = create_app(settings, connector, executor, executor_name=executor_backend.name)
         api = ApiClient.for_app(app, auth=SERVER_KEY)
         assert api.get("/running").status == 200 and api.get("/queued").status == 200

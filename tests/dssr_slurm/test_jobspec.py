@@ -56,7 +56,7 @@ def test_defaults_leave_out_what_was_not_asked():
 
 def test_a_service_port_is_remembered_in_the_job_comment():
     arguments = sbatch_arguments(spec_of(JobFacts(), scratch="/s", service_port=2228))
-    assert arguments[-1] == "--comment=dssr-service-port=2228"
+    assert arguments[-1] == "--comment=dssr-service-port=2228 dssr-job-number=1"  # number: the proxy's
     assert "comment" not in options_of(JobFacts())
 
 

@@ -51,7 +51,7 @@ def test_each_served_version_submits_reads_releases_and_terminates(make_rest_con
     connector = make_rest_connector(**overrides)
     assert connector.versions.current().name == served_api
     settings = Settings.from_env({**rest_env, **overrides})
-    api = ApiClient.for_app(create_app(settings, connector, ShellExecutor(settings)))
+    api = ApiClient.for_app(create_app(settings, connector, ShellExecutor(settings), executor_name="shell"))
 
     def submit(label, body, bearer, **options):
         name = unique(served_api, label)

@@ -200,7 +200,7 @@ def test_v0_0_39_keeps_the_v0_0_38_layout():
 @pytest.mark.parametrize("version", ("v0.0.38", *NEW_VERSIONS, *LIVE_RECORDED))
 def test_the_service_port_is_submitted_as_the_job_comment(version):
     body = adapter(version).submit_body("s", spec(service_port=2228))
-    assert body["job"]["comment"] == "dssr-service-port=2228"
+    assert body["job"]["comment"] == "dssr-service-port=2228 dssr-job-number=1"
     assert "comment" not in adapter(version).submit_body("s", spec())["job"]
     if version == "v0.0.38":
         schema = json.loads((RECORDED / "v0.0.38" / "openapi-job-submission.json").read_text())

@@ -11,6 +11,7 @@ from dssr_core.errors import InvalidRequest, NotAvailable
 from dssr_core.models import (
     DirEntry,
     ExitStatus,
+    JobEndpoint,
     JobInfo,
     JobListing,
     JobRef,
@@ -98,6 +99,27 @@ class Connector(abc.ABC):
     def screenshot(self, job: JobRef) -> bytes:
         """A PNG of an interactive job's screen; by default a 404 with a sentence."""
         raise NotAvailable(f"Job {job} has no screenshot.")
+
+    # Interactive jobs ---------------------------------------------------------------------
+
+    def interactive_endpoint(self, number: int) -> JobEndpoint | None:
+        """Where interactive job ``number`` (upstream's job number) is reachable now, or None.
+
+        None unless the job is one of this DSSR's, running, and has a service port. The front
+        listener asks this for every request to a job URL and again while connections stay
+        open, so it must be cheap (answer from the status snapshot, not a fresh query).
+        The default: no job is reachable.
+        """
+        return None
+
+    def connect_interactive(self, endpoint: JobEndpoint):
+        """A new stream to ``endpoint``: an object with ``recv``, ``sendall``, ``fileno``,
+        ``settimeout`` and ``close`` (a socket or a paramiko channel).
+
+        Raise ``NotAvailable`` with a sentence when this connector cannot reach job services,
+        ``ClusterUnavailable`` when the way in is down, ``OSError`` when nothing listens.
+        """
+        raise NotAvailable("This connector cannot reach interactive jobs.")
 
     def request(self, job: JobRef, method: str, query: dict[str, list[str]]) -> RequestAnswer:
         """Answer ``/request/<name>/<number>/<jobid>/<method>`` from the methods above.

@@ -215,6 +215,20 @@ class JobInfo:
 
 
 @attrs.frozen
+class JobEndpoint:
+    """Where a running interactive job's web service is reached now: ``port`` on ``node``.
+
+    ``node`` is a name or address as the connector's way in sees it (the login node for the
+    Slurm connectors, this machine for the dummy); ``via`` says which way that is, for logs.
+    """
+
+    job: JobRef
+    node: str
+    port: int
+    via: str = "direct"
+
+
+@attrs.frozen
 class DirEntry:
     """One entry of a ``pvcls`` listing; ``path`` is relative to the data root, with '/'."""
 

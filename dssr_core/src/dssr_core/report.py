@@ -28,6 +28,7 @@ def init_report(settings, connector_backend, executor_backend, connector, execut
         f"listen: {settings.bind}:{settings.port} with {settings.threads} threads",
         "authentication: " + ("HTTP Basic (JARVICE_SCHED_SERVER_KEY is set)" if settings.server_key
                               else "none (JARVICE_SCHED_SERVER_KEY is not set)"),
+        "interactive jobs: " + _job_urls(settings),
         f"bearer signatures: {BearerCheck.from_settings(settings).describe()}",
         f"log level: {logging.getLevelName(settings.log_level)}" + (
             f", {logging.getLevelName(settings.slurm_log_level)} for the Slurm connectors"
@@ -52,6 +53,15 @@ def _unread(settings) -> list[str]:
     from dssr_core.plugins import make_registry
 
     return unread_names(settings, declared_settings(make_registry(block=settings.disabled_plugins)))
+
+
+def _job_urls(settings) -> str:
+    from dssr_core.front import front_domain
+
+    domain = front_domain(settings)
+    if domain is None:
+        return "no proxy (JARVICE_JOBS_DOMAIN is not set)"
+    return f"proxied by the front listener on port {settings.port} at {domain.describe()}"
 
 
 def _origin(backend) -> str:

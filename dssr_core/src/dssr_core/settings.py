@@ -19,6 +19,9 @@ import yaml
 from dssr_core import bearer
 from dssr_core.declarations import Found, Setting, is_secret
 from dssr_core.errors import SettingsError
+from dssr_core.front import SETTINGS as FRONT_SETTINGS
+from dssr_core.joburls import JOBS_DOMAIN, JOBS_NAMESPACE
+from dssr_core.shell import SERVICE_PORT as SHELL_SERVICE_PORT
 
 __all__ = ["CORE_SETTINGS", "Found", "Setting", "Settings", "is_secret"]
 
@@ -87,7 +90,7 @@ JOB_SCRATCH_DIR = Setting(
 CORE_SETTINGS = (CONNECTOR, SLURM_CLIENT, SLURM_INTERFACE, EXECUTOR, BIND, PORT, THREADS, SERVER_KEY,
                  *bearer.SETTINGS, LOG_LEVEL, SLURM_LOG_LEVEL, MAX_BODY_BYTES, CONNECTION_LIMIT,
                  CHANNEL_TIMEOUT, CLEANUP_INTERVAL, BACKLOG, MAX_HEADER_BYTES, DISABLE_PLUGINS, CONFIG,
-                 SERVER, JOB_SCRATCH_DIR)
+                 SERVER, JOB_SCRATCH_DIR, JOBS_DOMAIN, JOBS_NAMESPACE, *FRONT_SETTINGS, SHELL_SERVICE_PORT)
 
 
 @attrs.frozen

@@ -24,6 +24,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import tempfile
@@ -43,9 +44,11 @@ from dssr_core.errors import (
     NotAvailable,
 )
 from dssr_core.executor import Executor, drop_lines_naming
+from dssr_core.joburls import JobsDomain
 from dssr_core.models import (
     DirEntry,
     ExitStatus,
+    JobEndpoint,
     JobInfo,
     JobListing,
     JobRef,
@@ -84,10 +87,11 @@ class DummyConnector(Connector):
 
     @classmethod
     def from_settings(cls, settings) -> "DummyConnector":
-        return cls(DummyConfig.from_settings(settings))
+        return cls(DummyConfig.from_settings(settings), settings)
 
-    def __init__(self, config: DummyConfig):
+    def __init__(self, config: DummyConfig, settings=None):
         self.config = config
+        self.jobs_domain = JobsDomain.from_settings(settings) if settings is not None else None
         self._work = threading.RLock()
         self._lock = threading.Lock()
         self._jobs: dict[int, Job] = {}
@@ -132,6 +136,7 @@ class DummyConnector(Connector):
                 success_marker=submission.success_marker or None,
                 timer_running_s=timer.running_s if timer else None,
                 timer_rc=_timer_exit_code(timer.failing_percent) if timer else None,
+                service_port=submission.service_port,
             )
             script = drop_lines_naming(submission.script, UPSTREAM_SECRETS)
             draft = self._write_draft(script)
@@ -278,7 +283,22 @@ class DummyConnector(Connector):
         timer = self.config.timer
         if timer is not None and timer.interactive and found.state == RUNNING:
             return JobInfo(url=self.config.interactive_url)
+        if found.service_port is not None and found.state == RUNNING and self.jobs_domain is not None:
+            return JobInfo(url=self.jobs_domain.url_for(found.number))
         return JobInfo()
+
+    def interactive_endpoint(self, number: int) -> JobEndpoint | None:
+        with self._lock:
+            found = [job for job in self._jobs.values()
+                     if job.number == number and job.state == RUNNING and not job.cancelled
+                     and job.service_port is not None]
+        if not found:
+            return None
+        job = max(found, key=lambda job: job.jobid)
+        return JobEndpoint(JobRef(job.name, job.number, str(job.jobid)), "127.0.0.1", job.service_port)
+
+    def connect_interactive(self, endpoint: JobEndpoint):
+        return socket.create_connection((endpoint.node, endpoint.port), timeout=10.0)
 
     # Cluster ----------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ RUNNING = "RUNNING"
 ENDED = "ENDED"
 STATES = (HELD, QUEUED, RUNNING, ENDED)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     jobid INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     pid_start INTEGER,
     exit_code INTEGER,
     cancelled INTEGER NOT NULL DEFAULT 0,
-    kill_at REAL
+    kill_at REAL,
+    service_port INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_by_name ON jobs (name);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -56,7 +57,8 @@ class Job:
     which sleeps that long and exits ``timer_rc``. ``pid_start`` is the process start time
     (clock ticks since boot, from /proc) that tells our process from a later one with the
     same pid. ``exit_code`` is None until known (or when it could not be known).
-    ``kill_at`` is when a terminated job still alive gets SIGKILL.
+    ``kill_at`` is when a terminated job still alive gets SIGKILL. ``service_port`` is where
+    an interactive job's web service listens on this machine (None: it has none).
     """
 
     jobid: int
@@ -76,6 +78,7 @@ class Job:
     exit_code: int | None = None
     cancelled: bool = attrs.field(default=False, converter=bool)
     kill_at: float | None = None
+    service_port: int | None = None
 
 
 _COLUMNS = tuple(field.name for field in attrs.fields(Job))
@@ -156,6 +159,8 @@ class JobStore:
                 "a backup, or move the state dir away to start afresh (its jobs are then forgotten)."
             )
         self._db.executescript(_SCHEMA)
+        if version == 1:  # schema 1 had no service port
+            self._db.execute("ALTER TABLE jobs ADD COLUMN service_port INTEGER")
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @contextlib.contextmanager

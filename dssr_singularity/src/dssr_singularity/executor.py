@@ -25,6 +25,7 @@ from dssr_core.facts import (
     read_facts,
     render_template,
 )
+from dssr_core.joburls import JOBS_DOMAIN
 from dssr_core.models import JobFacts, RenderedJob, ScriptRequest
 from dssr_core.settings import JOB_SCRATCH_DIR, Setting
 from dssr_singularity.credentials import (
@@ -143,6 +144,7 @@ class SingularityConfig:
     https_proxy: str = attrs.field(default="", repr=False)
     no_proxy: str = ""
     interactive: bool = False
+    proxied: bool = False
     service_port: int = DEFAULT_SERVICE_PORT
     ssh_port: int = DEFAULT_SSH_PORT
     #: Go architecture of the machine DSSR runs on (``amd64`` on x86_64).
@@ -190,6 +192,7 @@ class SingularityConfig:
             https_proxy=settings.read(HTTPS_PROXY),
             no_proxy=settings.read(NO_PROXY),
             interactive=settings.read(INTERACTIVE),
+            proxied=bool(settings.read(JOBS_DOMAIN)),
             service_port=settings.read(SERVICE_PORT),
             ssh_port=settings.read(SSH_PORT),
         )
@@ -257,10 +260,11 @@ class SingularityExecutor(Executor):
         raw = read_facts(request.template)
         facts = job_facts(raw, request.nodes, require_cores=True)
         appdefversion = _appdefversion(raw)
-        if facts.interactive and not self.config.interactive:
+        if facts.interactive and not (self.config.interactive or self.config.proxied):
             raise InvalidRequest(
-                "Interactive jobs are not supported on this cluster: its operator has not made "
-                "the compute nodes' service ports reachable (DSSR_SINGULARITY_INTERACTIVE).")
+                "Interactive jobs are not supported on this cluster: its operator has set neither "
+                "JARVICE_JOBS_DOMAIN (DSSR's proxy) nor, where users reach the compute nodes' service "
+                "ports, DSSR_SINGULARITY_INTERACTIVE.")
         overlay = self.overlay_mb(facts)
         app = self.app_image(raw)
         credentials = app_credentials(raw, app.canonical_registry)
@@ -384,7 +388,8 @@ class SingularityExecutor(Executor):
             ("overlay", f"{config.overlay_mb} MB" if config.overlay_mb else "writable tmpfs"),
             ("verbose", "yes" if config.verbose else "no"),
             ("interactive jobs", f"accepted (service port {config.service_port}, ssh port "
-                                 f"{config.ssh_port})" if config.interactive else "refused"),
+                                 f"{config.ssh_port}; {'proxied' if config.proxied else 'direct'})"
+                                 if config.interactive or config.proxied else "refused"),
             ("http proxy", _masked_url(config.http_proxy) or "none"),
             ("https proxy", _masked_url(config.https_proxy) or "none"),
             ("no proxy", config.no_proxy or "none"),

@@ -24,6 +24,7 @@ from dssr_core.connector import Connector
 from dssr_core.errors import JobNotFound, NotAvailable
 from dssr_core.models import (
     ExitStatus,
+    JobEndpoint,
     JobInfo,
     JobListing,
     JobRef,
@@ -133,11 +134,42 @@ class SlurmConnector(Connector):
     def info(self, job: JobRef) -> JobInfo:
         record = self._find(job)
         where = ", ".join(record.nodes) or "no node yet"
-        url = ""
-        if record.service_port is not None and is_running(record.state) and record.nodes:
-            url = self.config.service_url_of(record.nodes[0], record.service_port)
-        return JobInfo(url=url,
-                       about=f"Slurm job {record.jobid} of {record.user}: {record.state} on {where}")
+        about = f"Slurm job {record.jobid} of {record.user}: {record.state} on {where}"
+        if record.service_port is None or not is_running(record.state) or not record.nodes:
+            return JobInfo(about=about)
+        if not self.config.proxied:
+            return JobInfo(url=self.config.service_url_of(record.nodes[0], record.service_port), about=about)
+        missing = self._no_proxy_reason()
+        if missing:
+            return JobInfo(about=about, help=missing)
+        return JobInfo(url=self.config.jobs_domain.url_for(job.number), about=about)
+
+    # Interactive jobs -------------------------------------------------------------------
+
+    def interactive_endpoint(self, number: int) -> JobEndpoint | None:
+        """A running job of ours with this number and a service port: its first node, from the snapshot."""
+        found = [record for record in self.snapshot.get().records
+                 if record.number == number and record.service_port is not None
+                 and is_running(record.state) and record.nodes]
+        if not found:
+            return None
+        record = max(found, key=lambda record: int(record.jobid))
+        return JobEndpoint(JobRef(record.name, number, record.jobid), record.nodes[0], record.service_port,
+                           via=self._forward_connection().where)
+
+    def connect_interactive(self, endpoint: JobEndpoint):
+        """A ``direct-tcpip`` channel through the pooled SSH connection to the node's service port."""
+        connection = self._forward_connection()
+        return connection.open_forward((endpoint.node, endpoint.port), ("127.0.0.1", 0),
+                                       connection.settings.connect_timeout)
+
+    def _forward_connection(self):
+        """The SSH connection job services are reached through; NotAvailable when there is none."""
+        raise NotAvailable(self._no_proxy_reason() or "This connector has no SSH connection to jobs.")
+
+    def _no_proxy_reason(self) -> str:
+        """Why the proxy cannot reach this connector's jobs (what to set), or empty when it can."""
+        return ""
 
     # What the scheduler answers (each connector its own way) ----------------------------
 

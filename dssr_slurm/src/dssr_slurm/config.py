@@ -3,6 +3,7 @@
 import attrs
 
 from dssr_core.errors import SettingsError
+from dssr_core.joburls import JobsDomain
 from dssr_core.settings import JOB_SCRATCH_DIR, Setting
 
 DEFAULT_STATUS_INTERVAL = 2.0
@@ -36,7 +37,9 @@ class SlurmConfig:
 
     ``scratch_dir`` empty means the job user's home directory (the working directory of a
     login): job files are then named relative to it. ``service_url`` is the template of an
-    interactive job's ``url`` (see :meth:`service_url_of`). ``user_group`` and
+    interactive job's ``url`` (see :meth:`service_url_of`) when users reach the nodes:
+    ``jobs_domain`` (``JARVICE_JOBS_DOMAIN``) gives the proxy's URL instead, unless
+    ``JARVICE_SLURM_SERVICE_URL`` is set (``service_url_set``). ``user_group`` and
     ``chown_wrapper`` are the chart's, accepted and reported, not used.
     """
 
@@ -46,6 +49,8 @@ class SlurmConfig:
     service_url: str = DEFAULT_SERVICE_URL
     user_group: str | None = None
     chown_wrapper: str | None = None
+    jobs_domain: JobsDomain | None = None
+    service_url_set: bool = False
 
     @classmethod
     def from_settings(cls, settings) -> "SlurmConfig":
@@ -58,6 +63,8 @@ class SlurmConfig:
             service_url=_service_url(settings.read(SERVICE_URL)),
             user_group=settings.read(USER_GROUP),
             chown_wrapper=settings.read(CHOWN_WRAPPER),
+            jobs_domain=JobsDomain.from_settings(settings),
+            service_url_set=settings.found(SERVICE_URL) is not None,
         )
 
     def chart_report(self) -> list[tuple[str, str]]:
@@ -72,6 +79,11 @@ class SlurmConfig:
     def service_url_of(self, node: str, port: int) -> str:
         """Where the web service on ``port`` of ``node`` is reached."""
         return self.service_url.format(node=node, port=port)
+
+    @property
+    def proxied(self) -> bool:
+        """Whether users open interactive jobs through DSSR's proxy (not straight at the node)."""
+        return self.jobs_domain is not None and not self.service_url_set
 
 
 def _service_url(template: str) -> str:

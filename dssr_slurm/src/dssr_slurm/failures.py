@@ -27,7 +27,12 @@ def is_unreachable(message: str) -> bool:
 
 def unreachable_or_failed(program: str, result: CommandResult) -> Exception:
     """The error for a command that failed where it should not: 503 with Slurm's words."""
-    message = slurm_message(result)
+    message = _sentence(slurm_message(result))
     if is_unreachable(message):
         return ClusterUnavailable(f"Slurm does not answer ({program}): {message}")
     return ClusterUnavailable(f"{program} failed on the cluster: {message}")
+
+
+def _sentence(text: str) -> str:
+    """Slurm's words closed as a sentence (newer Slurm ends its messages without a period)."""
+    return text if text.endswith(".") else text + "."

@@ -12,9 +12,12 @@ from dssr_core.models import JOB_NAME, JobRef
 #: Jobs are named ``jarvice_<name>`` in Slurm so that administrators can tell them apart.
 JOB_NAME_PREFIX = "jarvice_"
 _SLURM_JOB_ID = re.compile(r"\A[0-9]{1,12}\Z")
-#: How a job's Slurm comment (``--comment``) remembers its service port.
+#: How a job's Slurm comment (``--comment``) remembers its service port and upstream's job
+#: number, so that any DSSR replica finds an interactive job by its number (its URL's).
 SERVICE_PORT_KEY = "dssr-service-port"
+JOB_NUMBER_KEY = "dssr-job-number"
 _SERVICE_PORT = re.compile(rf"(?:^|[\s,;]){SERVICE_PORT_KEY}=([0-9]{{1,5}})(?=$|[\s,;|])")
+_JOB_NUMBER = re.compile(rf"(?:^|[\s,;]){JOB_NUMBER_KEY}=([0-9]{{1,12}})(?=$|[\s,;|])")
 
 
 def slurm_job_name(name: str) -> str:
@@ -30,9 +33,21 @@ def upstream_name(slurm_name: str) -> str | None:
     return name if JOB_NAME.match(name) else None
 
 
-def service_port_comment(port: int) -> str:
-    """The Slurm comment that remembers an interactive job's service port."""
-    return f"{SERVICE_PORT_KEY}={int(port)}"
+def service_port_comment(port: int, number: int | None = None) -> str:
+    """The Slurm comment that remembers an interactive job's service port and job number."""
+    text = f"{SERVICE_PORT_KEY}={int(port)}"
+    return text if number is None else f"{text} {JOB_NUMBER_KEY}={int(number)}"
+
+
+def job_number(comment: object) -> int | None:
+    """Upstream's job number a job's Slurm comment remembers; None when it has none (never fails)."""
+    match = _JOB_NUMBER.search(comment) if isinstance(comment, str) else None
+    return int(match.group(1)) if match else None
+
+
+def interactive_fields(comment: object) -> dict:
+    """The :class:`JobRecord` fields a job's Slurm comment gives: service port and job number."""
+    return {"service_port": service_port(comment), "number": job_number(comment)}
 
 
 def service_port(comment: object) -> int | None:
@@ -62,7 +77,8 @@ class JobRecord:
 
     ``state`` is a long state name (``RUNNING``); ``user`` the job's owner on the cluster.
     ``exit_code`` is known only from accounting. ``service_port`` is where an interactive job's
-    web service listens on its first node, read from the job's Slurm comment (None: none).
+    web service listens on its first node, and ``number`` upstream's job number, both read
+    from the job's Slurm comment (None: none).
     """
 
     jobid: str
@@ -73,6 +89,7 @@ class JobRecord:
     nodes: tuple[str, ...] = ()
     exit_code: int | None = None
     service_port: int | None = None
+    number: int | None = None
 
     def is_for(self, job: JobRef) -> bool:
         """Whether this record is ``job``: same id AND same name (Slurm reuses ids)."""

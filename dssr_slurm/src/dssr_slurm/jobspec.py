@@ -70,7 +70,7 @@ class JobSpec:
     ``name`` is the Slurm job name (``jarvice_<name>``); ``output`` sbatch's output pattern
     (``%j`` for the job id); ``tasks`` counts every node's; ``memory_mb`` and ``gpus_per_node``
     are per node. None, False or empty means the job does not ask, and Slurm's default holds.
-    ``comment`` remembers an interactive job's service port. ``working_directory`` and
+    ``comment`` remembers an interactive job's service port and job number. ``working_directory`` and
     ``environment`` are what slurmrestd must be told; sbatch takes both from the login.
     ``singleton``: Slurm's ``dependency=singleton``, the job cannot start while another job of
     its name and user runs or waits with a lower id (slurmrestd's guard against twins).
@@ -111,7 +111,7 @@ def job_spec(submission: Submission, scratch_dir: str, *, working_directory: str
         walltime_s=facts.walltime_s or None,
         licenses=facts.licenses,
         held=submission.held,
-        comment=service_port_comment(port) if port is not None else None,
+        comment=service_port_comment(port, submission.number) if port is not None else None,
         devices=tuple(device(option, value) for option, value in facts.scheduler_options),
         working_directory=working_directory,
         environment=tuple(sorted((environment or {}).items())),

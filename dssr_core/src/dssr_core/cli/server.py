@@ -103,6 +103,7 @@ def cmd_serve(args) -> int:
     import waitress
 
     from dssr_core.app import create_app
+    from dssr_core.front import front_domain, serve_behind_front
 
     settings = load_settings(args)
     configure_logging(settings)
@@ -122,6 +123,10 @@ def cmd_serve(args) -> int:
                          report=report)
         log.info("%s", REPORT_FOOTER)
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        domain = front_domain(settings)
+        if domain is not None:  # the proxy of interactive jobs: the front listener takes the port
+            serve_behind_front(app, settings, connector, domain, sockets)
+            return 0
         options = waitress_options(settings)
         del options["host"], options["port"]  # the sockets are bound already
         waitress.serve(app, sockets=sockets, **options)

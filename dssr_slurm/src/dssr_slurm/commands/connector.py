@@ -95,6 +95,9 @@ class SlurmCliConnector(SlurmConnector):
     def close(self) -> None:
         self.ssh.close()
 
+    def _forward_connection(self):
+        return self.ssh.connection(self.accounts.service)
+
     # What Slurm's commands answer -------------------------------------------------------
 
     def _list_jobs(self) -> list[JobRecord]:

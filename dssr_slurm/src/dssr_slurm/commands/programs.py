@@ -10,7 +10,7 @@ import logging
 from dssr_core.durations import parse_slurm_duration
 from dssr_core.errors import ClusterUnavailable, ConnectorError, DssrError, SchedulerRejected
 from dssr_slurm.failures import is_unreachable, slurm_message, unreachable_or_failed
-from dssr_slurm.jobs import JobRecord, service_port, slurm_job_name, upstream_name
+from dssr_slurm.jobs import JobRecord, interactive_fields, slurm_job_name, upstream_name
 from dssr_slurm.jobspec import JobSpec
 from dssr_slurm.nodelist import expand_nodelist
 from dssr_slurm.ssh import CommandResult, quote_command
@@ -156,7 +156,7 @@ def _squeue_record(line: str) -> JobRecord | None:
         return None
     return JobRecord(jobid=jobid, name=name, user=user, state=state_name(state),
                      elapsed_s=_seconds(elapsed), nodes=expand_nodelist(nodes),
-                     service_port=service_port(comment))
+                     **interactive_fields(comment))
 
 
 def parse_sacct(text: str) -> list[JobRecord]:

@@ -31,7 +31,7 @@ from dssr_slurm.rest.tokens import Credentials, token_source
 from dssr_slurm.rest.tunnel import SshTunnel
 from dssr_slurm.rest.versions import PROBE_ORDER, ApiVersion, adapter, number
 from dssr_slurm.snapshot import StatusSnapshot
-from dssr_slurm.ssh import SshPool, SshSettings
+from dssr_slurm.ssh import CLUSTER_ADDR, SshPool, SshSettings
 from dssr_slurm.states import is_live
 from dssr_slurm.users import Accounts, ClusterAccount, load_user_map
 
@@ -57,8 +57,8 @@ class SlurmRestConnector(SlurmConnector):
         self.accounts = Accounts(ClusterAccount(self.tokens.service_user), self.user_map,
                                  self.rest.username_claim)
         needs_ssh = self.rest.tunnel or self.rest.output_access == "ssh"
-        self.ssh_settings = self._ssh_settings(settings) if needs_ssh else None
-        self.ssh = SshPool(self.ssh_settings) if needs_ssh else None
+        self.ssh_settings = self._ssh_settings(settings) if needs_ssh else self._proxy_ssh_settings(settings)
+        self.ssh = SshPool(self.ssh_settings) if self.ssh_settings is not None else None
         self.tunnel = self._tunnel()
         base_url = f"{self.rest.scheme}://{self.tunnel.url_host}" if self.tunnel else self.rest.url
         label = f"{self.rest.url} (through the SSH tunnel)" if self.tunnel else self.rest.url
@@ -77,9 +77,16 @@ class SlurmRestConnector(SlurmConnector):
             return SshSettings.from_settings(settings)
         except SettingsError as error:
             why = ("JARVICE_SLURMRESTD_SSH_TUNNEL=true" if self.rest.tunnel
-                   else "JARVICE_SLURMRESTD_OUTPUT_ACCESS=ssh")
+                   else "JARVICE_SLURMRESTD_OUTPUT_ACCESS=ssh" if self.rest.output_access == "ssh"
+                   else "The proxy of interactive jobs (JARVICE_JOBS_DOMAIN)")
             raise SettingsError(f"{why} needs SSH to the cluster, set up as for slurm-cli: "
                                 f"{error.message}") from None
+
+    def _proxy_ssh_settings(self, settings) -> SshSettings | None:
+        """SSH for the proxy of interactive jobs, when the settings for it are there (else None)."""
+        if not self.config.proxied or not settings.read(CLUSTER_ADDR):
+            return None
+        return self._ssh_settings(settings)
 
     def _tunnel(self) -> SshTunnel | None:
         if not self.rest.tunnel:
@@ -192,6 +199,18 @@ class SlurmRestConnector(SlurmConnector):
                      f"pool of {self.rest.pool_size} connections"),
             *self.config.chart_report(),
         ] + ssh
+
+    def _forward_connection(self):
+        if self.ssh is None:
+            return super()._forward_connection()
+        return self.ssh.connection(self.ssh_settings.service_account)
+
+    def _no_proxy_reason(self) -> str:
+        if self.ssh is not None:
+            return ""
+        return ("DSSR's proxy reaches interactive jobs over SSH through the login node: set "
+                "JARVICE_SLURM_CLUSTER_ADDR, JARVICE_SLURM_SSH_USER and JARVICE_SLURM_SSH_PKEY "
+                "(as for slurm-cli) to open this job's URL.")
 
     def close(self) -> None:
         self.client.close()

@@ -22,7 +22,7 @@ Where each version's fields come from: tests/dssr_slurm/recorded/README.md.
 
 import attrs
 
-from dssr_slurm.jobs import JobRecord, service_port, upstream_name
+from dssr_slurm.jobs import JobRecord, interactive_fields, upstream_name
 from dssr_slurm.jobspec import JobSpec, rest_device_fields
 from dssr_slurm.nodelist import expand_nodelist
 from dssr_slurm.states import LONG_NAMES, is_running, state_name
@@ -160,7 +160,7 @@ class ApiVersion:
                          elapsed_s=elapsed_seconds(raw, state, now),
                          nodes=expand_nodelist(_text(raw.get("nodes"))) if is_running(state) else (),
                          exit_code=exit_code(raw.get("exit_code")),
-                         service_port=service_port(comment_text(raw.get("comment"))))
+                         **interactive_fields(comment_text(raw.get("comment"))))
 
     def db_record(self, raw: dict) -> JobRecord | None:
         """One entry of ``jobs`` from ``/slurmdb/`` (accounting)."""
@@ -173,7 +173,7 @@ class ApiVersion:
         return JobRecord(jobid=str(jobid), name=name, user=_text(raw.get("user")),
                          state=base_state(state.get("current")), elapsed_s=number(time.get("elapsed")) or 0,
                          exit_code=self.db_exit_code(raw),
-                         service_port=service_port(comment_text(raw.get("comment"))))
+                         **interactive_fields(comment_text(raw.get("comment"))))
 
     def db_exit_code(self, raw: dict) -> int | None:
         return exit_code(raw.get("exit_code"))

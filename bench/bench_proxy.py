@@ -1,0 +1,274 @@
+"""Speed of the proxy of interactive jobs (the front listener), printed as figures only.
+
+- the legacy API through the front listener against waitress alone: ``/runstatus`` and
+  ``/running`` (the shapes of upstream's poll cycle), req/s and p50/p99, alternating rounds;
+- a 10 MB download from a job's web service (tests/services/web_service.py): time to first
+  byte and MB/s through the proxy against the same download straight from the job's port;
+- 50 concurrent websocket sessions echoing 64-byte messages: round trip p50/p99.
+
+First on the dummy connector (a local job: the front listener's own cost), then, with
+``--slurm``, on the test cluster's slurm-cli (the SSH direct-tcpip tunnel through sshd; the
+node is this host, so "straight" is its port on 127.0.0.1).
+
+Run: ``nox -s bench`` or ``python bench/bench_proxy.py [--seconds 3] [--ws-seconds 5] [--slurm]``;
+``--ws-seconds 30`` is the issue's 30 s run.
+"""
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from http.client import HTTPConnection
+from pathlib import Path
+from urllib.parse import urlencode
+
+import jwt
+from websockets.sync.client import connect as websocket_connect
+
+sys.path.insert(0, str(Path(__file__).parent))
+from loadgen import run_load  # noqa: E402
+from slurm_bench_common import cluster_env  # noqa: E402
+
+from dssr_core.testing import ApiClient  # noqa: E402
+from dssr_core.testing.plugin import find_free_port  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICE = ROOT / "tests" / "services" / "web_service.py"
+THREADS = 16
+ROUNDS = 5
+DOWNLOAD = 10 * 1024 * 1024
+DOWNLOADS = 5
+SESSIONS = 50
+
+
+def wait_live(port: int) -> None:
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/live", timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"nothing answers on port {port}")
+
+
+def post(port: int, path: str, args: dict):
+    data = urlencode({"args": json.dumps(args)}).encode()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", data=data, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def median_round(rounds: list[dict]) -> dict:
+    return sorted(rounds, key=lambda figures: figures["rps"])[len(rounds) // 2]
+
+
+def start_serve(env: dict, log) -> tuple[subprocess.Popen, int]:
+    port = find_free_port()
+    env = {**os.environ, **env, "WAITRESS_PORT": str(port), "WAITRESS_BIND_ADDRESS": "127.0.0.1",
+           "DSSR_THREADS": str(THREADS)}
+    env = {name: value.replace("{port}", str(port)) for name, value in env.items()}
+    process = subprocess.Popen([sys.executable, "-m", "dssr_core", "serve"], env=env, stdout=log, stderr=log)
+    wait_live(port)
+    return process, port
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def interactive_template(command: str) -> str:
+    return ("#!/bin/bash\n{DOWNSTREAM_PARAMETERS}\nJARVICE_CPU_CORES=1\nJOBOBJ_INTERACTIVE=true\n"
+            + command + "\n")
+
+
+def start_job(port: int, name: str, template: str, bearer: str | None, wait: float) -> dict:
+    api = ApiClient.for_url(f"http://127.0.0.1:{port}", timeout=30)
+    number = random.randint(100_000, 999_999)
+    answer = api.submit(name, template, number=number, bearer=bearer)
+    if answer.status != 200:
+        sys.exit(f"submit failed: {answer.status} {answer.text}")
+    job = {"name": name, "number": number, "jobid": answer.json[0]}
+    deadline = time.monotonic() + wait
+    while [name, job["jobid"]] not in api.get("/running").json:
+        if time.monotonic() > deadline:
+            post(port, "/terminate", job)
+            sys.exit(f"{name} did not start within {wait:.0f} s")
+        time.sleep(0.5)
+    return job
+
+
+def wait_serving(port: int, path: str, host: str | None = None) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            connection = HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.request("GET", path, headers={"Host": host} if host else {})
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            sys.exit(f"nothing serves {path} on port {port}")
+        time.sleep(0.3)
+
+
+# The API's figures -----------------------------------------------------------------------
+
+def api_figures(seconds: float) -> None:
+    with tempfile.TemporaryDirectory() as state, open(Path(state) / "servers.log", "wb") as log:
+        plain, plain_port = start_serve({"JARVICE_BAREMETAL_CONNECTOR": "dummy",
+                                         "DSSR_FRONT_LISTENER": "false",
+                                         "JARVICE_DUMMY_STATE_DIR": f"{state}/plain"}, log)
+        front, front_port = start_serve({"JARVICE_BAREMETAL_CONNECTOR": "dummy",
+                                         "JARVICE_DUMMY_STATE_DIR": f"{state}/front",
+                                         "JARVICE_JOBS_DOMAIN": "http://127.0.0.1:{port}/job$"}, log)
+        try:
+            sleeper = "#!/bin/bash\n{DOWNSTREAM_PARAMETERS}\nsleep 600\n"
+            jobs = {port: start_job(port, "bench-sleeper", sleeper, None, 20)
+                    for port in (plain_port, front_port)}
+            print(f"legacy API, waitress alone vs behind the front listener: median of {ROUNDS} alternating "
+                  f"rounds of {seconds:g} s, {THREADS} server threads, {os.cpu_count()} CPUs")
+            print(f"{'request':<11} {'clients':>7} {'server':<8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+                  f"{'errors':>6}  vs waitress")
+            for method, path in (("POST", "/runstatus"), ("GET", "/running")):
+                for clients in (1, 16):
+                    rounds: dict[int, list[dict]] = {plain_port: [], front_port: []}
+                    for _ in range(ROUNDS):
+                        for port in (plain_port, front_port):
+                            args = jobs[port] if method == "POST" else None
+                            rounds[port].append(run_load(port, method, path, args, clients, seconds))
+                    alone = median_round(rounds[plain_port])
+                    for label, port in (("waitress", plain_port), ("front", front_port)):
+                        figures = median_round(rounds[port])
+                        print(f"{path:<11} {clients:>7} {label:<8} {figures['rps']:>8.0f} "
+                              f"{figures['p50_ms']:>8.2f} {figures['p99_ms']:>8.2f} {figures['errors']:>6}  "
+                              f"{figures['rps'] / alone['rps'] * 100:5.1f}%")
+            for port, job in jobs.items():
+                post(port, "/terminate", job)
+        finally:
+            stop(plain)
+            stop(front)
+
+
+# A job's web service --------------------------------------------------------------------
+
+def download(port: int, path: str, host: str | None) -> tuple[float, float]:
+    """Time to the first byte of the body and MB/s of one download."""
+    connection = HTTPConnection("127.0.0.1", port, timeout=60)
+    started = time.perf_counter()
+    connection.request("GET", path, headers={"Host": host} if host else {})
+    answer = connection.getresponse()
+    got = len(answer.read(1))
+    first = time.perf_counter() - started
+    while chunk := answer.read(1 << 20):
+        got += len(chunk)
+    total = time.perf_counter() - started
+    connection.close()
+    if answer.status != 200 or got != DOWNLOAD:
+        sys.exit(f"download {path} on port {port}: status {answer.status}, {got} bytes")
+    return first, DOWNLOAD / total / 1e6
+
+
+def download_figures(label: str, port: int, path: str, host: str | None = None) -> None:
+    runs = [download(port, path, host) for _ in range(DOWNLOADS)]
+    first_byte = statistics.median(r[0] for r in runs) * 1000
+    print(f"  10 MB download {label:<9} first byte median {first_byte:7.2f} ms, "
+          f"throughput median {statistics.median(r[1] for r in runs):7.1f} MB/s ({DOWNLOADS} downloads)")
+
+
+def echo_figures(label: str, url: str, seconds: float) -> None:
+    round_trips: list[list[float]] = [[] for _ in range(SESSIONS)]
+    failures: list[str] = []
+    ready = threading.Barrier(SESSIONS + 1)
+
+    def session(index: int) -> None:
+        message = os.urandom(32).hex()
+        try:
+            with websocket_connect(url, open_timeout=60) as ws:
+                ready.wait()
+                stop_at = time.perf_counter() + seconds
+                mine = round_trips[index]
+                while time.perf_counter() < stop_at:
+                    started = time.perf_counter()
+                    ws.send(message)
+                    if ws.recv(timeout=30) != message:
+                        raise RuntimeError("the echo differs")
+                    mine.append(time.perf_counter() - started)
+        except Exception as error:  # noqa: BLE001 - counted and printed
+            failures.append(repr(error))
+            ready.abort()
+
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(SESSIONS)]
+    for thread in threads:
+        thread.start()
+    try:
+        ready.wait()
+    except threading.BrokenBarrierError:
+        pass
+    for thread in threads:
+        thread.join()
+    every = sorted(x for mine in round_trips for x in mine)
+    if not every:
+        sys.exit(f"no websocket echo on {url}: {failures[:3]}")
+    p99 = every[min(len(every) - 1, int(len(every) * 0.99))]
+    print(f"  {SESSIONS} websockets {label:<9} {seconds:g} s: {len(every) / seconds:7.0f} echoes/s, "
+          f"round trip p50 {statistics.median(every) * 1000:6.2f} ms, p99 {p99 * 1000:6.2f} ms, "
+          f"{len(failures)} sessions failed")
+
+
+def job_figures(title: str, env: dict, cluster: bool, ws_seconds: float, bearer: str | None) -> None:
+    service_port = find_free_port()
+    with tempfile.TemporaryDirectory() as state, open(Path(state) / "server.log", "wb") as log:
+        env = {**env, "DSSR_SHELL_SERVICE_PORT": str(service_port),
+               "JARVICE_JOBS_DOMAIN": "http://127.0.0.1:{port}/job$"}
+        if not cluster:
+            env["JARVICE_DUMMY_STATE_DIR"] = f"{state}/dummy"
+        python = "python3" if cluster else sys.executable
+        server, port = start_serve(env, log)
+        try:
+            template = interactive_template(f"exec {python} {SERVICE} $JARVICE_SERVICE_PORT")
+            started = time.monotonic()
+            job = start_job(port, "bench-proxy", template, bearer, 900 if cluster else 20)
+            prefix = f"/job{job['number']}"
+            wait_serving(port, f"{prefix}/headers")
+            wait_serving(service_port, "/headers")
+            print(f"{title} (the job started after {time.monotonic() - started:.0f} s)")
+            download_figures("straight", service_port, f"/big?bytes={DOWNLOAD}")
+            download_figures("proxied", port, f"{prefix}/big?bytes={DOWNLOAD}")
+            echo_figures("straight", f"ws://127.0.0.1:{service_port}/echo", ws_seconds)
+            echo_figures("proxied", f"ws://127.0.0.1:{port}{prefix}/echo", ws_seconds)
+            post(port, "/terminate", job)
+        finally:
+            stop(server)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="seconds per round of API load")
+    parser.add_argument("--ws-seconds", type=float, default=5.0, help="seconds the websockets echo")
+    parser.add_argument("--slurm", action="store_true", help="also through slurm-cli on the test cluster")
+    options = parser.parse_args()
+    api_figures(options.seconds)
+    job_figures("dummy connector, a local job (the front listener's own cost):",
+                {"JARVICE_BAREMETAL_CONNECTOR": "dummy"}, False, options.ws_seconds, None)
+    if options.slurm:
+        bearer = jwt.encode({"email": "kirby@example.org"}, "bench-key-dssr-does-not-check-it-at-all")
+        job_figures("slurm-cli on the test cluster, through sshd (direct-tcpip):",
+                    {**cluster_env(), "JARVICE_BAREMETAL_CONNECTOR": "slurm-cli",
+                     "JARVICE_BAREMETAL_EXECUTOR": "shell", "JARVICE_SLURM_STATUS_INTERVAL": "0.5"},
+                    True, options.ws_seconds, bearer)
+
+
+if __name__ == "__main__":
+    main()

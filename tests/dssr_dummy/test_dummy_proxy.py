@@ -1,0 +1,248 @@
+"""The proxy of interactive jobs on the dummy connector: ``dssr serve`` with its front listener,
+a job whose command is a real web service (tests/services/web_service.py), real HTTP clients."""
+
+import base64
+import hashlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as websocket_connect
+
+from dssr_core.testing import wait_until
+from dssr_core.testing.plugin import DssrServer, find_free_port
+
+pytestmark = pytest.mark.slow
+SERVICE = Path(__file__).parents[1] / "services" / "web_service.py"
+KEY = ("slurm-downstream", "Pass1234")
+
+
+def interactive_template(command: str) -> str:
+    return ("#!/bin/bash\n{DOWNSTREAM_PARAMETERS}\nJARVICE_CPU_CORES=1\nJOBOBJ_INTERACTIVE=true\n"
+            f"{command}\n")
+
+
+def service_command() -> str:
+    return f"exec {sys.executable} {SERVICE} $JARVICE_SERVICE_PORT"
+
+
+class Proxy:
+    """``dssr serve`` (dummy) with JARVICE_JOBS_DOMAIN pointing at itself."""
+
+    def __init__(self, tmp_path: Path, domain: str = "http://127.0.0.1:{port}/job$", **env):
+        self.service_port = find_free_port()
+        self.server = DssrServer({"JARVICE_BAREMETAL_CONNECTOR": "dummy",
+                                  "JARVICE_DUMMY_STATE_DIR": str(tmp_path / "state"),
+                                  "DSSR_SHELL_SERVICE_PORT": str(self.service_port),
+                                  "DSSR_PROXY_CHECK_INTERVAL": "0.3",
+                                  "JARVICE_SCHED_SERVER_KEY": ":".join(KEY), **env},
+                                 tmp_path / f"dssr-{self.service_port}.log", auth=KEY)
+        self.server.env["JARVICE_JOBS_DOMAIN"] = domain.format(port=self.server.port)
+        self.server.start()
+        self.api = self.server.api()
+        self.port = self.server.port
+
+    def submit(self, name: str, number: int, template: str) -> dict:
+        answer = self.api.submit(name, template, number=number)
+        assert answer.status == 200, answer.text
+        job = {"name": name, "number": number, "jobid": answer.json[0]}
+        wait_until(lambda: [name, job["jobid"]] in self.api.get("/running").json, 20, what=f"{name} to run")
+        return job
+
+    def info(self, job: dict) -> dict:
+        answer = self.api.post(f"/request/{job['name']}/{job['number']}/{job['jobid']}/info", {})
+        assert answer.status == 200, answer.text
+        return answer.json
+
+    def terminate(self, job: dict) -> None:
+        answer = self.api.post("/terminate", {k: job[k] for k in ("name", "number", "jobid")})
+        assert answer.status == 200, answer.text
+
+
+def wait_serving(url: str, **kwargs) -> requests.Response:
+    def answered():
+        try:
+            answer = requests.get(url, timeout=5, **kwargs)
+        except requests.ConnectionError:
+            return None
+        return answer if answer.status_code == 200 else None
+
+    return wait_until(answered, 20, what=f"{url} to answer")
+
+
+def raw_request(port: int, data: bytes) -> bytes:
+    """Send ``data`` as it is and read the answer until the server closes or 2 s of silence."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(data)
+        sock.settimeout(2)
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except TimeoutError:
+            pass
+        return answer
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory):
+    proxy = Proxy(tmp_path_factory.mktemp("proxy"))
+    proxy.job = proxy.submit("desk", 41, interactive_template(service_command()))
+    proxy.url = proxy.info(proxy.job)["url"]
+    wait_serving(proxy.url + "/headers")
+    yield proxy
+    proxy.server.stop()
+
+
+def test_info_gives_the_path_based_url_while_the_job_runs(proxy):
+    assert proxy.url == f"http://127.0.0.1:{proxy.port}/job41"
+
+
+def test_a_kept_alive_connection_serves_the_job_and_the_api_in_turn(proxy):
+    session = requests.Session()
+    for _ in range(3):
+        seen = session.get(proxy.url + "/headers?x=1", timeout=5).json()
+        assert seen["path"] == "/headers?x=1"  # the prefix stripped, the query kept
+        assert seen["port"] == proxy.service_port
+        assert session.get(f"http://127.0.0.1:{proxy.port}/live", timeout=5).status_code == 200
+        running = session.get(f"http://127.0.0.1:{proxy.port}/running", auth=KEY, timeout=5)
+        assert [proxy.job["name"], proxy.job["jobid"]] in running.json()
+    bare = session.get(proxy.url, timeout=5).json()
+    assert bare["path"] == "/"
+
+
+def test_the_api_keeps_its_basic_auth_and_job_urls_need_none(proxy):
+    assert requests.get(f"http://127.0.0.1:{proxy.port}/running", timeout=5).status_code == 401
+    assert requests.get(proxy.url + "/headers", timeout=5).status_code == 200
+
+
+def test_the_apis_key_never_reaches_the_job_but_the_apps_own_credentials_do(proxy):
+    api_key = "Basic " + base64.b64encode(":".join(KEY).encode()).decode()
+    seen = requests.get(proxy.url + "/headers", headers={"Authorization": api_key}, timeout=5).json()
+    names = {name.lower() for name, _ in seen["headers"]}
+    assert "authorization" not in names
+    assert not names & {"x-forwarded-for", "x-forwarded-host", "forwarded", "via"}  # nothing added
+    own = requests.get(proxy.url + "/headers", headers={"Authorization": "token app-secret"},
+                       cookies={"app": "c"}, timeout=5).json()
+    headers = [[name.lower(), value] for name, value in own["headers"]]  # h11 sends names lowercase
+    assert ["authorization", "token app-secret"] in headers
+    assert ["cookie", "app=c"] in headers
+
+
+def test_websocket_echo_through_the_proxy(proxy):
+    with websocket_connect(f"ws://127.0.0.1:{proxy.port}/job41/echo", open_timeout=10) as ws:
+        for message in ("hello", "x" * 100_000):
+            ws.send(message)
+            assert ws.recv(timeout=10) == message
+        ws.send(b"\x00\x01binary")
+        assert ws.recv(timeout=10) == b"\x00\x01binary"
+
+
+def test_a_large_download_through_the_proxy(proxy):
+    size = 10 * 1024 * 1024
+    answer = requests.get(proxy.url + f"/big?bytes={size}", timeout=60)
+    direct = requests.get(f"http://127.0.0.1:{proxy.service_port}/big?bytes={size}", timeout=60)
+    assert len(answer.content) == size
+    assert hashlib.sha256(answer.content).digest() == hashlib.sha256(direct.content).digest()
+
+
+def test_unknown_and_batch_jobs_answer_404_with_a_sentence(proxy):
+    unknown = requests.get(f"http://127.0.0.1:{proxy.port}/job999999/", timeout=5)
+    assert unknown.status_code == 404 and "No interactive job 999999 is running" in unknown.text
+    batch = proxy.submit("batch", 42, "#!/bin/bash\n{DOWNSTREAM_PARAMETERS}\nJARVICE_CPU_CORES=1\n"
+                         f"{service_command()}\n".replace("$JARVICE_SERVICE_PORT", str(find_free_port())))
+    assert proxy.info(batch)["url"] == ""
+    assert requests.get(f"http://127.0.0.1:{proxy.port}/job42/", timeout=5).status_code == 404
+    proxy.terminate(batch)
+
+
+@pytest.mark.parametrize("request_line, host", [
+    (b"GET http://127.0.0.1:22022/ HTTP/1.1", b"127.0.0.1:22022"),  # absolute form
+    (b"GET http://127.0.0.1/job41/headers HTTP/1.1", b"127.0.0.1"),
+    (b"CONNECT 127.0.0.1:22022 HTTP/1.1", b"127.0.0.1:22022"),
+    (b"OPTIONS * HTTP/1.1", b"x"),
+    (b"GET /job41/../job42/headers HTTP/1.1", b"x"),
+    (b"GET /job41/%2e%2e/headers HTTP/1.1", b"x"),
+    (b"GET /job41/a%2fb HTTP/1.1", b"x"),
+    (b"GET /x/../job41/headers HTTP/1.1", b"x"),
+])
+def test_what_could_reach_elsewhere_is_refused_with_400(proxy, request_line, host):
+    answer = raw_request(proxy.port, request_line + b"\r\nHost: " + host + b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert b'"port"' not in answer
+
+
+def test_two_host_headers_are_refused(proxy):
+    answer = raw_request(proxy.port, b"GET /job41/headers HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+def test_a_host_header_of_another_place_still_reaches_only_the_job(proxy):
+    answer = raw_request(proxy.port, b"GET /job41/headers HTTP/1.1\r\nHost: 127.0.0.1:22022\r\n"
+                         b"Connection: close\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert json.loads(body)["port"] == proxy.service_port
+
+
+def test_terminating_a_job_closes_its_websocket_and_its_url_answers_404(tmp_path):
+    """The service outlives its job here (setsid), so only the proxy can close the websocket."""
+    proxy = Proxy(tmp_path)
+    pid_file = tmp_path / "service.pid"
+    command = (f"setsid {sys.executable} {SERVICE} $JARVICE_SERVICE_PORT & echo $! > {pid_file}; "
+               "sleep 600")
+    try:
+        job = proxy.submit("ending", 43, interactive_template(command))
+        url = proxy.info(job)["url"]
+        wait_serving(url + "/headers")
+        with websocket_connect(f"ws://127.0.0.1:{proxy.port}/job43/echo", open_timeout=10) as ws:
+            ws.send("before")
+            assert ws.recv(timeout=10) == "before"
+            proxy.terminate(job)
+            started = time.monotonic()
+            with pytest.raises(ConnectionClosed):
+                while time.monotonic() - started < 20:
+                    ws.send("still there?")
+                    ws.recv(timeout=1)
+        answer = requests.get(url + "/headers", timeout=5)
+        assert answer.status_code == 404 and "No interactive job 43" in answer.text
+        direct = requests.get(f"http://127.0.0.1:{proxy.service_port}/headers", timeout=5)
+        assert direct.status_code == 200  # the service still runs: the proxy closed the websocket
+        wait_until(lambda: proxy.info(job)["url"] == "", 20, what="the url to go")
+    finally:
+        proxy.server.stop()
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def test_host_based_urls(tmp_path):
+    proxy = Proxy(tmp_path, domain="http://jobs.example:{port}", JARVICE_JOBS_NAMESPACE="tenant-jobs")
+    try:
+        job = proxy.submit("hosted", 44, interactive_template(service_command()))
+        url = proxy.info(job)["url"]
+        assert url == f"http://tenant-jobs-44.jobs.example:{proxy.port}"
+        host = {"Host": f"tenant-jobs-44.jobs.example:{proxy.port}"}
+        seen = wait_serving(f"http://127.0.0.1:{proxy.port}/headers", headers=host).json()
+        assert seen["path"] == "/headers" and seen["port"] == proxy.service_port
+        big = requests.get(f"http://127.0.0.1:{proxy.port}/big?bytes=5000000", headers=host, timeout=60)
+        assert len(big.content) == 5_000_000
+        sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+        with websocket_connect(f"ws://tenant-jobs-44.jobs.example:{proxy.port}/echo", sock=sock,
+                               open_timeout=10) as ws:
+            ws.send("hosted")
+            assert ws.recv(timeout=10) == "hosted"
+        other = requests.get(f"http://127.0.0.1:{proxy.port}/live",
+                             headers={"Host": "tenant-jobs-44.elsewhere.example"}, timeout=5)
+        assert other.status_code == 200  # not a job's host: the API's
+        missing = requests.get(f"http://127.0.0.1:{proxy.port}/",
+                               headers={"Host": "tenant-jobs-45.jobs.example"}, timeout=5)
+        assert missing.status_code == 404
+    finally:
+        proxy.server.stop()
