@@ -9,10 +9,10 @@ groups the tests by version, so one cluster is brought up after the other. When 
 cannot be brought up, the tests that need it FAIL: they never skip.
 """
 
+import fcntl
 import os
 import shlex
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_SH = ROOT / "tests" / "cluster" / "cluster.sh"
 #: Job names of these tests start with one of these (contract-..., cli-...), so that the
 #: cleanup at the end cancels only what these tests left behind.
-TEST_JOB_PREFIXES = ("jarvice_contract-", "jarvice_cli-")
+TEST_JOB_PREFIXES = ("jarvice_contract-", "jarvice_cli-", "jarvice_rest-")
 
 
 def selected_versions() -> list[str]:
@@ -103,26 +103,36 @@ def parse_exports(text: str) -> dict[str, str]:
 def cluster_env(slurm_version):
     """The cluster's settings (JARVICE_SLURM_*, DSSR_CLUSTER_DIR, ...), the cluster up; root's
     Slurm commands of the helpers (:func:`slurm_helpers.slurm`) then ask this cluster."""
-    started = time.strftime("%Y-%m-%dT%H:%M:%S")
     cluster("up", slurm_version)
     env = parse_exports(cluster("env", slurm_version))
     assert env.get("JARVICE_SLURM_CLUSTER_ADDR"), "cluster.sh env printed no JARVICE_SLURM_CLUSTER_ADDR"
     assert env.get("DSSR_CLUSTER_SLURM") == slurm_version, env.get("DSSR_CLUSTER_SLURM")
     slurm_helpers.use_cluster(env)
-    yield env
-    cancel_test_jobs(submitted_since=started)
+    with open(SESSIONS_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)  # held while this run uses the clusters
+        yield env
+        cancel_test_jobs(lock)
 
 
-def cancel_test_jobs(submitted_since: str) -> None:
-    """Cancel what these tests left running: their names, submitted during this run only."""
-    listing = slurm("squeue", "-h", "-a", "-o", "%i %j %V")
-    ids = []
-    for line in listing.stdout.splitlines():
-        words = line.split()
-        if len(words) == 3 and words[1].startswith(TEST_JOB_PREFIXES) and words[2] >= submitted_since:
-            ids.append(words[0])
-    if ids:
-        slurm("scancel", *ids)
+#: Every test run holds this lock shared; the cleanup needs it alone.
+SESSIONS_LOCK = "/tmp/dssr-test-cluster-sessions.lock"
+
+
+def cancel_test_jobs(lock) -> None:
+    """Cancel what the tests left running, unless another test run still uses the cluster (its
+    jobs carry the same names): the last run to end cancels them all."""
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return
+    try:
+        listing = slurm("squeue", "-h", "-a", "-o", "%i %j")
+        ids = [words[0] for words in map(str.split, listing.stdout.splitlines())
+               if len(words) == 2 and words[1].startswith(TEST_JOB_PREFIXES)]
+        if ids:
+            slurm("scancel", *ids)
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_SH)
 
 
 @pytest.fixture(scope="session")
