@@ -7,6 +7,7 @@ import os
 import pkgutil
 import re
 import signal
+import subprocess
 import types
 from pathlib import Path
 
@@ -141,3 +142,22 @@ def test_the_testing_page_lists_every_contract_test_knob_fixture_and_helper():
     assert len(plugin_fixtures) == 2
     for name in suite + plugin_fixtures + dssr_core.testing.__all__:
         assert f"`{name}" in text, f"docs/testing.md does not mention {name}"
+
+
+CONFLICT_MARKER = re.compile(r"^(<{7} |={7}$|>{7} )", re.M)
+
+
+def test_no_file_holds_a_merge_conflict_marker():
+    """A merge resolved by hand once left its markers in the README; git would not object."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    tracked = [ROOT / name for name in listed.decode().split("\0")
+               if name and not name.startswith("tests/dssr_slurm/recorded/") and (ROOT / name).is_file()]
+    marked = [str(path.relative_to(ROOT)) for path in tracked
+              if CONFLICT_MARKER.search(path.read_text(errors="replace"))]
+    assert marked == []
+
+
+def test_every_page_of_docs_is_linked_from_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    unlinked = [page.name for page in DOCS.glob("*.md") if f"docs/{page.name}" not in readme]
+    assert unlinked == []
