@@ -69,8 +69,8 @@ def test_status_is_503_while_a_daemon_is_down_and_works_again_after(dssr_server,
 
 
 # The fault matrix (docs/reliability.md): each daemon stopped while upstream polls, then started
-# again, DSSR not restarted. Each connector's DSSR has a running job and an ended one (gone from
-# squeue and from DSSR's snapshot: only accounting knows it), asked about the whole time. Every
+# again, DSSR not restarted. A job runs (both connectors' DSSRs ask about it) and each DSSR has an
+# ended job (gone from squeue and from DSSR's snapshot: only accounting knows it). Every
 # answer is the true one or a 503 with a sentence: never an empty list while the job runs, never
 # a made-up exit status, and no job and no output is lost.
 
