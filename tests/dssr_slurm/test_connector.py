@@ -12,9 +12,11 @@ import pytest
 from slurm_helpers import SHARED, bearer_for, job_of, template, wait_ended, wait_running
 
 from dssr_core.app import create_app
+from dssr_core.errors import ClusterUnavailable
 from dssr_core.settings import Settings
 from dssr_core.shell import ShellExecutor
 from dssr_core.testing import ApiClient, wait_until
+from dssr_slurm.files import SshFiles
 
 pytestmark = pytest.mark.slow
 KIRBY = bearer_for("kirby@example.org")
@@ -80,6 +82,39 @@ def test_exitstatus_of_a_running_job_keeps_its_files(make_connector, slurm_env):
     wait_ended(api, job)
     rc, _, (output, _) = api.post("/exitstatus", job).json
     assert rc == -15 and "kept" in output
+
+
+class LosesTheNextAnswer:
+    """A test double of the SSH pool (a connection that drops at a chosen moment cannot be timed
+    from outside): runs every command on the real cluster, but loses the answer of the next one,
+    as a connection that dropped after the command ran would."""
+
+    def __init__(self, pool):
+        self.pool = pool
+        self.settings = pool.settings
+        self.armed = True
+
+    def run(self, account, command, **options):
+        result = self.pool.run(account, command, **options)
+        if self.armed:
+            self.armed = False
+            raise ClusterUnavailable("SSH to the cluster failed (the test lost this answer).")
+        return result
+
+
+def test_an_exitstatus_whose_answer_was_lost_leaves_the_output_for_the_next(make_connector):
+    connector = make_connector()
+    api = app_for(connector)
+    name = f"cli-lost-{uuid.uuid4().hex[:6]}"
+    job = job_of(name, api.submit(name, template("echo kept", devices=SHARED), bearer=KIRBY))
+    wait_ended(api, job)
+    lossy = LosesTheNextAnswer(connector.ssh)
+    connector.files = SshFiles(lossy, connector.accounts.for_owner)
+    answer = api.post("/exitstatus", job)
+    assert answer.status == 503 and not lossy.armed, answer.text
+    rc, _, (output, banner) = api.post("/exitstatus", job).json
+    assert (rc, "COMPLETED" in banner, output) == (0, True, "kept\n")
+    assert _output(api, job) is None  # then removed
 
 
 def test_the_init_report_shows_no_secret(make_connector, slurm_env):

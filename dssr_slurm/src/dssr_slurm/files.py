@@ -1,4 +1,5 @@
-"""A job's files on the cluster: the tail of its output, and their removal at ``/exitstatus``.
+"""A job's files on the cluster: the tail of its output, and their removal at ``/exitstatus``
+(only once the output has reached DSSR).
 
 A connector reaches them through an :class:`OutputAccess`. slurm-cli always uses
 :class:`SshFiles` (the SSH connections that also run Slurm's commands); slurmrestd uses it when
@@ -9,6 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
+from dssr_core.errors import ClusterUnavailable
 from dssr_slurm.failures import slurm_message, unreachable_or_failed
 from dssr_slurm.jobscript import JobFiles
 from dssr_slurm.ssh import SshPool, quote_command
@@ -27,7 +29,8 @@ class OutputAccess(Protocol):
         """The last ``lines`` lines of ``path``, read as the job's owner ``user``; None: no such file."""
 
     def collect(self, user: str, files: JobFiles, lines: int) -> str:
-        """The tail of the job's output, then every file of the job removed (what stays is logged)."""
+        """The tail of the job's output; once it is read, every file of the job removed (what stays
+        is logged). Raises, removing nothing, when the output cannot be fetched."""
 
     def describe(self) -> str:
         """How the files are reached, one line for the init report."""
@@ -37,12 +40,6 @@ def tail_command(path: str, lines: int) -> str:
     """The last lines of a file; exit status 3 when the file does not exist."""
     return (f"[ -f {quote_command(path)} ] || exit {NO_SUCH_FILE}; "
             f"exec tail -n {int(lines)} -- {quote_command(path)}")
-
-
-def collect_command(output: str, lines: int, files: tuple[str, ...]) -> str:
-    """The tail of the output, then every file of the job removed."""
-    return (f"if [ -f {quote_command(output)} ]; then tail -n {int(lines)} -- {quote_command(output)}; fi; "
-            f"rm -f -- {quote_command(*files)}")
 
 
 class SshFiles:
@@ -61,11 +58,25 @@ class SshFiles:
         return result.stdout
 
     def collect(self, user: str, files: JobFiles, lines: int) -> str:
-        result = self.pool.run(self.account_for(user), collect_command(files.output, lines, files.all()))
-        if not result.ok:
+        """The output is read first, and the files are removed only once it is in hand: a read
+        whose answer is lost (a dropped connection, a timeout) raises and leaves them all for
+        the next ``/exitstatus``; an output that cannot be read is answered empty, its files kept."""
+        account = self.account_for(user)
+        read = self.pool.run(account, tail_command(files.output, lines))
+        if not read.ok and read.exit_status != NO_SUCH_FILE:
+            log.warning("exitstatus: the output of %s could not be read, its files stay: %s", files.base,
+                        slurm_message(read))
+            return ""
+        output = read.stdout if read.ok else ""
+        try:
+            removed = self.pool.run(account, quote_command("rm", "-f", "--", *files.all()))
+        except ClusterUnavailable as error:  # the output is in hand: answer it
+            log.warning("exitstatus: the files of %s may not be removed: %s", files.base, error.message)
+            return output
+        if not removed.ok:
             log.warning("exitstatus: the files of %s were not all removed: %s", files.base,
-                        slurm_message(result))
-        return result.stdout
+                        slurm_message(removed))
+        return output
 
     def describe(self) -> str:
         settings = self.pool.settings

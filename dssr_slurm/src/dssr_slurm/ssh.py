@@ -51,7 +51,7 @@ HOST_KEY = Setting("JARVICE_SLURM_SSH_HOST_KEY", "the login node's public host k
 CONNECT_TIMEOUT = Setting("JARVICE_SLURM_SSH_CONNECT_TIMEOUT", "seconds to connect, and to open a session on "
                           "a connection", kind="float", default=10.0, minimum=0.1)
 COMMAND_TIMEOUT = Setting("JARVICE_SLURM_COMMAND_TIMEOUT", "seconds any one command may take (`squeue` "
-                          "against a dead controller takes about 9 s to fail)", kind="float", default=30.0,
+                          "against a stopped slurmctld takes 18 s to fail)", kind="float", default=30.0,
                           minimum=0.1)
 KEEPALIVE = Setting("JARVICE_SLURM_SSH_KEEPALIVE", "seconds between SSH keepalives; `0` = none", kind="int",
                     default=30, minimum=0)
