@@ -26,53 +26,13 @@ pytest_plugins = ["rest_fixtures"]
 pytestmark = pytest.mark.slow
 
 
-def status_calls(api, job):
-    """The calls upstream makes while it polls, sent at the same time."""
-    calls = {
-        "/running": lambda: api.get("/running"),
-        "/queued": lambda: api.get("/queued"),
-        "/runstatus": lambda: api.post("/runstatus", job),
-        "/exitstatus": lambda: api.post("/exitstatus", job),
-        "/gc": lambda: api.get("/gc"),
-    }
-    with ThreadPoolExecutor(len(calls)) as pool:
-        futures = {path: pool.submit(call) for path, call in calls.items()}
-        return {path: future.result() for path, future in futures.items()}
-
-
-@pytest.mark.parametrize("daemon, words", [
-    ("sshd", "Cannot reach the cluster over SSH"),
-    ("slurmctld", "Unable to contact slurm controller"),
-])
-def test_status_is_503_while_a_daemon_is_down_and_works_again_after(dssr_server, slurm_env, daemons,
-                                                                    daemon, words):
-    api = dssr_server(slurm_env).api()
-    name = f"cli-down-{daemon}-{uuid.uuid4().hex[:6]}"
-    job = job_of(name, api.submit(name, template("sleep 300", devices=SHARED),
-                                  bearer=bearer_for("kirby@example.org")))
-    wait_running(api, job)
-    daemons.stop(daemon)
-    time.sleep(float(slurm_env["JARVICE_SLURM_STATUS_INTERVAL"]) + 0.1)  # let the snapshot age
-    answers = status_calls(api, job)
-    for path in ("/running", "/queued", "/runstatus", "/exitstatus"):
-        assert answers[path].status == 503, (path, answers[path].text)
-        assert words in answers[path].json["description"], (path, answers[path].text)
-    assert answers["/gc"].status == 500 and answers["/gc"].json == {"status": "BAD"}
-
-    daemons.start(daemon)
-    assert api.get("/gc").json == {"status": "OK"}
-    assert [name, job["jobid"]] in api.get("/running").json
-    assert api.post("/runstatus", job).json[0] == ["localhost"]
-    assert api.post("/terminate", job).json is True
-    wait_ended(api, job)
-    assert api.post("/exitstatus", job).json[0] == -15
-
-
 # The fault matrix (docs/reliability.md): each daemon stopped while upstream polls, then started
 # again, DSSR not restarted. A job runs (both connectors' DSSRs ask about it) and each DSSR has an
 # ended job (gone from squeue and from DSSR's snapshot: only accounting knows it). Every
 # answer is the true one or a 503 with a sentence: never an empty list while the job runs, never
-# a made-up exit status, and no job and no output is lost.
+# a made-up exit status, and no job and no output is lost. A third DSSR, slurm-cli with the default
+# timeouts, is asked during the sshd and slurmctld outages: its 503 names the cause, and its next
+# call once the daemon is back works.
 
 #: daemon -> the connectors it concerns
 OUTAGES = {
@@ -94,6 +54,9 @@ PREFIXES = {"slurm-cli": "cli", "slurmrestd": "rest"}
 FAST = {"JARVICE_SLURM_COMMAND_TIMEOUT": "3", "JARVICE_SLURM_SSH_CONNECT_TIMEOUT": "2",
         "JARVICE_SLURMRESTD_TIMEOUT": "3", "JARVICE_SLURMRESTD_CONNECT_TIMEOUT": "2",
         "JARVICE_SLURMRESTD_RETRIES": "0"}
+#: daemon -> the words of the 503 that name it, from the DSSR with the default timeouts (long
+#: enough for squeue to give up with Slurm's own words; with FAST it is cut short first)
+CAUSES = {"sshd": "Cannot reach the cluster over SSH", "slurmctld": "Unable to contact slurm controller"}
 
 
 @attrs.define
@@ -141,24 +104,37 @@ def _in_parallel(call, items: list) -> list:
         return [future.result() for future in [pool.submit(call, item) for item in items]]
 
 
+@attrs.define
+class Matrix:
+    """The DSSRs the outages are watched through, and the running job they are all asked about."""
+
+    polled: dict[str, Polled]  # connector -> its DSSR with FAST timeouts
+    at_defaults: ApiClient  # a slurm-cli DSSR with the default timeouts
+    running: dict
+
+
 @pytest.fixture(scope="module")
-def matrix(slurm_env, rest_env, tmp_path_factory) -> dict[str, Polled]:
-    """A DSSR per connector (not restarted by the matrix), each with its ended job, and one running
-    job both are asked about (one core of the test node stays free for the jobs of the cells)."""
+def matrix(slurm_env, rest_env, tmp_path_factory) -> Matrix:
+    """A DSSR per connector (not restarted by the matrix), each with its ended job, a slurm-cli DSSR
+    with the default timeouts, and one running job all are asked about (one core of the test node
+    stays free for the jobs of the cells)."""
     envs = {"slurm-cli": {**slurm_env, **FAST},
-            "slurmrestd": {**rest_env, **FAST, "JARVICE_SLURMRESTD_OUTPUT_ACCESS": "ssh"}}
+            "slurmrestd": {**rest_env, **FAST, "JARVICE_SLURMRESTD_OUTPUT_ACCESS": "ssh"},
+            "defaults": slurm_env}
     logs = tmp_path_factory.mktemp("matrix")
     servers = {connector: DssrServer(env, logs / f"{connector}.log") for connector, env in envs.items()}
     try:
         _in_parallel(lambda server: server.start(), list(servers.values()))
         apis = {connector: server.api() for connector, server in servers.items()}
+        at_defaults = apis.pop("defaults")
         ended = {connector: EndedJob(_submit(api, f"{PREFIXES[connector]}-matrix-ended", ENDED_BODY),
                                      "ending") for connector, api in apis.items()}
         running = _submit(apis["slurm-cli"], "cli-matrix-run", "sleep 900")
         polled = [Polled(connector, api, float(envs[connector]["JARVICE_SLURM_STATUS_INTERVAL"]), running,
                          ended[connector]) for connector, api in apis.items()]
         _in_parallel(_wait_ready, polled)
-        yield {each.connector: each for each in polled}
+        wait_running(at_defaults, running)
+        yield Matrix({each.connector: each for each in polled}, at_defaults, running)
     finally:
         for server in servers.values():
             server.stop()
@@ -233,28 +209,61 @@ def _recovered(polled: Polled, daemon: str) -> None:
         assert tail.status == 200 and "ending" in tail.text, tail.text
 
 
+def _cause_named(matrix: Matrix, daemon: str) -> None:
+    """With the default timeouts, while ``daemon`` is down: every status call is a 503 whose
+    sentence names the cause, in DSSR's or Slurm's words."""
+    api, running = matrix.at_defaults, matrix.running
+    calls = {
+        "/running": lambda: api.get("/running"),
+        "/queued": lambda: api.get("/queued"),
+        "/runstatus": lambda: api.post("/runstatus", running),
+        "/exitstatus": lambda: api.post("/exitstatus", running),
+        "/gc": lambda: api.get("/gc"),
+    }
+    with ThreadPoolExecutor(len(calls)) as pool:
+        futures = {path: pool.submit(call) for path, call in calls.items()}
+        answers = {path: future.result() for path, future in futures.items()}
+    for path in ("/running", "/queued", "/runstatus", "/exitstatus"):
+        assert answers[path].status == 503, (path, answers[path].text)
+        assert CAUSES[daemon] in answers[path].json["description"], (path, answers[path].text)
+    assert answers["/gc"].status == 500 and answers["/gc"].json == {"status": "BAD"}
+
+
+def _works_at_once(matrix: Matrix) -> None:
+    """With the default timeouts, the first calls once the daemon is back: the truth, no 503."""
+    api, running = matrix.at_defaults, matrix.running
+    assert api.get("/gc").json == {"status": "OK"}
+    assert [running["name"], running["jobid"]] in api.get("/running").json
+    assert api.post("/runstatus", running).json[0] == ["localhost"]
+
+
 @pytest.mark.parametrize("daemon", list(OUTAGES))
 def test_a_daemon_stopped_and_started_during_polling_loses_nothing(matrix, daemons, daemon):
-    polled = [matrix[connector] for connector in OUTAGES[daemon]]
+    polled = [matrix.polled[connector] for connector in OUTAGES[daemon]]
     # slurmctld down, SSH up: a job DSSR saw end is answered from what it saw, output included.
     seen = _in_parallel(_seen_ended, polled) if daemon == "slurmctld" else [None] * len(polled)
     daemons.stop(daemon)
     try:
         time.sleep(max(each.interval for each in polled) + 0.1)  # let the snapshots age
-        for _ in range(2):  # upstream polls on
-            _in_parallel(lambda pair: _poll(*pair, daemon), list(zip(polled, seen, strict=True)))
+        with ThreadPoolExecutor(1) as pool:  # the default timeouts' answers (up to 18 s) come meanwhile
+            named = [pool.submit(_cause_named, matrix, daemon)] if daemon in CAUSES else []
+            for _ in range(2):  # upstream polls on
+                _in_parallel(lambda pair: _poll(*pair, daemon), list(zip(polled, seen, strict=True)))
+            for future in named:
+                future.result()
     finally:
         daemons.start(daemon)
+    if daemon in CAUSES:
+        _works_at_once(matrix)
     _in_parallel(lambda each: _recovered(each, daemon), polled)
 
 
 def test_after_the_outages_the_jobs_end_with_their_true_status(matrix):
     """The ended job's output, kept through every outage, comes with its exit status; the
-    running job, terminated, is -15."""
+    running job, terminated through the DSSR with the default timeouts, is -15 for all three."""
     _in_parallel(lambda polled: polled.ended.check(polled.api.post("/exitstatus", polled.ended.job),
-                                                   known=True), list(matrix.values()))
-    cli = matrix["slurm-cli"]
-    assert cli.api.post("/terminate", cli.running).json is True
-    for polled in matrix.values():
-        wait_ended(polled.api, polled.running)
-        assert polled.api.post("/exitstatus", polled.running).json[0] == -15
+                                                   known=True), list(matrix.polled.values()))
+    assert matrix.at_defaults.post("/terminate", matrix.running).json is True
+    for api in [polled.api for polled in matrix.polled.values()] + [matrix.at_defaults]:
+        wait_ended(api, matrix.running)
+        assert api.post("/exitstatus", matrix.running).json[0] == -15
