@@ -103,8 +103,15 @@ def start_job(port: int, name: str, template: str, bearer: str | None, wait: flo
         sys.exit(f"submit failed: {answer.status} {answer.text}")
     job = {"name": name, "number": number, "jobid": answer.json[0]}
     deadline = time.monotonic() + wait
+    unlisted_since = None
     while [name, job["jobid"]] not in api.get("/running").json:
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        queued = [name, job["jobid"]] in api.get("/queued").json
+        unlisted_since = None if queued else unlisted_since or now
+        if unlisted_since is not None and now - unlisted_since > 5:
+            tail = api.post(f"/request/{name}/{number}/{job['jobid']}/tail", {"qs": {}}).text
+            sys.exit(f"{name} ended before it ran; its output ends: {tail[-1500:]!r}")
+        if now > deadline:
             post(port, "/terminate", job)
             sys.exit(f"{name} did not start within {wait:.0f} s")
         time.sleep(0.5)
