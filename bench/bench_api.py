@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).parent))
-from loadgen import run_load  # noqa: E402
+from loadgen import cpu_seconds, run_load  # noqa: E402
 
 THREADS = 16
 SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
@@ -96,12 +96,6 @@ def measured_round(process, port, method, path, args, clients) -> dict:
     requests = figures["rps"] * SECONDS
     figures["cpu_us"] = (cpu_seconds(process.pid) - cpu_before) / requests * 1e6 if requests else 0.0
     return figures
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def median_round(rounds: list[dict]) -> dict:

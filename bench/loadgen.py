@@ -1,9 +1,12 @@
-"""A small closed-loop load generator: N clients, each on one kept-alive connection."""
+"""Closed-loop load generators: N clients, each on one kept-alive connection (HTTP requests, or a
+websocket's echoes), and the figures both report the same way."""
 
 import http.client
+import os
 import statistics
 import threading
 import time
+from pathlib import Path
 from urllib.parse import urlencode
 
 
@@ -40,11 +43,62 @@ def run_load(port: int, method: str, path: str, args: dict | None, clients: int,
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - began
+    return {**latency_figures(latencies, elapsed), "errors": sum(errors)}
+
+
+def run_echo_load(url: str, sessions: int, seconds: float, message_bytes: int = 64) -> dict:
+    """Echoes/s and round-trip percentiles (ms) of ``sessions`` websockets, each sending a text
+    message and waiting for its echo, over and over, all for the same ``seconds`` (they start
+    together once every one is open). ``failures``: the sessions that broke, with why."""
+    from websockets.sync.client import connect as websocket_connect
+
+    round_trips: list[list[float]] = [[] for _ in range(sessions)]
+    failures: list[str] = []
+    ready = threading.Barrier(sessions + 1)
+
+    def session(index: int) -> None:
+        message = os.urandom(message_bytes // 2).hex()
+        try:
+            with websocket_connect(url, open_timeout=60) as ws:
+                ready.wait()
+                stop_at = time.perf_counter() + seconds
+                mine = round_trips[index]
+                while time.perf_counter() < stop_at:
+                    started = time.perf_counter()
+                    ws.send(message)
+                    if ws.recv(timeout=30) != message:
+                        raise RuntimeError("the echo differs from the message")
+                    mine.append(time.perf_counter() - started)
+        except Exception as error:  # noqa: BLE001 - counted and reported
+            failures.append(repr(error))
+            ready.abort()
+
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(sessions)]
+    for thread in threads:
+        thread.start()
+    try:
+        ready.wait()
+    except threading.BrokenBarrierError:
+        pass
+    for thread in threads:
+        thread.join()
+    return {**latency_figures(round_trips, seconds), "failures": failures}
+
+
+def latency_figures(latencies: list[list[float]], elapsed: float) -> dict:
+    """What each client measured (seconds), as a count, a rate and p50/p99 in ms."""
     every = sorted(x for mine in latencies for x in mine)
+    if not every:
+        return {"requests": 0, "rps": 0.0, "p50_ms": float("nan"), "p99_ms": float("nan")}
     return {
         "requests": len(every),
-        "errors": sum(errors),
         "rps": len(every) / elapsed,
         "p50_ms": statistics.median(every) * 1000,
         "p99_ms": every[min(len(every) - 1, int(len(every) * 0.99))] * 1000,
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

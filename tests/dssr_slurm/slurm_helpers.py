@@ -1,7 +1,10 @@
 """Helpers of the Slurm tests that are not fixtures (imported by the test modules)."""
 
+import hashlib
+import os
 import subprocess
 import time
+from pathlib import Path
 
 import attrs
 import jwt
@@ -120,6 +123,42 @@ def wait_running(api, job, timeout: float = 120) -> None:
 
     wait_until(lambda: [job["name"], job["jobid"]] in api.get("/running").json, timeout,
                what=f"{job['name']} to run")
+
+
+#: The interactive jobs' web service of the proxy tests (standard library only).
+WEB_SERVICE = Path(__file__).parents[1] / "services" / "web_service.py"
+
+
+def web_service_for_jobs(env: dict) -> str:
+    """The path of :data:`WEB_SERVICE` as a job reads it on the cluster of ``env``: a copy in the
+    scratch directory, the one place at the same path on the host and in the 24.11/26.05 chroots
+    (the checkout is not in them). Named by its content, so test runs of other checkouts keep theirs."""
+    text = WEB_SERVICE.read_bytes()
+    digest = hashlib.sha256(text).hexdigest()[:12]
+    copy = Path(env["JARVICE_JOB_SCRATCH_DIR"]) / f"dssr-web-service-{digest}.py"
+    if not copy.exists():
+        partial = copy.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_bytes(text)
+        partial.chmod(0o644)
+        partial.replace(copy)
+    return str(copy)
+
+
+def wait_started(api, job, timeout: float) -> None:
+    """Wait until the job runs, as wait_running; fail at once, with the tail of its output, when
+    it ended first (a command that could not start), instead of waiting out ``timeout``."""
+    deadline = time.monotonic() + timeout
+    unlisted_since = None
+    while [job["name"], job["jobid"]] not in api.get("/running").json:
+        now = time.monotonic()
+        unlisted_since = None if listed(api, job) else unlisted_since or now
+        if unlisted_since is not None and now - unlisted_since > 5:  # not a stale status snapshot
+            answer = api.post(f"/request/{job['name']}/{job['number']}/{job['jobid']}/tail", {"qs": {}})
+            raise AssertionError(f"{job['name']} (Slurm job {job['jobid']}) ended before it was seen "
+                                 f"running; its output ends: {answer.text[-1500:]!r}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {job['name']} to run")
+        time.sleep(0.5)
 
 
 def wait_output(api, job, text: str, timeout: float = 60) -> None:

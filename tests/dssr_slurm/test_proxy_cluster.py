@@ -10,23 +10,19 @@ import hashlib
 import random
 import socket
 import time
-from pathlib import Path
 
 import pytest
 import requests
-from slurm_helpers import KIRBY_MAIL, SHARED, bearer_for, job_of, template, wait_running
+from slurm_helpers import KIRBY_MAIL, SHARED, bearer_for, job_of, template, wait_started, web_service_for_jobs
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as websocket_connect
 
 from dssr_core.testing import wait_until
 from dssr_core.testing.plugin import DssrServer, find_free_port
 
-# The job's web service runs the test's own Python and packages, which only the host's
-# 22.05 cluster has (24.11 and 26.05 run jobs in their chroots).
-pytestmark = [pytest.mark.slow, pytest.mark.slurm_versions("22.05")]
+pytestmark = pytest.mark.slow
 #: Interactive jobs hold their node alone, so they start once the shared cluster's other jobs end.
 INTERACTIVE_START = 480
-SERVICE = Path(__file__).parents[1] / "services" / "web_service.py"
 KIRBY = bearer_for(KIRBY_MAIL)
 
 
@@ -48,7 +44,7 @@ def submit_interactive(api, name: str, number: int, body: str, interactive: bool
     job = job_of(name, answer)
     job["number"] = number
     if interactive:
-        wait_running(api, job, timeout=INTERACTIVE_START)
+        wait_started(api, job, timeout=INTERACTIVE_START)
     return job
 
 
@@ -72,7 +68,8 @@ def two_proxies(slurm_env, tmp_path_factory):
     b = proxy_server(slurm_env, tmp_path, "b", "http://jobs.test:{port}", JARVICE_JOBS_NAMESPACE="ns")
     number = random.randint(100_000, 999_999)
     name = f"cli-proxy-{number}"
-    job = submit_interactive(a.api(), name, number, f"exec python3 {SERVICE} $JARVICE_SERVICE_PORT")
+    service = web_service_for_jobs(slurm_env)
+    job = submit_interactive(a.api(), name, number, f"exec python3 {service} $JARVICE_SERVICE_PORT")
     yield a, b, job, service_port
     a.api().post("/terminate", {k: job[k] for k in ("name", "number", "jobid")})
     a.stop()

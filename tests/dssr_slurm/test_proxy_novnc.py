@@ -23,8 +23,12 @@ from slurm_helpers import KIRBY_MAIL, SHARED, bearer_for, job_of, template, wait
 from dssr_core.testing import wait_until
 from dssr_core.testing.plugin import DssrServer, find_free_port
 
-# The job's web service runs the test's own Python and packages, which only the host's
-# 22.05 cluster has (24.11 and 26.05 run jobs in their chroots).
+# The job's desktop is the host's Debian packages, so only the host's 22.05 cluster runs it
+# (24.11 and 26.05 run jobs in their chroots). A chroot would need some 260 packages more by
+# bookworm's dependency lists, about 150 MB (Xvfb's Mesa with LLVM, novnc's nodejs, websockify's
+# numpy, x11vnc's Tk, cpp), against 137 in the whole chroot (52 s to build): far over the ~20 s
+# a cold build may grow by. The proxy itself is proven on every version by test_proxy_cluster.py
+# and test_proxy_rest.py.
 pytestmark = [pytest.mark.slow, pytest.mark.slurm_versions("22.05")]
 #: Interactive jobs hold their node alone, so they start once the shared cluster's other jobs end.
 INTERACTIVE_START = 480

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from slurm_helpers import KIRBY_MAIL, SHARED, bearer_for, job_of, template, wait_running
+from slurm_helpers import KIRBY_MAIL, SHARED, bearer_for, job_of, template, wait_started, web_service_for_jobs
 from websockets.sync.client import connect as websocket_connect
 
 from dssr_core.testing import wait_until
@@ -15,10 +15,7 @@ from dssr_core.testing.plugin import DssrServer, find_free_port
 
 pytest_plugins = ["rest_fixtures"]
 
-# The job's web service runs the test's own Python and packages, which only the host's
-# 22.05 cluster has (24.11 and 26.05 run jobs in their chroots).
-pytestmark = [pytest.mark.slow, pytest.mark.slurm_versions("22.05")]
-SERVICE = Path(__file__).parents[1] / "services" / "web_service.py"
+pytestmark = pytest.mark.slow
 #: Interactive jobs hold their node alone, so they start once the shared cluster's other jobs end.
 INTERACTIVE_START = 480
 SSH_SETTINGS = ("JARVICE_SLURM_CLUSTER_ADDR", "JARVICE_SLURM_CLUSTER_PORT", "JARVICE_SLURM_SSH_USER",
@@ -46,12 +43,12 @@ def test_slurmrestd_proxies_an_interactive_job_over_its_ssh_settings(rest_env, t
     number = random.randint(100_000, 999_999)
     name = f"rest-proxy-{number}"
     api = server.api()
-    body = template(f"exec python3 {SERVICE} $JARVICE_SERVICE_PORT", devices=SHARED,
+    body = template(f"exec python3 {web_service_for_jobs(rest_env)} $JARVICE_SERVICE_PORT", devices=SHARED,
                     extra="JOBOBJ_INTERACTIVE=true")
     job = job_of(name, api.submit(name, body, number=number, bearer=bearer_for(KIRBY_MAIL)))
     job["number"] = number
     try:
-        wait_running(api, job, timeout=INTERACTIVE_START)
+        wait_started(api, job, timeout=INTERACTIVE_START)
         url = f"http://127.0.0.1:{server.port}/job{number}"
         assert info(api, job)["url"] == url
 

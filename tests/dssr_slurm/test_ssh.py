@@ -1,13 +1,17 @@
 """The SSH layer against the test cluster's sshd: reuse, threads, stdin, timeouts, host keys."""
 
+import socket
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from dssr_core.errors import ClusterUnavailable
 from dssr_core.settings import Settings
+from dssr_core.testing import wait_until
+from dssr_core.testing.plugin import find_free_port
 from dssr_slurm.ssh import SshPool, SshSettings, quote_command
 
 pytestmark = pytest.mark.slow
@@ -215,3 +219,45 @@ def test_a_refused_key_is_a_sentence_without_the_key(slurm_env, tmp_path):
         SshPool(settings).run(settings.service_account, "true")
     assert raised.value.message == "Cannot reach the cluster over SSH as jarvice@127.0.0.1:" \
         f"{slurm_env['JARVICE_SLURM_CLUSTER_PORT']}: the key was refused."
+
+
+def test_the_connection_asks_for_aes_gcm_first(pool, ssh_settings):
+    """AEAD spares paramiko an HMAC per packet: half its CPU per MB through a job's tunnel
+    (bench/bench_proxy.py). Every cluster's sshd offers it."""
+    pool.run(ssh_settings.service_account, "true")
+    transport = pool.connection(ssh_settings.service_account)._client.get_transport()
+    assert (transport.local_cipher, transport.remote_cipher) == ("aes128-gcm@openssh.com",) * 2
+
+
+@pytest.mark.slurm_versions("22.05")  # the host's sshd; the chroots' would need their root
+def test_an_sshd_without_aes_gcm_still_connects_with_aes_ctr(slurm_env, host_key, tmp_path):
+    """A second sshd of the cluster's config on a port of its own (no pid file: the cluster's
+    sshd is left alone) that offers only AES-CTR, as a site may configure its login node."""
+    port = find_free_port()
+    config = Path(slurm_env["DSSR_CLUSTER_DIR"]) / "sshd" / "sshd_config"
+    with open(tmp_path / "sshd.log", "wb") as log:
+        sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config), "-o", f"Port={port}",
+                                 "-o", "PidFile=none", "-o", "Ciphers=aes128-ctr,aes256-ctr"],
+                                stdout=log, stderr=log)
+    try:
+        wait_until(lambda: listening(port), 10, what=f"the second sshd on port {port}")
+        settings = settings_with(slurm_env, JARVICE_SLURM_CLUSTER_PORT=str(port),
+                                 JARVICE_SLURM_SSH_HOST_KEY=public_key_form(host_key[0]))
+        pool = SshPool(settings)
+        try:
+            assert pool.run(settings.service_account, "echo ctr").stdout == "ctr\n"
+            transport = pool.connection(settings.service_account)._client.get_transport()
+            assert transport.remote_cipher == "aes128-ctr"
+        finally:
+            pool.close()
+    finally:
+        sshd.terminate()
+        sshd.wait(10)
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
