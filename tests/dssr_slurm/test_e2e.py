@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 from slurm_helpers import (
-    KIRBY_MAIL,
-    MARIO_MAIL,
+    KIRBY,
+    MARIO,
     SHARED,
     assert_interactive_job_gets_its_url,
     assert_the_job_spec_reaches_slurm,
@@ -26,7 +26,6 @@ from slurm_helpers import (
 from dssr_core.testing import wait_until
 
 pytestmark = pytest.mark.slow
-KIRBY, MARIO = bearer_for(KIRBY_MAIL), bearer_for(MARIO_MAIL)
 
 
 def unique(label: str) -> str:

@@ -15,7 +15,8 @@ import uuid
 
 import attrs
 import pytest
-from slurm_helpers import KIRBY_MAIL, SHARED, bearer_for, slurm, squeue_field, template
+from rest_fixtures import api_of
+from slurm_helpers import KIRBY, SHARED, slurm, squeue_field, template
 
 from dssr_core.models import JobFacts, Submission
 from dssr_core.testing import wait_until
@@ -28,7 +29,6 @@ pytest_plugins = ["rest_fixtures"]
 pytestmark = pytest.mark.slow
 
 ROUNDS = 20
-KIRBY = bearer_for(KIRBY_MAIL)
 PREFIX = {"slurm-cli": "cli-race", "slurmrestd": "rest-race"}
 LIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED"}
 
@@ -155,18 +155,8 @@ class LateCheck:
 
 
 @pytest.fixture
-def rest_api_for(make_rest_connector, rest_env):
-    from dssr_core.app import create_app
-    from dssr_core.settings import Settings
-    from dssr_core.shell import ShellExecutor
-    from dssr_core.testing import ApiClient
-
-    def api_for(connector):
-        settings = Settings.from_env(rest_env)
-        app = create_app(settings, connector, ShellExecutor(settings), executor_name="shell")
-        return ApiClient.for_app(app)
-
-    return api_for
+def rest_api_for(rest_env):
+    return lambda connector: api_of(connector, rest_env)
 
 
 def test_slurmrestd_cancels_its_twin_and_answers_the_first_job(make_rest_connector, rest_api_for):
