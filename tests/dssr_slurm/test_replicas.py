@@ -176,12 +176,14 @@ def test_slurmrestd_cancels_its_twin_and_answers_the_first_job(make_rest_connect
     assert dict(jobs)[first] == "PENDING"
 
 
-# On 26.05 the twin was seen as "PENDING Resources", not "Dependency": whether singleton holds it
-# there is open (see the session note); 22.05 holds it.
-@pytest.mark.slurm_versions("22.05")
 def test_a_twin_left_by_a_failed_check_waits_for_the_first_job(make_rest_connector, rest_api_for):
     """What remains: when the check after the submit fails, the twin stays, but singleton keeps
-    it from starting while the first job of its name is queued or running."""
+    it from starting while the first job of its name is queued; once the first ends, it may start.
+
+    What holds the twin is its dependency, squeue's ``%E``: ``singleton(unfulfilled)`` on every
+    version, and no longer once the first job has ended. The reason (``%r``) is the one of several
+    that Slurm picks to show, so it is only reported.
+    """
     first_replica, second_replica = make_rest_connector(), make_rest_connector()
     name = f"rest-race-left-{uuid.uuid4().hex[:6]}"
     first = rest_api_for(first_replica).submit(name, template("sleep 600", devices=SHARED), hold=True,
@@ -192,10 +194,14 @@ def test_a_twin_left_by_a_failed_check_waits_for_the_first_job(make_rest_connect
                                                    bearer=KIRBY).json[0]
         assert int(twin) > int(first)
         # Not held: without singleton the scheduler would start it, or give another reason.
-        seen = wait_until(lambda: (state := squeue_field(twin, "%T %r")) not in ("PENDING None", "")
-                          and state, 30, what="the scheduler to look at the twin")
-        assert seen == "PENDING Dependency"
-        assert squeue_field(twin, "%E") == "singleton(unfulfilled)"
+        reason = wait_until(lambda: (state := squeue_field(twin, "%T %r")) not in ("PENDING None", "")
+                            and state, 30, what="the scheduler to look at the twin")
+        assert squeue_field(first, "%T %r") == "PENDING JobHeldUser", "the first job is no longer queued"
+        assert squeue_field(twin, "%T %E") == "PENDING singleton(unfulfilled)", reason
+        assert not got_a_node(twin)
+        slurm("scancel", first).check_returncode()
+        wait_until(lambda: squeue_field(twin, "%E") != "singleton(unfulfilled)", 60,
+                   what="the twin's singleton to be fulfilled once the first job ended")
     finally:
         slurm("scancel", *[jobid for jobid, _ in jobs_named(name)])
 
