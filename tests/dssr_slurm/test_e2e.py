@@ -24,6 +24,7 @@ from slurm_helpers import (
 )
 
 from dssr_core.testing import wait_until
+from dssr_core.testing.plugin import DssrServer
 
 pytestmark = pytest.mark.slow
 
@@ -32,9 +33,13 @@ def unique(label: str) -> str:
     return f"cli-{label}-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture
-def api(dssr_server, slurm_env):
-    return dssr_server(slurm_env).api()
+@pytest.fixture(scope="module")
+def api(slurm_env, tmp_path_factory):
+    """One ``dssr serve`` that the module's tests share (one per Slurm version): starting it is not
+    what they test, test_init_report_events_tail_and_data_listing does."""
+    server = DssrServer(slurm_env, tmp_path_factory.mktemp("e2e") / "dssr-serve.log").start()
+    yield server.api()
+    server.stop()
 
 
 def test_jobs_run_as_the_mapped_users_and_see_the_scheduler_mapping(api, slurm_env):
