@@ -272,6 +272,7 @@ def test_bearers_that_fail_their_check_are_refused_and_reach_no_cluster(cluster_
     assert connector.client.calls == calls, "a refused bearer reached slurmrestd"
 
 
+@pytest.mark.one_slurm_version  # DSSR's own service tokens; Slurm sees none while the provider is down
 def test_the_providers_outage_is_a_503_that_says_so_and_dssr_recovers(cluster_env, oidc_provider_factory,
                                                                         in_process):
     lifespan = 3

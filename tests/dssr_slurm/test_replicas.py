@@ -111,6 +111,7 @@ def test_two_replicas_submitting_the_same_job_at_once_make_one_job(replicas):
           f"{twins} twins cancelled, {time.monotonic() - started:.1f} s")
 
 
+@pytest.mark.one_slurm_version  # the lock on the login node: sbatch is never reached
 def test_a_submit_lock_held_too_long_answers_503(dssr_server, slurm_env):
     """Someone holds kirby's lock file on the login node: the submission waits, then says why."""
     api = dssr_server({**slurm_env, "JARVICE_SLURM_COMMAND_TIMEOUT": "2"}).api()
