@@ -45,8 +45,12 @@ def pytest_generate_tests(metafunc):
 
     ``@pytest.mark.slurm_versions("24.11", "26.05")`` keeps a test to those versions (for what
     22.05 cannot do); when none of them is selected, the test is deselected.
+    ``@pytest.mark.one_slurm_version`` runs a test on the first selected version only: for what
+    DSSR alone decides, where another version of Slurm would run the same thing again.
     """
     versions = selected_versions()
+    if metafunc.definition.get_closest_marker("one_slurm_version") is not None:
+        versions = versions[:1]
     marker = metafunc.definition.get_closest_marker("slurm_versions")
     if marker is not None:
         unknown = set(marker.args) - set(SLURM_VERSIONS)

@@ -13,13 +13,12 @@ import os
 import secrets
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from dssr_core.testing.plugin import find_free_port
+from dssr_core.testing.plugin import find_free_port, stop_process, wait_answering
 
 OIDC_DIR = Path(__file__).resolve().parents[1] / "oidc"
 REALM = "jarvice"
@@ -70,26 +69,13 @@ class OidcProvider:
             self.process = subprocess.Popen(["node", str(OIDC_DIR / "provider.mjs"), str(self.config_path)],
                                             cwd=OIDC_DIR, stdout=log, stderr=subprocess.STDOUT,
                                             env={**os.environ, "NODE_NO_WARNINGS": "1"})
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the OIDC provider exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if requests.get(self.issuer + "/.well-known/openid-configuration", timeout=2).ok:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"the OIDC provider did not answer within {timeout} s:\n{self.log()}")
+        discovery = self.issuer + "/.well-known/openid-configuration"
+        wait_answering(self.process, lambda: requests.get(discovery, timeout=2).ok, timeout,
+                       "the OIDC provider", self.log)
+        return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def token(self, client_id: str) -> str:
         """An access token of ``client_id`` (client credentials), as a portal user's bearer."""

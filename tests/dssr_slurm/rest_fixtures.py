@@ -7,7 +7,8 @@ helpers. (PYTEST_DONT_REWRITE: the helpers are imported before pytest loads the 
 - ``FakeSlurmrestd``: a small HTTP server that answers with recorded answers and keeps the
   requests it got (with their headers), for the tests of recorded versions, retries and pools.
 - ``rest_env`` / ``make_rest_connector``: the real cluster's slurmrestd, jobs as the mapped
-  users, ``DSSR_CLUSTER_BIN`` first on the jobs' PATH.
+  users, ``DSSR_CLUSTER_BIN`` first on the jobs' PATH; ``api_for``, DSSR's API over such a
+  connector (``api_of`` for a connector made otherwise).
 """
 
 import json
@@ -21,7 +22,10 @@ import jwt
 import pytest
 from slurm_helpers import slurm
 
+from dssr_core.app import create_app
 from dssr_core.settings import Settings
+from dssr_core.shell import ShellExecutor
+from dssr_core.testing import ApiClient
 from dssr_slurm.rest.connector import SlurmRestConnector
 
 RECORDED = Path(__file__).parent / "recorded"
@@ -193,6 +197,21 @@ def make_rest_connector(rest_env):
     yield make
     for connector in made:
         connector.close()
+
+
+def api_of(connector, env: dict) -> ApiClient:
+    """DSSR's HTTP API in process over ``connector``, with the shell executor and ``env``'s settings."""
+    settings = Settings.from_env(env)
+    return ApiClient.for_app(create_app(settings, connector, ShellExecutor(settings), executor_name="shell"))
+
+
+@pytest.fixture
+def api_for(make_rest_connector, rest_env):
+    """A factory: ``api_for(**overrides)`` is DSSR's API over a new connector with those settings."""
+    def api_for(**overrides) -> ApiClient:
+        return api_of(make_rest_connector(**overrides), {**rest_env, **overrides})
+
+    return api_for
 
 
 def cancel_rest_jobs() -> None:

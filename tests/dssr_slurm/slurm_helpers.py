@@ -38,6 +38,8 @@ def newest_api(env: dict) -> str:
 
 
 KIRBY_MAIL, MARIO_MAIL = "kirby@example.org", "mario@example.org"
+#: Upstream's bearers of kirby and mario.
+KIRBY, MARIO = bearer_for(KIRBY_MAIL), bearer_for(MARIO_MAIL)
 #: One node: lets the jobs of a test share it.
 SHARED = ["exclusive=False"]
 
@@ -52,8 +54,7 @@ def submit_as_each_user(api, body: str, unique) -> dict[str, dict]:
     """Submit ``body`` as kirby and mario (by their bearers) and as the service account (no
     bearer); check that Slurm runs each as that user under the name jarvice_<name>."""
     jobs = {}
-    for user, bearer in (("kirby", bearer_for(KIRBY_MAIL)), ("mario", bearer_for(MARIO_MAIL)),
-                         ("jarvice", None)):
+    for user, bearer in (("kirby", KIRBY), ("mario", MARIO), ("jarvice", None)):
         name = unique(user)
         jobs[user] = job_of(name, api.submit(name, template(body, devices=SHARED), bearer=bearer))
     for user, job in jobs.items():

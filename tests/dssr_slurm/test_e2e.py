@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 from slurm_helpers import (
-    KIRBY_MAIL,
-    MARIO_MAIL,
+    KIRBY,
+    MARIO,
     SHARED,
     assert_interactive_job_gets_its_url,
     assert_the_job_spec_reaches_slurm,
@@ -24,18 +24,22 @@ from slurm_helpers import (
 )
 
 from dssr_core.testing import wait_until
+from dssr_core.testing.plugin import DssrServer
 
 pytestmark = pytest.mark.slow
-KIRBY, MARIO = bearer_for(KIRBY_MAIL), bearer_for(MARIO_MAIL)
 
 
 def unique(label: str) -> str:
     return f"cli-{label}-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture
-def api(dssr_server, slurm_env):
-    return dssr_server(slurm_env).api()
+@pytest.fixture(scope="module")
+def api(slurm_env, tmp_path_factory):
+    """One ``dssr serve`` that the module's tests share (one per Slurm version): starting it is not
+    what they test, test_init_report_events_tail_and_data_listing does."""
+    server = DssrServer(slurm_env, tmp_path_factory.mktemp("e2e") / "dssr-serve.log").start()
+    yield server.api()
+    server.stop()
 
 
 def test_jobs_run_as_the_mapped_users_and_see_the_scheduler_mapping(api, slurm_env):

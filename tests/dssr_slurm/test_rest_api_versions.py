@@ -6,13 +6,12 @@ import uuid
 
 import pytest
 import requests
-from rest_fixtures import cluster_token
+from rest_fixtures import api_of, cluster_token
 from slurm_helpers import (
-    KIRBY_MAIL,
-    MARIO_MAIL,
+    KIRBY,
+    MARIO,
     SERVED_API_VERSIONS,
     SHARED,
-    bearer_for,
     exitstatus,
     job_of,
     squeue_field,
@@ -23,15 +22,11 @@ from slurm_helpers import (
     wait_running,
 )
 
-from dssr_core.app import create_app
-from dssr_core.settings import Settings
-from dssr_core.shell import ShellExecutor
-from dssr_core.testing import ApiClient, wait_until
+from dssr_core.testing import wait_until
 
 pytest_plugins = ["rest_fixtures"]
 
 pytestmark = pytest.mark.slow
-KIRBY, MARIO = bearer_for(KIRBY_MAIL), bearer_for(MARIO_MAIL)
 
 
 def unique(api_version: str, label: str) -> str:
@@ -50,8 +45,7 @@ def test_each_served_version_submits_reads_releases_and_terminates(make_rest_con
     overrides = {"JARVICE_SLURMRESTD_API_VERSION": served_api, "JARVICE_SLURMRESTD_OUTPUT_ACCESS": "ssh"}
     connector = make_rest_connector(**overrides)
     assert connector.versions.current().name == served_api
-    settings = Settings.from_env({**rest_env, **overrides})
-    api = ApiClient.for_app(create_app(settings, connector, ShellExecutor(settings), executor_name="shell"))
+    api = api_of(connector, {**rest_env, **overrides})
 
     def submit(label, body, bearer, **options):
         name = unique(served_api, label)

@@ -12,6 +12,7 @@ import jwt
 import pytest
 
 from dssr_core.testing import wait_until
+from dssr_core.testing.plugin import DssrServer
 from dssr_singularity.credentials import b64
 from dssr_singularity.executor import SingularityExecutor
 
@@ -31,12 +32,15 @@ def double_log(cluster_env):
     return lambda: [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
-@pytest.fixture
-def api(dssr_server, slurm_env):
+@pytest.fixture(scope="module")
+def api(slurm_env, tmp_path_factory):
+    """One ``dssr serve`` that the module's tests share (one per Slurm version)."""
     env = {**slurm_env, "JARVICE_BAREMETAL_EXECUTOR": "singularity",
            "JARVICE_DOCKER_USERNAME": b64("_json_key"), "JARVICE_DOCKER_PASSWORD": b64(INIT_PASSWORD),
            "JARVICE_SINGULARITY_OVERLAY_SIZE": "0"}
-    return dssr_server(env).api()
+    server = DssrServer(env, tmp_path_factory.mktemp("singularity") / "dssr-serve.log").start()
+    yield server.api()
+    server.stop()
 
 
 def run(api, name, command, cores):

@@ -13,50 +13,19 @@ slurmrestd answered no JSON). Jobs of other users and other tests are left out o
 """
 
 import json
-import os
-import subprocess
-import sys
-import time
 import uuid
+from functools import partial
 from pathlib import Path
 
-import jwt
-import requests
+import recording
+from recording import SCRATCH, only_ours, wait_purged, wait_state
 
 OUT = Path(__file__).parent / "v0.0.38"
-BASE = f"http://{os.environ['JARVICE_SLURMRESTD_ADDR']}:{os.environ.get('JARVICE_SLURMRESTD_PORT', '6820')}"
-KEY = Path(os.environ["JARVICE_SLURMRESTD_JWT_KEY_FILE"]).read_bytes()
-SCRATCH = os.environ["JARVICE_JOB_SCRATCH_DIR"]
 TAG = "rec" + uuid.uuid4().hex[:6]
 SOURCE = ("recorded from slurmrestd 22.05.8 (Debian 12), openapi/v0.0.38 + openapi/dbv0.0.38, "
           "DSSR test cluster")
-
-
-def token(user: str, lifespan: int = 300, offset: int = 0) -> str:
-    now = int(time.time()) + offset
-    return jwt.encode({"iat": now, "exp": now + lifespan, "sun": user}, KEY, algorithm="HS256")
-
-
-def call(method: str, path: str, user: str = "kirby", body=None, auth: str | None = "fresh"):
-    headers = {}
-    if auth == "fresh":
-        headers = {"X-SLURM-USER-NAME": user, "X-SLURM-USER-TOKEN": token(user)}
-    elif auth == "expired":
-        headers = {"X-SLURM-USER-NAME": user, "X-SLURM-USER-TOKEN": token(user, 60, -600)}
-    response = requests.request(method, BASE + path, headers=headers, json=body, timeout=60)
-    try:
-        payload = {"body": response.json()}
-    except ValueError:
-        payload = {"text": response.text}
-    return {"source": SOURCE, "request": f"{method} {path}", "status": response.status_code, **payload}
-
-
-def save(name: str, answer: dict, note: str = "") -> dict:
-    if note:
-        answer = {**answer, "note": note}
-    (OUT / f"{name}.json").write_text(json.dumps(answer, indent=2, sort_keys=False) + "\n")
-    print(f"{name}: HTTP {answer['status']}")
-    return answer
+call = partial(recording.call, SOURCE)
+save = partial(recording.save, OUT)
 
 
 def job_body(name: str, script: str, **extra) -> dict:
@@ -69,34 +38,6 @@ def job_body(name: str, script: str, **extra) -> dict:
 def submit(name: str, script: str, **extra) -> tuple[dict, int]:
     answer = call("POST", "/slurm/v0.0.38/job/submit", body=job_body(name, script, **extra))
     return answer, answer["body"].get("job_id", 0)
-
-
-def state(jobid: int) -> str:
-    done = subprocess.run(["squeue", "-h", "-a", "-t", "all", "-j", str(jobid), "-o", "%T"],
-                          capture_output=True, text=True)
-    return done.stdout.strip()
-
-
-def wait_state(jobid: int, wanted: set[str], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while state(jobid) not in wanted:
-        if time.monotonic() > deadline:
-            sys.exit(f"job {jobid} did not reach {wanted} (now {state(jobid)!r})")
-        time.sleep(0.5)
-
-
-def wait_purged(jobid: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while state(jobid):
-        if time.monotonic() > deadline:
-            sys.exit(f"job {jobid} still known to slurmctld")
-        time.sleep(1)
-
-
-def only_ours(answer: dict, ids: set[int]) -> dict:
-    body = dict(answer["body"])
-    body["jobs"] = [job for job in body.get("jobs", []) if job.get("job_id") in ids]
-    return {**answer, "body": body}
 
 
 def save_submit_schema() -> None:

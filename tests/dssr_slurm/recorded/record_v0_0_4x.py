@@ -20,26 +20,15 @@ slurmrestd answered no JSON). Jobs of other users and other tests are left out o
 
 import json
 import os
-import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
-import jwt
-import requests
+import recording
+from recording import BASE, SCRATCH, only_ours, wait_purged, wait_state
 
 HERE = Path(__file__).parent
-BASE = f"http://{os.environ['JARVICE_SLURMRESTD_ADDR']}:{os.environ['JARVICE_SLURMRESTD_PORT']}"
-KEY = Path(os.environ["JARVICE_SLURMRESTD_JWT_KEY_FILE"]).read_bytes()
-SCRATCH = os.environ["JARVICE_JOB_SCRATCH_DIR"]
-SQUEUE = Path(os.environ["DSSR_CLUSTER_SLURM_BIN"]) / "squeue"
 FIRST_RECORDED = (0, 0, 43)
-
-
-def token(user: str, lifespan: int = 300, offset: int = 0, key: bytes = KEY) -> str:
-    now = int(time.time()) + offset
-    return jwt.encode({"iat": now, "exp": now + lifespan, "sun": user}, key, algorithm="HS256")
 
 
 class Recorder:
@@ -56,27 +45,10 @@ class Recorder:
                        f"data_parser/{version}")
 
     def call(self, method: str, path: str, user: str = "kirby", body=None, auth: str | None = "fresh"):
-        headers = {}
-        if auth == "fresh":
-            headers = {"X-SLURM-USER-NAME": user, "X-SLURM-USER-TOKEN": token(user)}
-        elif auth == "expired":
-            headers = {"X-SLURM-USER-NAME": user, "X-SLURM-USER-TOKEN": token(user, 60, -600)}
-        elif auth == "wrong-key":
-            headers = {"X-SLURM-USER-NAME": user, "X-SLURM-USER-TOKEN": token(user, key=os.urandom(32))}
-        response = requests.request(method, BASE + path, headers=headers, json=body, timeout=60)
-        try:
-            payload = {"body": response.json()}
-        except ValueError:
-            payload = {"text": response.text}
-        return {"source": getattr(self, "source", ""), "request": f"{method} {path}",
-                "status": response.status_code, **payload}
+        return recording.call(getattr(self, "source", ""), method, path, user, body, auth)
 
     def save(self, name: str, answer: dict, note: str = "") -> dict:
-        if note:
-            answer = {**answer, "note": note}
-        (self.out / f"{name}.json").write_text(json.dumps(answer, indent=2) + "\n")
-        print(f"{self.version} {name}: HTTP {answer['status']}")
-        return answer
+        return recording.save(self.out, name, answer, note, label=f"{self.version} ")
 
     def job_body(self, name: str, script: str, **extra) -> dict:
         job = {"script": "#!/bin/bash\n" + script + "\n", "name": f"jarvice_{name}", "nodes": "1",
@@ -161,34 +133,6 @@ class Recorder:
         self.save("job-unknown", self.call("GET", f"/slurm/{v}/job/987654321", "jarvice"))
         for path in Path(SCRATCH).glob(f"jarvice_{self.tag}-*"):
             path.unlink()
-
-
-def state(jobid: int) -> str:
-    done = subprocess.run([str(SQUEUE), "-h", "-a", "-t", "all", "-j", str(jobid), "-o", "%T"],
-                          capture_output=True, text=True)
-    return done.stdout.strip()
-
-
-def wait_state(jobid: int, wanted: set[str], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while state(jobid) not in wanted:
-        if time.monotonic() > deadline:
-            sys.exit(f"job {jobid} did not reach {wanted} (now {state(jobid)!r})")
-        time.sleep(0.5)
-
-
-def wait_purged(jobid: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while state(jobid):
-        if time.monotonic() > deadline:
-            sys.exit(f"job {jobid} still known to slurmctld")
-        time.sleep(1)
-
-
-def only_ours(answer: dict, ids: set[int]) -> dict:
-    body = dict(answer["body"])
-    body["jobs"] = [job for job in body.get("jobs", []) if job.get("job_id") in ids]
-    return {**answer, "body": body}
 
 
 def main(versions: list[str]) -> None:

@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -21,6 +22,35 @@ def find_free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_answering(process: subprocess.Popen, answers: Callable[[], bool], timeout: float, what: str,
+                   log: Callable[[], str]) -> None:
+    """Wait until ``answers()`` says the started ``process`` serves (an OSError counts as not yet);
+    RuntimeError with its ``log()`` when it exits first or does not answer within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{log()}")
+        try:
+            if answers():
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not answer within {timeout} s:\n{log()}")
+
+
+def stop_process(process: subprocess.Popen | None, grace: float = 10) -> None:
+    """Terminate ``process`` if it still runs; kill it when it has not ended after ``grace`` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class DssrServer:
@@ -41,26 +71,12 @@ class DssrServer:
             self.process = subprocess.Popen([sys.executable, "-m", "dssr_core", "serve"],
                                             env=env, stdout=log, stderr=subprocess.STDOUT)
         api = ApiClient.for_url(self.url, timeout=5)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"dssr serve exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if api.get("/live").status == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"dssr serve did not answer /live within {timeout} s:\n{self.log()}")
+        wait_answering(self.process, lambda: api.get("/live").status == 200, timeout, "dssr serve (/live)",
+                       self.log)
+        return self
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def restart(self) -> "DssrServer":
         self.stop()

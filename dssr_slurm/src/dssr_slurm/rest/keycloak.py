@@ -144,6 +144,11 @@ class KeycloakToken(TokenSource):
     """
 
     mode = "static"
+    summary = "one token for every request: {self.source_text}, for {self.service_user}"
+    sent = ("a service token of the client {self.tokens.client_id} from {self.tokens.token_url} was sent, "
+            "and a fresh one once more")
+    checks = ("Slurm trusts the realm's keys (AuthAltParameters=jwks=...) and that the token names the user "
+              "in the claim Slurm reads (sun, or userclaimfield=)")
 
     def __init__(self, tokens: ClientCredentials, service_user: str | None = None):
         self.tokens = tokens
@@ -170,14 +175,6 @@ class KeycloakToken(TokenSource):
         token = self.tokens.token()
         return Credentials(user, token, renew=lambda: Credentials(user, self.tokens.refresh(token)))
 
-    def describe(self) -> str:
-        return f"static (one token for every request: {self.source_text}, for {self.service_user})"
-
-    def hint(self) -> str:
-        return (f"a service token of the client {self.tokens.client_id} from {self.tokens.token_url} was "
-                "sent, and a fresh one once more: check that Slurm trusts the realm's keys "
-                "(AuthAltParameters=jwks=...) and that the token names the user in the claim Slurm reads "
-                "(sun, or userclaimfield=)")
 
 
 def _lifespan(body: dict, token: str, asked: float) -> float:

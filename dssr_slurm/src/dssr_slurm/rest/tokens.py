@@ -57,9 +57,15 @@ class Credentials:
 
 
 class TokenSource:
-    """Gives the credentials for a cluster user. Subclasses set ``mode``."""
+    """Gives the credentials for a cluster user. Subclasses set ``mode`` and the texts of
+    :meth:`describe` and :meth:`hint`, which may name the source's attributes (``{self.name}``)."""
 
     mode = "none"
+    #: What it sends, for the report (after the mode).
+    summary = ""
+    #: What was sent, and what to check when Slurm refuses it.
+    sent = ""
+    checks = ""
 
     def __init__(self, service_user: str):
         self.service_user = service_user
@@ -72,17 +78,21 @@ class TokenSource:
         return self.credentials(self.service_user)
 
     def describe(self) -> str:
-        raise NotImplementedError
+        return f"{self.mode} ({self.summary.format(self=self)})"
 
     def hint(self) -> str:
         """What to check when Slurm refuses this mode's tokens, as a sentence."""
-        raise NotImplementedError
+        return f"{self.sent.format(self=self)}: check that {self.checks}"
 
 
 class MintedTokens(TokenSource):
     """HS256 tokens minted with the cluster's key, one per user, cached until near expiry."""
 
     mode = "mint"
+    summary = "HS256 with the key in {self.key_file}, tokens valid {self.lifespan} s"
+    sent = "the token was minted with the key in {self.key_file} (JARVICE_SLURMRESTD_JWT_KEY_FILE)"
+    checks = ("it is the key of AuthAltParameters=jwt_key in slurm.conf, that the clocks of DSSR and the "
+              "controller agree and that the user exists on the controller")
 
     def __init__(self, key_file: str, service_user: str, lifespan: int = 600, clock=time.time):
         super().__init__(service_user)
@@ -116,19 +126,15 @@ class MintedTokens(TokenSource):
         log.debug("minted a slurmrestd token for %s, valid %d s", user, self.lifespan)
         return token, float(expires)
 
-    def describe(self) -> str:
-        return f"mint (HS256 with the key in {self.key_file}, tokens valid {self.lifespan} s)"
-
-    def hint(self) -> str:
-        return (f"the token was minted with the key in {self.key_file} (JARVICE_SLURMRESTD_JWT_KEY_FILE): "
-                "check that it is the key of AuthAltParameters=jwt_key in slurm.conf, that the clocks of "
-                "DSSR and the controller agree and that the user exists on the controller")
-
 
 class StaticToken(TokenSource):
     """One service token for every request; the user header names who it acts for."""
 
     mode = "static"
+    summary = "{self.source_text} for {self.service_user}{self.validity}"
+    sent = "{self.source_text} was sent"
+    checks = ("it is still valid and that it may act for the job's user (a token of SlurmUser may; an "
+              "ordinary user's token acts only for that user)")
 
     def __init__(self, token: str, service_user: str | None = None, clock=time.time,
                  setting: str = STATIC_TOKEN_SETTING):
@@ -158,20 +164,20 @@ class StaticToken(TokenSource):
                 f"{_when(self.expires_at)}; issue a new one (scontrol token username={self.service_user} "
                 "lifespan=...) and restart DSSR.")
 
-    def describe(self) -> str:
-        until = f", valid until {_when(self.expires_at)}" if self.expires_at is not None else ""
-        return f"static (the service token of {self.setting} for {self.service_user}{until})"
-
-    def hint(self) -> str:
-        return (f"the service token of {self.setting} was sent: check that it is still valid and "
-                "that it may act for the job's user (a token of SlurmUser may; an ordinary user's token acts "
-                "only for that user)")
+    @property
+    def validity(self) -> str:
+        return f", valid until {_when(self.expires_at)}" if self.expires_at is not None else ""
 
 
 class PassedBearers(TokenSource):
     """Upstream's bearer for submissions, remembered per user; the service token otherwise."""
 
     mode = "bearer"
+    summary = ("upstream's bearer for submissions; reads as {self.service_user} with "
+               "{self._service_token.source_text}")
+    sent = "upstream's bearer (or the service token, for reads) was sent"
+    checks = ("Slurm trusts the portal's identity provider (AuthAltParameters=jwks=...) and that the token "
+              "has not expired")
 
     def __init__(self, service_token: TokenSource, clock=time.time):
         super().__init__(service_token.service_user)
@@ -201,14 +207,6 @@ class PassedBearers(TokenSource):
         with self._lock:
             self._bearers[user] = (token, expires)
         return Credentials(user, token)
-
-    def describe(self) -> str:
-        return (f"bearer (upstream's bearer for submissions; reads as {self.service_user} with "
-                f"{self._service_token.source_text})")
-
-    def hint(self) -> str:
-        return ("upstream's bearer (or the service token, for reads) was sent: check that Slurm trusts the "
-                "portal's identity provider (AuthAltParameters=jwks=...) and that the token has not expired")
 
 
 def token_source(rest) -> TokenSource:

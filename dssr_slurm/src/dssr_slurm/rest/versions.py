@@ -299,29 +299,12 @@ class V0042(V0041):
     name: str = "v0.0.42"
 
 
-@attrs.frozen
-class V0043(V0042):
-    """25.05's data_parser/v0.0.43: the fields DSSR uses are v0.0.42's."""
+#: 25.05's v0.0.43, 25.11's v0.0.44 and 26.05's v0.0.45: the fields DSSR uses are v0.0.42's
+#: (v0.0.45's ping says ``responding``, not ``pinged``: the ping check reads either).
+SAME_AS_V0042 = ("v0.0.43", "v0.0.44", "v0.0.45")
 
-    name: str = "v0.0.43"
-
-
-@attrs.frozen
-class V0044(V0043):
-    """25.11's data_parser/v0.0.44: the fields DSSR uses are v0.0.42's."""
-
-    name: str = "v0.0.44"
-
-
-@attrs.frozen
-class V0045(V0044):
-    """26.05's data_parser/v0.0.45: the fields DSSR uses are v0.0.42's; ping lost ``pinged``."""
-
-    name: str = "v0.0.45"
-
-
-ADAPTERS = {version.name: version for version in (V0038(), V0039(), V0040(), V0041(), V0042(), V0043(),
-                                                  V0044(), V0045())}
+ADAPTERS = {version.name: version for version in (V0038(), V0039(), V0040(), V0041(), V0042(),
+                                                  *(V0042(name=name) for name in SAME_AS_V0042))}
 
 
 def adapter(name: str) -> ApiVersion:
