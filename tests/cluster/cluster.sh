@@ -514,6 +514,9 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 SchedulerType=sched/backfill
+# Each submit is scheduled at once: by default a job submitted soon after another waits up to
+# 3 s for the next pass, which the tests, submitting one job after another, paid on every job.
+SchedulerParameters=batch_sched_delay=0
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
