@@ -1,15 +1,19 @@
-"""A small closed-loop load generator: N clients, each on one kept-alive connection."""
+"""A small closed-loop load generator: N clients, each on one kept-alive connection (or a new
+connection per request)."""
 
 import http.client
+import os
 import statistics
 import threading
 import time
+from pathlib import Path
 from urllib.parse import urlencode
 
 
 def run_load(port: int, method: str, path: str, args: dict | None, clients: int,
-             seconds: float, auth_header: str | None = None) -> dict:
-    """Requests/s and latency percentiles (ms) of ``clients`` concurrent clients."""
+             seconds: float, auth_header: str | None = None, reconnect: bool = False) -> dict:
+    """Requests/s and latency percentiles (ms) of ``clients`` concurrent clients; with
+    ``reconnect``, each request on a new connection (its connect and close timed with it)."""
     import json
 
     body = urlencode({"args": json.dumps(args)}) if args is not None else None
@@ -28,6 +32,8 @@ def run_load(port: int, method: str, path: str, args: dict | None, clients: int,
             connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
             response.read()
+            if reconnect:
+                connection.close()
             mine.append(time.perf_counter() - started)
             if response.status != 200:
                 errors[index] += 1
@@ -48,3 +54,9 @@ def run_load(port: int, method: str, path: str, args: dict | None, clients: int,
         "p50_ms": statistics.median(every) * 1000,
         "p99_ms": every[min(len(every) - 1, int(len(every) * 0.99))] * 1000,
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
