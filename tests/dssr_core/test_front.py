@@ -184,3 +184,15 @@ def test_the_bounds_are_waitress_settings_and_the_old_proxy_names_still_count():
 @pytest.mark.parametrize("status", [400, 404, 408, 413, 431, 500, 501, 502, 503])
 def test_titles_are_the_apps(status):
     assert answers.title(status) == falcon.code_to_http_status(status)
+
+
+@pytest.mark.parametrize("reason, shown", [
+    ("illegal header line: b'Bad Header: x'", "illegal header line"),
+    ("illegal header line: bytearray(b'Bad Header: x')", "illegal header line"),
+    ("Illegal header value b'\\x00'", "Illegal header value"),
+    ('Malformed header line "Bad Header: x"', "Malformed header line"),
+    ("Found multiple Host: headers", "Found multiple Host: headers"),
+])
+def test_a_malformed_request_is_named_without_quoting_it(reason, shown):
+    expected = f"The request is not valid HTTP/1.1 ({shown}); send a well-formed request."
+    assert answers.malformed(reason) == expected

@@ -32,9 +32,9 @@ def malformed(reason: str) -> str:
     """The sentence of a request that is not valid HTTP/1.1.
 
     ``reason`` is the parser's (h11's or waitress's); what it quotes of the request (h11's
-    ``b'...'``, waitress's ``"..."``) is cut: the caller knows what it sent.
+    ``b'...'`` or ``bytearray(b'...')``, waitress's ``"..."``) is cut: the caller knows what it sent.
     """
-    short = re.split(r"""\sb['"]|["]""", reason, maxsplit=1)[0].strip().rstrip(":.")
+    short = re.split(r"""\s(?:b['"]|bytearray\()|["]""", reason, maxsplit=1)[0].strip().rstrip(":.")
     return f"The request is not valid HTTP/1.1 ({short or 'malformed'}); send a well-formed request."
 
 
