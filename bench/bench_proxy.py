@@ -127,9 +127,10 @@ def wait_serving(port: int, path: str, host: str | None = None) -> None:
 # The API's figures -----------------------------------------------------------------------
 
 def api_figures(seconds: float, rounds: int = ROUNDS) -> None:
-    """Each figure: ``rounds`` rounds, waitress and the front listener taking turns, so that a busy
-    moment of the shared machine falls on both; the median round of each, the spread of the
-    per-round ratios, the server's CPU time per request, and the load average around it."""
+    """Each figure: ``rounds`` rounds, waitress and the front listener taking turns (in either
+    order), so that a busy moment of the shared machine falls on both; the median round of
+    each, the spread of the per-round ratios, the server's CPU time per request, and the load
+    average around it."""
     with tempfile.TemporaryDirectory() as state, open(Path(state) / "servers.log", "wb") as log:
         plain, plain_port = start_serve({"JARVICE_BAREMETAL_CONNECTOR": "dummy",
                                          "DSSR_FRONT_LISTENER": "false",
@@ -151,8 +152,9 @@ def api_figures(seconds: float, rounds: int = ROUNDS) -> None:
                     for reconnect in (False, True):
                         load_before = os.getloadavg()[0]
                         taken = {port: [] for port in servers}
-                        for _ in range(rounds):
-                            for port, server in servers.items():
+                        for index in range(rounds):
+                            turns = list(servers.items())  # who goes first changes every round
+                            for port, server in turns if index % 2 == 0 else turns[::-1]:
                                 args = jobs[port] if method == "POST" else None
                                 taken[port].append(measured_round(server, port, method, path, args, clients,
                                                                   seconds, reconnect))
