@@ -1,5 +1,7 @@
 """Requests/s and p50/p99 latency of /live and /runstatus on the dummy connector, side by
-side with a bare Falcon + waitress app answering the same shapes (the floor), in one run.
+side with a bare Falcon + waitress app answering the same shapes (the floor), in one run:
+``dssr`` served by waitress, ``dssr front`` by the front listener (the proxy of interactive
+jobs, which production runs).
 
 Run: ``nox -s bench`` (or ``python bench/bench_api.py [seconds]``). Prints figures only.
 """
@@ -47,10 +49,11 @@ def post(port: int, path: str, args: dict):
         return json.loads(answer.read())
 
 
-def start_dssr(state_dir: str, log) -> tuple[subprocess.Popen, int]:
+def start_dssr(state_dir: str, log, front: bool = False) -> tuple[subprocess.Popen, int]:
     port = free_port()
     env = {**os.environ, "WAITRESS_PORT": str(port), "DSSR_THREADS": str(THREADS),
-           "JARVICE_BAREMETAL_CONNECTOR": "dummy", "JARVICE_DUMMY_STATE_DIR": state_dir}
+           "JARVICE_BAREMETAL_CONNECTOR": "dummy", "JARVICE_DUMMY_STATE_DIR": state_dir,
+           "DSSR_FRONT_LISTENER": "true" if front else "false"}
     process = subprocess.Popen([sys.executable, "-m", "dssr_core", "serve"], env=env,
                                stdout=log, stderr=log)
     wait_live(port)
@@ -79,13 +82,13 @@ def submit_sleeper(port: int) -> dict:
     raise RuntimeError("the benchmark's job did not start")
 
 
-def alternating_rounds(bare, dssr, method, path, args, clients) -> tuple[dict, dict]:
-    """``bare`` and ``dssr`` are (process, port)."""
-    bare_rounds, dssr_rounds = [], []
+def alternating_rounds(servers, method, path, args_by_port, clients) -> list[dict]:
+    """The median round of each of ``servers`` ((process, port) pairs), taking turns."""
+    rounds = [[] for _ in servers]
     for _ in range(ROUNDS):
-        bare_rounds.append(measured_round(*bare, method, path, args, clients))
-        dssr_rounds.append(measured_round(*dssr, method, path, args, clients))
-    return median_round(bare_rounds), median_round(dssr_rounds)
+        for taken, (process, port) in zip(rounds, servers, strict=True):
+            taken.append(measured_round(process, port, method, path, args_by_port.get(port), clients))
+    return [median_round(taken) for taken in rounds]
 
 
 def measured_round(process, port, method, path, args, clients) -> dict:
@@ -105,26 +108,30 @@ def median_round(rounds: list[dict]) -> dict:
 def main() -> None:
     with tempfile.TemporaryDirectory() as state_dir, open(Path(state_dir) / "servers.log", "wb") as log:
         dssr, dssr_port = start_dssr(state_dir + "/dummy", log)
+        front, front_port = start_dssr(state_dir + "/front", log, front=True)
         bare, bare_port = start_bare(log)
+        servers = [(bare, bare_port), (dssr, dssr_port), (front, front_port)]
         try:
-            job = submit_sleeper(dssr_port)
+            jobs = {port: submit_sleeper(port) for port in (dssr_port, front_port)}
             print(f"API benchmark: median of {ROUNDS} alternating rounds of {SECONDS:g} s, "
                   f"{THREADS} server threads, {os.cpu_count()} CPUs, closed-loop clients on "
-                  "kept-alive connections")
+                  f"kept-alive connections; load average {os.getloadavg()[0]:.1f} at the start")
             print(f"{'endpoint':<11} {'clients':>7} {'server':<10} {'req/s':>8} {'p50 ms':>8} "
                   f"{'p99 ms':>8} {'errors':>6}  vs floor  {'CPU us/req':>10}")
-            for method, path, args in (("GET", "/live", None), ("POST", "/runstatus", job)):
+            for method, path in (("GET", "/live"), ("POST", "/runstatus")):
+                args = {bare_port: jobs[dssr_port], **jobs} if method == "POST" else {}  # bare echoes any
                 for clients in (1, 16):
-                    floor, ours = alternating_rounds((bare, bare_port), (dssr, dssr_port),
-                                                     method, path, args, clients)
-                    for label, figures in (("bare", floor), ("dssr", ours)):
+                    floor, ours, fronted = alternating_rounds(servers, method, path, args, clients)
+                    for label, figures in (("bare", floor), ("dssr", ours), ("dssr front", fronted)):
                         ratio = figures["rps"] / floor["rps"] * 100
                         print(f"{path:<11} {clients:>7} {label:<10} {figures['rps']:>8.0f} "
                               f"{figures['p50_ms']:>8.2f} {figures['p99_ms']:>8.2f} "
                               f"{figures['errors']:>6}  {ratio:7.1f}%  {figures['cpu_us']:>10.0f}")
-            post(dssr_port, "/terminate", job)
+            print(f"load average {os.getloadavg()[0]:.1f} at the end")
+            for port, job in jobs.items():
+                post(port, "/terminate", job)
         finally:
-            for process in (dssr, bare):
+            for process, _ in servers:
                 process.terminate()
                 process.wait(10)
 

@@ -12,8 +12,8 @@ First on the dummy connector (a local job: the front listener's own cost), then,
 node is this host, so "straight" is its port on 127.0.0.1). ``DSSR_CLUSTER_SLURM`` picks the
 cluster, as for ``cluster.sh``.
 
-Run: ``nox -s bench`` or ``python bench/bench_proxy.py [--seconds 3] [--ws-seconds 30] [--slurm]``;
-a shorter ``--ws-seconds`` only for a quick smoke run.
+Run: ``nox -s bench`` or ``python bench/bench_proxy.py [--seconds 3] [--ws-seconds 30] [--slurm]
+[--rounds 7] [--api-only]``; a shorter ``--ws-seconds`` only for a quick smoke run.
 """
 
 import argparse
@@ -135,7 +135,11 @@ def wait_serving(port: int, path: str, host: str | None = None) -> None:
 
 # The API's figures -----------------------------------------------------------------------
 
-def api_figures(seconds: float) -> None:
+def api_figures(seconds: float, rounds: int = ROUNDS) -> None:
+    """Each figure: ``rounds`` rounds, waitress and the front listener taking turns (in either
+    order), so that a busy moment of the shared machine falls on both; the median round of
+    each, the spread of the per-round ratios, the server's CPU time per request, and the load
+    average around it."""
     with tempfile.TemporaryDirectory() as state, open(Path(state) / "servers.log", "wb") as log:
         plain, plain_port = start_serve({"JARVICE_BAREMETAL_CONNECTOR": "dummy",
                                          "DSSR_FRONT_LISTENER": "false",
@@ -143,32 +147,53 @@ def api_figures(seconds: float) -> None:
         front, front_port = start_serve({"JARVICE_BAREMETAL_CONNECTOR": "dummy",
                                          "JARVICE_DUMMY_STATE_DIR": f"{state}/front",
                                          "JARVICE_JOBS_DOMAIN": "http://127.0.0.1:{port}/job$"}, log)
+        servers = {plain_port: plain, front_port: front}
         try:
             sleeper = "#!/bin/bash\n{DOWNSTREAM_PARAMETERS}\nsleep 600\n"
-            jobs = {port: start_job(port, "bench-sleeper", sleeper, None, 20)
-                    for port in (plain_port, front_port)}
-            print(f"legacy API, waitress alone vs behind the front listener: median of {ROUNDS} alternating "
-                  f"rounds of {seconds:g} s, {THREADS} server threads, {os.cpu_count()} CPUs")
-            print(f"{'request':<11} {'clients':>7} {'server':<8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-                  f"{'errors':>6}  vs waitress")
+            jobs = {port: start_job(port, "bench-sleeper", sleeper, None, 20) for port in servers}
+            print(f"legacy API, waitress alone vs behind the front listener: median of {rounds} alternating "
+                  f"rounds of {seconds:g} s, {THREADS} server threads, {os.cpu_count()} CPUs; kept-alive "
+                  "connections, and a new connection per request")
+            print(f"{'request':<11} {'clients':>7} {'conn':<5} {'server':<8} {'req/s':>7} {'p50 ms':>7} "
+                  f"{'p99 ms':>7} {'errors':>6} {'CPU us/req':>10}  vs waitress (rounds' spread)  load 1 min")
             for method, path in (("POST", "/runstatus"), ("GET", "/running")):
                 for clients in (1, 16):
-                    rounds: dict[int, list[dict]] = {plain_port: [], front_port: []}
-                    for _ in range(ROUNDS):
-                        for port in (plain_port, front_port):
-                            args = jobs[port] if method == "POST" else None
-                            rounds[port].append(run_load(port, method, path, args, clients, seconds))
-                    alone = median_round(rounds[plain_port])
-                    for label, port in (("waitress", plain_port), ("front", front_port)):
-                        figures = median_round(rounds[port])
-                        print(f"{path:<11} {clients:>7} {label:<8} {figures['rps']:>8.0f} "
-                              f"{figures['p50_ms']:>8.2f} {figures['p99_ms']:>8.2f} {figures['errors']:>6}  "
-                              f"{figures['rps'] / alone['rps'] * 100:5.1f}%")
+                    for reconnect in (False, True):
+                        load_before = os.getloadavg()[0]
+                        taken = {port: [] for port in servers}
+                        for index in range(rounds):
+                            turns = list(servers.items())  # who goes first changes every round
+                            for port, server in turns if index % 2 == 0 else turns[::-1]:
+                                args = jobs[port] if method == "POST" else None
+                                taken[port].append(measured_round(server, port, method, path, args, clients,
+                                                                  seconds, reconnect))
+                        load = f"{load_before:.1f} -> {os.getloadavg()[0]:.1f}"
+                        print_figures(path, clients, reconnect, taken[plain_port], taken[front_port], load)
             for port, job in jobs.items():
                 post(port, "/terminate", job)
         finally:
             stop(plain)
             stop(front)
+
+
+def measured_round(process, port, method, path, args, clients, seconds, reconnect) -> dict:
+    cpu_before = cpu_seconds(process.pid)
+    figures = run_load(port, method, path, args, clients, seconds, reconnect=reconnect)
+    figures["cpu_us"] = (cpu_seconds(process.pid) - cpu_before) / max(figures["requests"], 1) * 1e6
+    return figures
+
+
+def print_figures(path, clients, reconnect, alone_rounds, front_rounds, load) -> None:
+    alone = median_round(alone_rounds)
+    ratios = sorted(f["rps"] / a["rps"] * 100 for a, f in zip(alone_rounds, front_rounds, strict=True))
+    connection = "new" if reconnect else "kept"
+    for label, figures in (("waitress", alone), ("front", median_round(front_rounds))):
+        versus = (f"{figures['rps'] / alone['rps'] * 100:5.1f}% ({ratios[0]:.0f}-{ratios[-1]:.0f}%)"
+                  if label == "front" else "")
+        print(f"{path:<11} {clients:>7} {connection:<5} {label:<8} {figures['rps']:>7.0f} "
+              f"{figures['p50_ms']:>7.2f} {figures['p99_ms']:>7.2f} {figures['errors']:>6} "
+              f"{figures['cpu_us']:>10.0f}  {versus:<26}  "
+              f"{load if label == 'front' else ''}")
 
 
 # A job's web service --------------------------------------------------------------------
@@ -249,8 +274,12 @@ def main() -> None:
     parser.add_argument("--ws-seconds", type=float, default=30.0,
                         help="seconds the websockets echo (the issue's 30; less only for a smoke run)")
     parser.add_argument("--slurm", action="store_true", help="also through slurm-cli on the test cluster")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="alternating rounds per API figure")
+    parser.add_argument("--api-only", action="store_true", help="only the legacy API's figures")
     options = parser.parse_args()
-    api_figures(options.seconds)
+    api_figures(options.seconds, options.rounds)
+    if options.api_only:
+        return
     job_figures("dummy connector, a local job (the front listener's own cost):",
                 {"JARVICE_BAREMETAL_CONNECTOR": "dummy"}, False, options.ws_seconds, None)
     if options.slurm:

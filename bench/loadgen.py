@@ -1,5 +1,5 @@
-"""Closed-loop load generators: N clients, each on one kept-alive connection (HTTP requests, or a
-websocket's echoes), and the figures both report the same way."""
+"""Closed-loop load generators: N clients, each on one kept-alive connection (or a new
+connection per request) for HTTP requests, or a websocket's echoes; both report the same figures."""
 
 import http.client
 import os
@@ -11,8 +11,9 @@ from urllib.parse import urlencode
 
 
 def run_load(port: int, method: str, path: str, args: dict | None, clients: int,
-             seconds: float, auth_header: str | None = None) -> dict:
-    """Requests/s and latency percentiles (ms) of ``clients`` concurrent clients."""
+             seconds: float, auth_header: str | None = None, reconnect: bool = False) -> dict:
+    """Requests/s and latency percentiles (ms) of ``clients`` concurrent clients; with
+    ``reconnect``, each request on a new connection (its connect and close timed with it)."""
     import json
 
     body = urlencode({"args": json.dumps(args)}) if args is not None else None
@@ -31,6 +32,8 @@ def run_load(port: int, method: str, path: str, args: dict | None, clients: int,
             connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
             response.read()
+            if reconnect:
+                connection.close()
             mine.append(time.perf_counter() - started)
             if response.status != 200:
                 errors[index] += 1

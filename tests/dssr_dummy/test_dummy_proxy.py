@@ -153,14 +153,64 @@ def test_a_large_download_through_the_proxy(proxy):
     assert hashlib.sha256(answer.content).digest() == hashlib.sha256(direct.content).digest()
 
 
+def error_document(answer: requests.Response, status: int) -> str:
+    """The description of an answer that must be the contract's JSON error with ``status``."""
+    assert answer.status_code == status, answer.text
+    assert answer.headers["Content-Type"].startswith("application/json")
+    document = answer.json()
+    assert set(document) == {"title", "description"} and document["title"].startswith(f"{status} ")
+    assert document["description"].endswith(".")
+    assert "127.0.0.1" not in document["description"] and "/tmp" not in document["description"]
+    return document["description"]
+
+
+def raw_error_document(answer: bytes, status: int) -> str:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()), answer[:200]
+    assert b"\r\ncontent-type: application/json" in head.lower()
+    document = json.loads(body)
+    assert set(document) == {"title", "description"} and document["title"].startswith(f"{status} ")
+    assert "127.0.0.1" not in document["description"] and "/tmp" not in document["description"]
+    return document["description"]
+
+
 def test_unknown_and_batch_jobs_answer_404_with_a_sentence(proxy):
-    unknown = requests.get(f"http://127.0.0.1:{proxy.port}/job999999/", timeout=5)
-    assert unknown.status_code == 404 and "No interactive job 999999 is running" in unknown.text
+    session = requests.Session()
+    unknown = session.get(f"http://127.0.0.1:{proxy.port}/job999999/", timeout=5)
+    assert "No interactive job 999999 is running" in error_document(unknown, 404)
+    head = session.head(f"http://127.0.0.1:{proxy.port}/job999999/", timeout=5)
+    assert (head.status_code, head.content) == (404, b"")
+    assert session.get(proxy.url + "/headers", timeout=5).status_code == 200  # the connection went on
     batch = proxy.submit("batch", 42, "#!/bin/bash\n{DOWNSTREAM_PARAMETERS}\nJARVICE_CPU_CORES=1\n"
                          f"{service_command()}\n".replace("$JARVICE_SERVICE_PORT", str(find_free_port())))
     assert proxy.info(batch)["url"] == ""
-    assert requests.get(f"http://127.0.0.1:{proxy.port}/job42/", timeout=5).status_code == 404
+    error_document(requests.get(f"http://127.0.0.1:{proxy.port}/job42/", timeout=5), 404)
     proxy.terminate(batch)
+
+
+def test_a_job_whose_service_does_not_listen_answers_502(tmp_path):
+    proxy = Proxy(tmp_path)
+    try:
+        proxy.submit("silent", 45, interactive_template("sleep 600"))
+        session = requests.Session()
+        answer = session.post(f"http://127.0.0.1:{proxy.port}/job45/x", data=b"body", timeout=10)
+        description = error_document(answer, 502)
+        assert description.startswith("Interactive job 45 runs, but its web service (port ")
+        assert session.get(f"http://127.0.0.1:{proxy.port}/live", timeout=5).status_code == 200
+    finally:
+        proxy.server.stop()
+
+
+def test_a_body_to_a_job_waits_for_its_100_continue_and_is_relayed(proxy):
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
+        sock.sendall(b"GET /job41/headers HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"hello")
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200 ")
 
 
 @pytest.mark.parametrize("request_line, host", [
@@ -175,13 +225,17 @@ def test_unknown_and_batch_jobs_answer_404_with_a_sentence(proxy):
 ])
 def test_what_could_reach_elsewhere_is_refused_with_400(proxy, request_line, host):
     answer = raw_request(proxy.port, request_line + b"\r\nHost: " + host + b"\r\n\r\n")
-    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
     assert b'"port"' not in answer
+    description = raw_error_document(answer, 400)
+    assert "22022" not in description
+    assert description.startswith(("The request target must be a path", "The request path has",
+                                   "The request is not valid HTTP/1.1"))
 
 
 def test_two_host_headers_are_refused(proxy):
     answer = raw_request(proxy.port, b"GET /job41/headers HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
-    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert raw_error_document(answer, 400) == ("The request is not valid HTTP/1.1 (Found multiple Host: "
+                                               "headers); send a well-formed request.")
 
 
 def test_a_host_header_of_another_place_still_reaches_only_the_job(proxy):
@@ -212,7 +266,7 @@ def test_terminating_a_job_closes_its_websocket_and_its_url_answers_404(tmp_path
                     ws.send("still there?")
                     ws.recv(timeout=1)
         answer = requests.get(url + "/headers", timeout=5)
-        assert answer.status_code == 404 and "No interactive job 43" in answer.text
+        assert "No interactive job 43" in error_document(answer, 404)
         direct = requests.get(f"http://127.0.0.1:{proxy.service_port}/headers", timeout=5)
         assert direct.status_code == 200  # the service still runs: the proxy closed the websocket
         wait_until(lambda: proxy.info(job)["url"] == "", 20, what="the url to go")

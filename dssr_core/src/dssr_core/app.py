@@ -17,6 +17,7 @@ import time
 import falcon
 
 from dssr_core import __version__
+from dssr_core.answers import FAILED
 from dssr_core.bearer import BearerCheck
 from dssr_core.errors import (
     ClusterUnavailable,
@@ -422,10 +423,6 @@ class BasicAuth:
                 description="Send HTTP Basic credentials that match JARVICE_SCHED_SERVER_KEY.",
                 challenges=['Basic realm="dssr"'],
             )
-
-
-#: The caller's sentence for every 500: what failed is for the log, which names files and hosts.
-FAILED = "DSSR failed on this request; the server log has the details."
 
 
 def _domain_error(req, resp, error, params):

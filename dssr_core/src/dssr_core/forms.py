@@ -13,6 +13,7 @@ import re
 import falcon
 from falcon.media import URLEncodedFormHandler
 
+from dssr_core import answers
 from dssr_core.errors import InvalidRequest
 
 MAX_FORM_FIELDS = 16
@@ -43,12 +44,7 @@ class BoundedFormHandler(URLEncodedFormHandler):
 
 
 def body_too_large(length: int | None, limit: int) -> falcon.HTTPContentTooLarge:
-    size = f"{length} bytes" if length is not None else "larger than that"
-    return falcon.HTTPContentTooLarge(
-        title="413 Payload Too Large",
-        description=f"The request body is {size}; the limit is {limit} bytes "
-        "(DSSR_MAX_BODY_BYTES).",
-    )
+    return falcon.HTTPContentTooLarge(description=answers.body_too_large(length, limit))
 
 
 def parse_args_json(text: str) -> dict:

@@ -15,20 +15,31 @@ the API in turn: browsers keep connections alive across one origin), and relays 
 A ``101 Switching Protocols`` (websockets) turns the connection into a raw pipe both ways.
 A watcher closes the connections of a job that is no longer running. No header is added;
 the API's own ``Authorization`` never reaches a job.
+
+The bounds are waitress's settings (:class:`Bounds`): past ``DSSR_CONNECTION_LIMIT`` open
+connections nothing more is accepted (the rest wait in the listen backlog); a connection that
+sends nothing for ``DSSR_CHANNEL_TIMEOUT`` is closed, and a request's head (an API request's
+body too) must arrive whole within that time of its first byte, so that a client dripping a
+byte now and then holds no connection for long. Every answer of the listener's own is the
+contract's JSON error (:mod:`dssr_core.answers`).
 """
 
 import base64
 import io
 import logging
+import queue
 import select
 import socket
+import struct
 import sys
 import threading
 import time
 from urllib.parse import unquote_to_bytes
 
+import attrs
 import h11
 
+from dssr_core import answers
 from dssr_core.declarations import Setting
 from dssr_core.errors import ClusterUnavailable, DssrError, InvalidRequest, NotAvailable
 from dssr_core.joburls import JobRoute, JobsDomain
@@ -42,21 +53,45 @@ FRONT_LISTENER = Setting(
 CHECK_INTERVAL = Setting(
     "DSSR_PROXY_CHECK_INTERVAL", "seconds between checks that the jobs with open proxied connections "
     "still run; connections of a job that ended are closed", kind="float", default=2.0, minimum=0.1)
-MAX_CONNECTIONS = Setting(
-    "DSSR_PROXY_MAX_CONNECTIONS", "client connections the front listener holds at once (each is a "
-    "thread); more are refused", kind="int", default=1000, minimum=1, maximum=100_000)
-IDLE_TIMEOUT = Setting(
-    "DSSR_PROXY_IDLE_TIMEOUT", "seconds an HTTP connection may stay silent (a websocket is not timed)",
-    kind="float", default=120.0, minimum=1.0)
-SETTINGS = (FRONT_LISTENER, CHECK_INTERVAL, MAX_CONNECTIONS, IDLE_TIMEOUT)
+SETTINGS = (FRONT_LISTENER, CHECK_INTERVAL)
 
 #: The prefix of job URLs when the listener is asked for without ``JARVICE_JOBS_DOMAIN``.
 DEFAULT_PATH_DOMAIN = "http://localhost/job$"
+#: Seconds a connection thread waits for another connection before it ends.
+THREAD_LINGER_S = 60.0
+#: Seconds, at most, that what a refused client still sends is read and dropped before the
+#: close: closing on unread bytes resets the connection, and the client may lose the answer.
+LINGER_S = 2.0
+#: Bytes of a request's body read and dropped, at most, so that the connection can carry on
+#: after an answer of ours (a 404 for a job); past that it is closed.
+DRAIN_LIMIT = 1 << 20
 _CHUNK = 64 * 1024
 #: Hop-by-hop headers (RFC 9110 7.6.1) and older proxy ones: never relayed. h11 frames the
 #: body itself from content-length / transfer-encoding, which are relayed as they came.
+#: ``Expect`` is answered here (100 Continue), not by the job.
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer",
                          b"upgrade", b"proxy-authorization", b"proxy-authenticate"})
+_NOT_TO_JOBS = _HOP_BY_HOP | {b"expect"}
+#: The app's headers that the listener writes itself, from the answer it sends.
+_FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+@attrs.frozen
+class Bounds:
+    """What one connection and all of them may hold: waitress's settings, read once."""
+
+    threads: int = 16
+    connection_limit: int = 1000
+    channel_timeout: float = 30.0
+    max_header_bytes: int = 64 * 1024
+    max_body_bytes: int = 8 * 1024 * 1024
+
+    @classmethod
+    def from_settings(cls, settings) -> "Bounds":
+        return cls(threads=settings.threads, connection_limit=settings.connection_limit,
+                   channel_timeout=settings.channel_timeout, max_header_bytes=settings.max_header_bytes,
+                   max_body_bytes=settings.max_body_bytes)
 
 
 def front_domain(settings) -> JobsDomain | None:
@@ -71,32 +106,29 @@ def front_domain(settings) -> JobsDomain | None:
 
 
 class FrontListener:
-    """Listens on ``(host, port)``: jobs' requests go to ``connector``, the rest to the WSGI ``app``."""
+    """Listens on ``listeners``: jobs' requests go to ``connector``, the rest to the WSGI ``app``."""
 
     def __init__(self, listeners: list[socket.socket], app, domain: JobsDomain, connector, *,
-                 server_key: str | None = None, check_interval: float = 2.0, threads: int = 16,
-                 max_body_bytes: int = 1 << 30, max_header_bytes: int = 64 * 1024,
-                 max_connections: int = 1000, idle_timeout: float = 120.0):
+                 server_key: str | None = None, check_interval: float = 2.0, bounds: Bounds = Bounds()):
         self.app = app
-        self.api_slots = threading.BoundedSemaphore(threads)
-        self.max_body_bytes = max_body_bytes
-        self.max_header_bytes = max_header_bytes
+        self.bounds = bounds
+        self.api_slots = threading.BoundedSemaphore(bounds.threads)
         self.domain = domain
         self.connector = connector
         self.check_interval = check_interval
-        self.idle_timeout = idle_timeout
         self._api_authorization = (b"Basic " + base64.b64encode(server_key.encode())) if server_key else None
-        self._slots = threading.BoundedSemaphore(max_connections)
+        self._listeners = listeners  # bound and listening already (dssr serve binds before it builds)
+        self.port = listeners[0].getsockname()[1]
+        self._slots = threading.BoundedSemaphore(bounds.connection_limit)
+        self._threads = _ThreadPool(self._serve, f"dssr-front-{self.port}")
         self._lock = threading.Lock()
         self._by_job: dict[int, set[_Conversation]] = {}
         self._closed = threading.Event()
-        self._listeners = listeners  # bound and listening already (dssr serve binds before it builds)
-        self.port = listeners[0].getsockname()[1]
         self.relayed = 0
 
     def start(self) -> "FrontListener":
         for listener in self._listeners:
-            threading.Thread(target=self._accept_loop, args=(listener,), name="dssr-front",
+            threading.Thread(target=self._accept_loop, args=(listener,), name="dssr-front-accept",
                              daemon=True).start()
         threading.Thread(target=self._watch_loop, name="dssr-front-watch", daemon=True).start()
         log.info("front listener on port %d: job URLs %s, and the API", self.port, self.domain.describe())
@@ -106,36 +138,45 @@ class FrontListener:
         self._closed.set()
         for listener in self._listeners:
             try:
-                listener.close()
+                listener.shutdown(socket.SHUT_RDWR)  # wakes an accept() waiting in another thread
             except OSError:
                 pass
+            listener.close()
 
     # Connections ------------------------------------------------------------------------
 
     def _accept_loop(self, listener: socket.socket) -> None:
         while not self._closed.is_set():
+            # At the limit nothing is accepted: new connections wait in the listen backlog.
+            if not self._slots.acquire(timeout=1.0):
+                continue
             try:
                 client, _ = listener.accept()
             except OSError:
+                self._slots.release()
                 if self._closed.is_set():
                     return
                 time.sleep(0.05)  # out of file descriptors: let others finish
                 continue
-            if not self._slots.acquire(blocking=False):
-                log.warning("front listener: %s connections open already; one refused", "all")
-                client.close()
-                continue
-            threading.Thread(target=self._serve, args=(client,), name="dssr-front-conn", daemon=True).start()
+            try:
+                self._threads.run(client)
+            except RuntimeError as error:  # no thread could start; a running one takes it later
+                log.warning("front listener: no new thread for a connection: %s", error)
+                time.sleep(0.05)
 
     def _serve(self, client: socket.socket) -> None:
-        conversation = _Conversation(self, client)
         try:
-            conversation.run()
-        except Exception:  # noqa: BLE001 - one connection's failure never stops the listener
-            log.exception("front listener: a connection failed")
+            conversation = _Conversation(self, client)
+            try:
+                conversation.run()
+            except Exception:  # noqa: BLE001 - one connection's failure never stops the listener
+                log.exception("front listener: a connection failed")
+            finally:
+                conversation.close()
+                self._forget(conversation)
+        except OSError:  # the client left before its connection was set up
+            client.close()
         finally:
-            conversation.close()
-            self._forget(conversation)
             self._slots.release()
 
     def track(self, conversation: "_Conversation", number: int) -> None:
@@ -143,6 +184,8 @@ class FrontListener:
             self._by_job.setdefault(number, set()).add(conversation)
 
     def _forget(self, conversation: "_Conversation") -> None:
+        if not conversation.jobs:
+            return
         with self._lock:
             for number in list(self._by_job):
                 self._by_job[number].discard(conversation)
@@ -173,7 +216,7 @@ class FrontListener:
         """The request's headers as a job gets them: without hop-by-hop ones or the API's key."""
         kept = []
         for name, value in headers:
-            if name in _HOP_BY_HOP:
+            if name in _NOT_TO_JOBS:
                 continue
             if name == b"authorization" and self._api_authorization and value == self._api_authorization:
                 continue
@@ -181,8 +224,47 @@ class FrontListener:
         return kept
 
 
+class _ThreadPool:
+    """Threads that each serve one connection at a time: a free one takes the next connection,
+    a new one starts when none is free, and one left without work for THREAD_LINGER_S ends.
+    The connection limit bounds how many there are. (A C queue hands the connections over:
+    Python's Condition cost a tenth of a new connection's time.)"""
+
+    def __init__(self, work, name: str):
+        self._work = work
+        self._name = name
+        self._lock = threading.Lock()
+        self._handed: queue.SimpleQueue = queue.SimpleQueue()
+        self._idle = 0  # at most the threads waiting for the queue: each handed item finds one
+
+    def run(self, item) -> None:
+        with self._lock:
+            free = self._idle > 0
+            if free:
+                self._idle -= 1
+        if free:
+            self._handed.put(item)
+        else:
+            threading.Thread(target=self._loop, args=(item,), name=self._name, daemon=True).start()
+
+    def _loop(self, item) -> None:
+        while True:
+            self._work(item)
+            with self._lock:
+                self._idle += 1
+            while True:
+                try:
+                    item = self._handed.get(timeout=THREAD_LINGER_S)
+                    break
+                except queue.Empty:
+                    with self._lock:
+                        if self._idle > 0:  # none was handed to this thread: it may end
+                            self._idle -= 1
+                            return
+
+
 class _Upstream:
-    """One connection to a job's service or to the API, with its own h11 client state."""
+    """One connection to a job's service, with its own h11 client state."""
 
     def __init__(self, key, stream):
         self.key = key
@@ -206,22 +288,54 @@ class _Upstream:
             pass
 
 
+class _TooSlow(Exception):
+    """The request did not arrive whole within the channel timeout of its first byte."""
+
+
 class _Conversation:
     """One client connection: its requests in turn, each to the API or a job."""
 
     def __init__(self, front: FrontListener, client: socket.socket):
         self.front = front
+        self.bounds = front.bounds
         self.client = client
+        self.client.setblocking(True)  # timed by _set_timeout
         self.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.client.settimeout(front.idle_timeout)
-        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=front.max_header_bytes)
+        self._timeout: float | None = None
+        self._set_timeout(self.bounds.channel_timeout)
+        self.h11 = self._new_h11()
         self.upstream: _Upstream | None = None
         self.jobs: dict[int, str] = {}  # job number -> the Slurm/dummy job id this connection reached
-        try:
-            self.peer = client.getpeername()
-        except OSError:
-            self.peer = ("", 0)
+        peer = client.getpeername()
+        self.peer = f"{peer[0]}:{peer[1]}"
+        self._environ_base = {
+            "SCRIPT_NAME": "", "SERVER_NAME": "localhost", "SERVER_PORT": str(front.port),
+            "REMOTE_ADDR": str(peer[0]), "REMOTE_PORT": str(peer[1]),
+            "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
+            "wsgi.input_terminated": True,
+        }
+        self._deadline = 0.0  # when the request being read must have arrived whole
+        self._head_only = False  # the request is a HEAD: answers have no body
         self._closed = False
+
+    def _set_timeout(self, seconds: float | None) -> None:
+        """Bound each read and each write of the client's socket to ``seconds`` (None: unbounded).
+
+        The kernel's bounds (SO_RCVTIMEO, SO_SNDTIMEO) on a blocking socket, where a timed-out
+        call fails with BlockingIOError: Python's own timeout polls before every read and write,
+        two system calls for one, and each lets go of the GIL that 16 busy threads share.
+        """
+        if seconds == self._timeout:
+            return
+        self._timeout = seconds
+        microseconds = round(max(seconds, 0.001) * 1e6) if seconds is not None else 0  # 0: unbounded
+        timeval = struct.pack("ll", *divmod(microseconds, 1_000_000))
+        self.client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        self.client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+
+    def _new_h11(self) -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self.bounds.max_header_bytes)
 
     def abort(self) -> None:
         """End the connection from another thread: its own thread then sees both ends close."""
@@ -246,33 +360,84 @@ class _Conversation:
     def run(self) -> None:
         while not self._closed:
             try:
-                event = _next_event(self.h11, self.client)
+                request = self._next_request()
+            except _TooSlow:
+                self._refuse(408, f"The request line and headers did not arrive within "
+                                  f"{self.bounds.channel_timeout:g} s (DSSR_CHANNEL_TIMEOUT).")
+                return
             except h11.RemoteProtocolError as error:
-                self._refuse(error.error_status_hint, f"Bad request: {error}.")
+                self._refuse_malformed(error)
                 return
-            except (OSError, TimeoutError):
+            except OSError:
                 return
-            if not isinstance(event, h11.Request):
-                return  # ConnectionClosed (or a client that hung up mid-way)
-            if not self._relay(event):
+            if request is None or not self._relay(request):
                 return
-            if self.h11.our_state is h11.MUST_CLOSE or self.h11.their_state is not h11.DONE:
-                return
-            self.h11.start_next_cycle()
+
+    # Reading ----------------------------------------------------------------------------
+
+    def _next_request(self) -> h11.Request | None:
+        """The next request's head; None when the client hung up, or sent nothing for the
+        channel timeout (closed without a word, as waitress does)."""
+        self._head_only = False
+        event = self.h11.next_event()
+        if event is h11.NEED_DATA:
+            self._set_timeout(self.bounds.channel_timeout)
+            try:
+                data = self.client.recv(_CHUNK)
+            except BlockingIOError:  # nothing for the channel timeout
+                return None
+            self.h11.receive_data(data)
+            event = self.h11.next_event()
+        self._deadline = time.monotonic() + self.bounds.channel_timeout
+        while event is h11.NEED_DATA:
+            self.h11.receive_data(self._receive_by_deadline())
+            event = self.h11.next_event()
+        return event if isinstance(event, h11.Request) else None
+
+    def _receive_by_deadline(self) -> bytes:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise _TooSlow
+        self._set_timeout(left)
+        try:
+            return self.client.recv(_CHUNK)
+        except BlockingIOError:
+            raise _TooSlow from None
+
+    def _next_event(self):
+        """The request's next event; the socket waits the channel timeout for each read."""
+        while (event := self.h11.next_event()) is h11.NEED_DATA:
+            self.h11.receive_data(self.client.recv(_CHUNK))
+        return event
+
+    def _let_body_come(self) -> None:
+        """Answer ``Expect: 100-continue``: the client sends the body once it reads this."""
+        if self.h11.they_are_waiting_for_100_continue:
+            self.client.sendall(_CONTINUE)
+
+    def _next_cycle(self) -> bool:
+        """Ready for the next request, with what the client sent after this one; True."""
+        data, closed = self.h11.trailing_data
+        self.h11 = self._new_h11()
+        if data:
+            self.h11.receive_data(data)
+        if closed:
+            self.h11.receive_data(b"")
+        return True
 
     # One request ------------------------------------------------------------------------
 
     def _relay(self, request: h11.Request) -> bool:
         """Relay one request and its answer; False when the connection is to close."""
+        self._head_only = request.method == b"HEAD"
+        if _head_size(request) > self.bounds.max_header_bytes:  # h11 bounds only a head that comes in parts
+            return self._refuse(431, answers.head_too_large(self.bounds.max_header_bytes))
         target = request.target.decode("ascii", "replace")
-        hosts = [value for name, value in request.headers if name == b"host"]
+        host = next((value for name, value in request.headers if name == b"host"), None)  # one: h11 checks
         try:
-            if len(hosts) > 1:
-                raise InvalidRequest("The request has more than one Host header.")
-            route = self.front.domain.route(target, hosts[0].decode("ascii", "replace") if hosts else None)
+            route = self.front.domain.route(target, host.decode("ascii", "replace") if host else None)
         except InvalidRequest as error:
-            self._refuse(400, error.message)
-            return False
+            return self._refuse(400, error.message)
         if route is None:
             return self._to_api(request)
         return self._to_job(request, route)
@@ -281,59 +446,62 @@ class _Conversation:
         if self.upstream is not None:  # a job's connection is not kept across an API request
             self.upstream.close()
             self.upstream = None
+        limit = self.bounds.max_body_bytes
+        declared = _content_length(request.headers)
+        if declared is not None and declared > limit:
+            return self._refuse(413, answers.body_too_large(declared, limit))
         try:
-            body = self._whole_body()
+            self._let_body_come()
+            body = self._whole_body(limit)
+        except _TooSlow:
+            return self._refuse(408, f"The request did not arrive whole within "
+                                     f"{self.bounds.channel_timeout:g} s (DSSR_CHANNEL_TIMEOUT).")
         except h11.RemoteProtocolError as error:
-            self._refuse(error.error_status_hint, f"Bad request: {error}.")
-            return False
-        except (OSError, TimeoutError):
+            return self._refuse_malformed(error)
+        except OSError:
             return False
         if body is None:
-            self._refuse(413, f"The request body is larger than {self.front.max_body_bytes} bytes.")
-            return False
+            return self._refuse(413, answers.body_too_large(None, limit))
+        keep_alive = self.h11.their_state is h11.DONE  # else MUST_CLOSE: HTTP/1.0, Connection: close
+        environ = self._environ(request, body)
         with self.front.api_slots:
-            status, headers, chunks = _call_app(self.front.app, self._environ(request, body))
+            answer = _call_app(self.front.app, environ, head_only=self._head_only, keep_alive=keep_alive)
         try:
-            events = [h11.Response(status_code=status, headers=[(n, v) for n, v in headers
-                                                                if n.lower() not in _HOP_BY_HOP])]
-            if request.method != b"HEAD":
-                events += [h11.Data(data=chunk) for chunk in chunks if chunk]
-            events.append(h11.EndOfMessage())
-            # One write: head and body in one segment (the connection is TCP_NODELAY).
-            self.client.sendall(b"".join(self.h11.send(event) or b"" for event in events))
-        except (OSError, h11.LocalProtocolError) as error:
-            log.info("front listener: the API's answer could not be sent: %s", error)
+            self._set_timeout(self.bounds.channel_timeout)  # not what the body's deadline left
+            self.client.sendall(answer)
+        except OSError as error:
+            log.info("front listener: the API's answer to %s could not be sent: %s", self.peer, error)
             return False
-        return True
+        return keep_alive and self._next_cycle()
 
-    def _whole_body(self) -> bytes | None:
-        """The request's body (the API's are small), or None when it is over the limit."""
-        body = bytearray()
+    def _whole_body(self, limit: int) -> bytes | None:
+        """The request's body (the API's are small), or None when it is over ``limit``; it must
+        arrive by the head's deadline."""
+        chunks, size = [], 0
         while True:
-            event = _next_event(self.h11, self.client)
-            if isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > self.front.max_body_bytes:
+            event = self.h11.next_event()
+            if event is h11.NEED_DATA:
+                self.h11.receive_data(self._receive_by_deadline())
+            elif isinstance(event, h11.Data):
+                chunks.append(event.data)
+                size += len(event.data)
+                if size > limit:
                     return None
             elif isinstance(event, h11.EndOfMessage):
-                return bytes(body)
+                return b"".join(chunks)
             else:
                 raise OSError("the client hung up")
 
     def _environ(self, request: h11.Request, body: bytes) -> dict:
         """The WSGI environ (PEP 3333) of an API request."""
         path, _, query = request.target.partition(b"?")
-        peer = self.peer
-        environ = {
-            "REQUEST_METHOD": request.method.decode("ascii"), "SCRIPT_NAME": "",
-            "PATH_INFO": unquote_to_bytes(path).decode("latin-1"), "QUERY_STRING": query.decode("latin-1"),
-            "SERVER_NAME": "localhost", "SERVER_PORT": str(self.front.port),
-            "SERVER_PROTOCOL": "HTTP/" + request.http_version.decode("ascii"),
-            "REMOTE_ADDR": str(peer[0]), "REMOTE_PORT": str(peer[1]), "CONTENT_LENGTH": str(len(body)),
-            "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
-            "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": False,
-            "wsgi.run_once": False, "wsgi.input_terminated": True,
-        }
+        environ = self._environ_base.copy()
+        environ["REQUEST_METHOD"] = request.method.decode("ascii")
+        environ["PATH_INFO"] = (unquote_to_bytes(path) if b"%" in path else path).decode("latin-1")
+        environ["QUERY_STRING"] = query.decode("latin-1")
+        environ["SERVER_PROTOCOL"] = "HTTP/" + request.http_version.decode("ascii")
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ["wsgi.input"] = io.BytesIO(body)
         for name, value in request.headers:
             if b"_" in name or name == b"content-length":  # as waitress: no header can pose as another
                 continue
@@ -345,10 +513,11 @@ class _Conversation:
 
     def _to_job(self, request: h11.Request, route: JobRoute) -> bool:
         connector = self.front.connector
+        self._set_timeout(self.bounds.channel_timeout)
         try:
             endpoint = connector.interactive_endpoint(route.number)
         except DssrError as error:
-            return self._answer_error(503, error.message)
+            return self._job_unreachable(route.number, error)
         if endpoint is None:
             return self._answer_error(404, f"No interactive job {route.number} is running here: it has "
                                            "not started, has ended, is a batch job, or is not known.")
@@ -357,8 +526,8 @@ class _Conversation:
             upstream = self._upstream(key, lambda: connector.connect_interactive(endpoint))
         except NotAvailable as error:
             return self._answer_error(404, error.message)
-        except ClusterUnavailable as error:
-            return self._answer_error(503, error.message)
+        except DssrError as error:
+            return self._job_unreachable(route.number, error)
         if upstream is None:
             return self._answer_error(502, f"Interactive job {route.number} runs, but its web service "
                                            f"(port {endpoint.port} on its node) does not answer (yet).")
@@ -367,8 +536,24 @@ class _Conversation:
         headers = self.front.job_headers(request.headers)
         upgrade = _upgrade_headers(request.headers)
         self.front.relayed += 1
-        return self._exchange(upstream, request, route.target.encode("ascii"), headers + upgrade,
-                              f"job {route.number}")
+        try:
+            self._let_body_come()
+        except OSError:
+            return False
+        if not self._exchange(upstream, request, route.target.encode("ascii"), headers + upgrade,
+                              f"job {route.number}"):
+            return False
+        if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
+            return False
+        return self._next_cycle()
+
+    def _job_unreachable(self, number: int, error: DssrError) -> bool:
+        """A 503 that names no host: job URLs are open to anyone, the log says what failed."""
+        log.warning("front listener: job %d: %s", number, error.message)
+        if not isinstance(error, ClusterUnavailable):
+            return self._answer_error(500, answers.FAILED)
+        return self._answer_error(503, f"The cluster cannot be asked about job {number} now; "
+                                       "try again shortly.")
 
     def _upstream(self, key, opener) -> _Upstream | None:
         """The open connection for ``key`` when it can take a request, else a new one (None: refused)."""
@@ -383,7 +568,7 @@ class _Conversation:
             except Exception as error:  # noqa: BLE001 - OSError, paramiko's errors: nothing answers
                 log.info("front listener: no connection to job %s: %s", key[1], error)
                 return None
-            stream.settimeout(self.front.idle_timeout)
+            stream.settimeout(self.bounds.channel_timeout)
             self.upstream = _Upstream(key, stream)
         return self.upstream
 
@@ -392,7 +577,7 @@ class _Conversation:
             upstream.send(h11.Request(method=request.method, target=target, headers=headers,
                                       http_version=request.http_version))
             while True:  # the request body, as it comes
-                event = _next_event(self.h11, self.client)
+                event = self._next_event()
                 if isinstance(event, h11.Data):
                     upstream.send(event)
                 elif isinstance(event, h11.EndOfMessage):
@@ -401,8 +586,7 @@ class _Conversation:
                 else:
                     return False
         except h11.RemoteProtocolError as error:
-            self._refuse(error.error_status_hint, f"Bad request: {error}.")
-            return False
+            return self._refuse_malformed(error)
         except (OSError, h11.LocalProtocolError, TimeoutError) as error:
             log.info("front listener: %s stopped while taking the request: %s", what, error)
             return self._answer_error(502, f"The connection to {what} broke while sending the request.")
@@ -419,7 +603,7 @@ class _Conversation:
                                                              reason=event.reason))
                         self._pipe(upstream)
                         return False
-                    continue  # 100 Continue and the like: h11 answers those itself
+                    continue  # 100 Continue and the like: the client had ours
                 if isinstance(event, h11.Response):
                     headers = [(n, v) for n, v in event.headers if n not in _HOP_BY_HOP]
                     self._send(h11.Response(status_code=event.status_code, headers=headers,
@@ -446,7 +630,7 @@ class _Conversation:
                            (upstream.h11.trailing_data[0], self.client)):
             if data:
                 sink.sendall(data)
-        self.client.settimeout(None)
+        self._set_timeout(None)  # an open websocket is not timed
         upstream.stream.settimeout(None)
         ends = (self.client, upstream.stream)
         while not self._closed:
@@ -468,41 +652,61 @@ class _Conversation:
             self.client.sendall(data)
 
     def _answer_error(self, status: int, sentence: str) -> bool:
-        """Answer ``status`` with a sentence; True when the connection can carry on."""
+        """Answer ``status`` with a sentence; True when the connection carries on."""
         if self.h11.our_state is not h11.SEND_RESPONSE:
-            return False
-        self._drain_request()
+            return False  # part of an answer went out already: only closing can tell the client
+        keep_alive = self._drain_request()
         try:
-            self._send_text(status, sentence, [])
-        except (OSError, h11.LocalProtocolError):
+            self.client.sendall(_error_answer(status, sentence, head_only=self._head_only,
+                                              keep_alive=keep_alive))
+        except OSError:
+            return False
+        return keep_alive and self._next_cycle()
+
+    def _drain_request(self) -> bool:
+        """Read and drop the rest of the request's body; whether the next request can follow."""
+        if self.h11.they_are_waiting_for_100_continue:
+            return False  # the body never comes; the client closes or sends its next request
+        dropped = 0
+        try:
+            while self.h11.their_state is h11.SEND_BODY and dropped <= DRAIN_LIMIT:
+                event = self._next_event()
+                if not isinstance(event, h11.Data | h11.EndOfMessage):
+                    return False
+                dropped += len(event.data) if isinstance(event, h11.Data) else 0
+        except (OSError, h11.ProtocolError):
             return False
         return self.h11.their_state is h11.DONE
 
-    def _drain_request(self) -> None:
-        """Read what is left of the request's body, so that the next request can follow."""
-        try:
-            while self.h11.their_state is h11.SEND_BODY:
-                if not isinstance(_next_event(self.h11, self.client), h11.Data | h11.EndOfMessage):
-                    return
-        except (OSError, h11.ProtocolError, TimeoutError):
-            return
+    def _refuse_malformed(self, error: h11.RemoteProtocolError) -> bool:
+        status = error.error_status_hint
+        if status == 431:
+            return self._refuse(431, answers.head_too_large(self.bounds.max_header_bytes))
+        if status == 501:
+            return self._refuse(501, answers.NOT_IMPLEMENTED)
+        return self._refuse(400, answers.malformed(str(error)))
 
-    def _refuse(self, status: int, sentence: str) -> None:
-        """Answer a request we will not relay, then close."""
+    def _refuse(self, status: int, sentence: str) -> bool:
+        """Answer a request we will not serve, then close (False: the caller returns it)."""
+        log.info("front listener: %d to %s: %s", status, self.peer, sentence)
         if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
-            return
+            return False  # part of an answer went out already
         try:
-            self._send_text(status, sentence, [(b"connection", b"close")])
-        except (OSError, h11.LocalProtocolError):
+            self.client.sendall(_error_answer(status, sentence, head_only=self._head_only, keep_alive=False))
+            self._linger()
+        except OSError:
             pass
+        return False
 
-    def _send_text(self, status: int, sentence: str, extra_headers) -> None:
-        body = (sentence + "\n").encode()
-        self._send(h11.Response(status_code=status, headers=[
-            (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
-            *extra_headers]))
-        self._send(h11.Data(data=body))
-        self._send(h11.EndOfMessage())
+    def _linger(self) -> None:
+        """Read and drop what the client still sends, for a moment, so that it reads our answer
+        rather than a reset (a body past the limit is still on its way)."""
+        self.client.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + LINGER_S
+        while (left := deadline - time.monotonic()) > 0:
+            self._set_timeout(left)
+            if not self.client.recv(_CHUNK):
+                return
 
 
 def _next_event(connection: h11.Connection, stream):
@@ -511,6 +715,22 @@ def _next_event(connection: h11.Connection, stream):
         if event is not h11.NEED_DATA:
             return event
         connection.receive_data(stream.recv(_CHUNK))
+
+
+def _head_size(request: h11.Request) -> int:
+    """The bytes of the request line and headers, as sent but for extra spaces."""
+    size = len(request.method) + len(request.target) + len(b" HTTP/1.1\r\n\r\n") + 1
+    for name, value in request.headers.raw_items():
+        size += len(name) + len(value) + 4
+    return size
+
+
+def _content_length(headers) -> int | None:
+    """The declared Content-Length (h11 has checked it is one number), else None."""
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value)
+    return None
 
 
 def _upgrade_headers(headers) -> list[tuple[bytes, bytes]]:
@@ -526,45 +746,76 @@ def _switch_headers(response: h11.InformationalResponse) -> list[tuple[bytes, by
     return kept + [(b"connection", b"Upgrade"), *upgrade]
 
 
-def _call_app(app, environ: dict) -> tuple[int, list[tuple[bytes, bytes]], list[bytes]]:
-    """Call a WSGI app: its status, headers and body; a 500 when it fails."""
+def _call_app(app, environ: dict, *, head_only: bool, keep_alive: bool) -> bytes:
+    """The WSGI app's answer to ``environ``, as the bytes to send; our own JSON 500 when it fails.
+
+    The answer is written here rather than through h11's events: the app gives a whole,
+    well-formed answer, and h11's checks of it were a quarter of the listener's cost.
+    """
     answer: dict = {}
+    chunks: list[bytes] = []
 
     def start_response(status, headers, exc_info=None):
         answer["status"], answer["headers"] = status, headers
-        return answer.setdefault("written", []).append
+        return chunks.append
 
     try:
         result = app(environ, start_response)
         try:
-            chunks = [*answer.get("written", []), *result]
+            for chunk in result:
+                chunks.append(chunk)
         finally:
             if hasattr(result, "close"):
                 result.close()
-        headers = [(name.lower().encode("latin-1"), value.encode("latin-1"))
-                   for name, value in answer["headers"]]
-        return int(answer["status"].split(" ", 1)[0]), headers, chunks
+        return _answer_bytes(answer["status"], answer["headers"], b"".join(chunks),
+                             head_only=head_only, keep_alive=keep_alive)
     except Exception:  # noqa: BLE001 - one request's failure is its own 500
         log.exception("the API failed on %s %s", environ["REQUEST_METHOD"], environ["PATH_INFO"])
-        body = b"The API failed on this request; DSSR's log says why.\n"
-        return 500, [(b"content-type", b"text/plain; charset=utf-8"),
-                     (b"content-length", str(len(body)).encode())], [body]
+        return _error_answer(500, answers.FAILED, head_only=head_only, keep_alive=keep_alive)
+
+
+def _error_answer(status: int, sentence: str, *, head_only: bool, keep_alive: bool) -> bytes:
+    return _answer_bytes(answers.title(status), [("Content-Type", "application/json")],
+                         answers.error_document(status, sentence), head_only=head_only, keep_alive=keep_alive)
+
+
+def _answer_bytes(status: str, headers, body: bytes, *, head_only: bool, keep_alive: bool) -> bytes:
+    """An HTTP/1.1 answer: ``status`` is ``"200 OK"``, ``headers`` WSGI's (str, str) pairs.
+
+    The framing is ours: Content-Length from ``body`` (for a HEAD, the app's own), and
+    ``Connection: close`` unless ``keep_alive``. ValueError for a header with a line break.
+    """
+    lines = ["HTTP/1.1 " + status]
+    declared = None
+    for name, value in headers:
+        if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
+            raise ValueError(f"the app's header {name!r} has a line break")
+        lowered = name.lower()
+        if lowered == "content-length":
+            declared = value
+        elif lowered not in _FRAMING:
+            lines.append(f"{name}: {value}")
+    code = int(status[:3])
+    if code >= 200 and code not in (204, 304):
+        app_length = head_only and declared and declared.isascii() and declared.isdigit()
+        lines.append(f"Content-Length: {declared if app_length else len(body)}")
+    else:
+        body = b""
+    if not keep_alive:
+        lines.append("Connection: close")
+    lines.append("\r\n")
+    return "\r\n".join(lines).encode("latin-1") + (b"" if head_only else body)
 
 
 def serve_behind_front(app, settings, connector, domain: JobsDomain, listeners: list[socket.socket]) -> None:
     """Serve ``app`` and the job URLs on ``listeners`` (the API's port), until SIGTERM or Ctrl-C.
 
-    The bounds waitress would have had apply: its threads, header and body limits.
+    The bounds waitress would have had apply: its threads, connection limit, channel timeout,
+    header and body limits.
     """
-    from dssr_core.serving import waitress_options
-
-    options = waitress_options(settings)
-    front = FrontListener(listeners, app, domain, connector,
-                          server_key=settings.server_key, check_interval=settings.read(CHECK_INTERVAL),
-                          threads=options["threads"], max_body_bytes=options["max_request_body_size"],
-                          max_header_bytes=options["max_request_header_size"],
-                          max_connections=settings.read(MAX_CONNECTIONS),
-                          idle_timeout=settings.read(IDLE_TIMEOUT)).start()
+    front = FrontListener(listeners, app, domain, connector, server_key=settings.server_key,
+                          check_interval=settings.read(CHECK_INTERVAL),
+                          bounds=Bounds.from_settings(settings)).start()
     try:
         while True:
             time.sleep(3600)

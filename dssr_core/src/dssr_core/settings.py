@@ -53,7 +53,8 @@ EXECUTOR = Setting(
 BIND = Setting("WAITRESS_BIND_ADDRESS", "address to listen on; `--host`", default="127.0.0.1")
 PORT = Setting("WAITRESS_PORT", "port to listen on; `--port`", kind="int", default=5000, minimum=0,
                maximum=65535)
-THREADS = Setting("DSSR_THREADS", "waitress worker threads; `--threads`", kind="int", default=16,
+THREADS = Setting("DSSR_THREADS", "requests the app works on at once (waitress's worker threads); "
+                  "`--threads`", kind="int", default=16,
                   minimum=1, maximum=512)
 SERVER_KEY = Setting(
     "JARVICE_SCHED_SERVER_KEY", "`user:password` that upstream sends as HTTP Basic; when set, every "
@@ -62,20 +63,26 @@ LOG_LEVEL = Setting("JARVICE_SCHED_LOGLEVEL", "log level: Python's numbers (10, 
                     kind="log level", default=logging.INFO)
 SLURM_LOG_LEVEL = Setting("JARVICE_SLURM_SCHED_LOGLEVEL", "log level of the Slurm connectors (and paramiko, "
                           "never below WARNING)", kind="log level", default_text="`JARVICE_SCHED_LOGLEVEL`")
-MAX_BODY_BYTES = Setting("DSSR_MAX_BODY_BYTES", "largest request body; a larger one gets the JSON 413 "
-                         "(over twice this, waitress refuses it in plain text)", kind="int",
+MAX_BODY_BYTES = Setting("DSSR_MAX_BODY_BYTES", "largest request body; a larger one gets a 413",
+                         kind="int",
                          default=8 * 1024 * 1024, minimum=1024)
 # Upstream polls with a few short requests every few seconds: a connection that sends nothing
-# for 30 s is idle or hostile, and 1,000 of them still leave room for upstream.
-CONNECTION_LIMIT = Setting("DSSR_CONNECTION_LIMIT", "open connections served at once; more wait in the "
-                           "listen backlog", kind="int", default=1000, minimum=1, maximum=100_000)
-CHANNEL_TIMEOUT = Setting("DSSR_CHANNEL_TIMEOUT", "seconds after which a connection that sent nothing "
-                          "is closed", kind="int", default=30, minimum=1, maximum=3600)
-CLEANUP_INTERVAL = Setting("DSSR_CLEANUP_INTERVAL", "seconds between two looks for such connections",
+# for 30 s is idle or hostile, and 1,000 of them still leave room for upstream. Waitress and
+# the front listener (the proxy of interactive jobs) obey the same bounds; the front
+# listener's own names of them came first, and stay as older spellings.
+CONNECTION_LIMIT = Setting("DSSR_CONNECTION_LIMIT", "open connections served at once, websockets to "
+                           "jobs included; more wait in the listen backlog", kind="int", default=1000,
+                           minimum=1, maximum=100_000, legacy=("DSSR_PROXY_MAX_CONNECTIONS",))
+CHANNEL_TIMEOUT = Setting("DSSR_CHANNEL_TIMEOUT", "seconds after which a connection that sent nothing is "
+                          "closed; with the front listener a request's line and headers must also arrive "
+                          "within it (an open websocket is not timed)", kind="int", default=30, minimum=1,
+                          maximum=3600, legacy=("DSSR_PROXY_IDLE_TIMEOUT",))
+CLEANUP_INTERVAL = Setting("DSSR_CLEANUP_INTERVAL", "seconds between two looks for such connections "
+                           "(waitress; the front listener times each connection itself)",
                            kind="int", default=5, minimum=1, maximum=3600)
 BACKLOG = Setting("DSSR_BACKLOG", "the listen backlog", kind="int", default=1024, minimum=1, maximum=65535)
-MAX_HEADER_BYTES = Setting("DSSR_MAX_HEADER_BYTES", "largest request line and headers; waitress refuses "
-                           "larger ones", kind="int", default=64 * 1024, minimum=4096)
+MAX_HEADER_BYTES = Setting("DSSR_MAX_HEADER_BYTES", "largest request line and headers; larger ones get "
+                           "a 431", kind="int", default=64 * 1024, minimum=4096)
 DISABLE_PLUGINS = Setting("DSSR_DISABLE_PLUGINS", "entry-point names of plugins not to load", kind="list",
                           default=())
 CONFIG = Setting("DSSR_CONFIG", "a YAML file of settings, under the environment; `--config`", kind="path")

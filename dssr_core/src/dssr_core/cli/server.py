@@ -14,7 +14,6 @@ from dssr_core.client import Client, ClientError, ServerUnreachable
 from dssr_core.errors import DssrError, SettingsError
 from dssr_core.plugins import disabled_plugins, make_registry
 from dssr_core.report import REPORT_FOOTER, init_report
-from dssr_core.serving import waitress_options
 from dssr_core.settings import Settings
 
 log = logging.getLogger("dssr_core.cli")
@@ -100,10 +99,9 @@ def build_backends(settings: Settings):
 
 
 def cmd_serve(args) -> int:
-    import waitress
-
     from dssr_core.app import create_app
     from dssr_core.front import front_domain, serve_behind_front
+    from dssr_core.serving import serve_with_waitress
 
     settings = load_settings(args)
     configure_logging(settings)
@@ -127,9 +125,7 @@ def cmd_serve(args) -> int:
         if domain is not None:  # the proxy of interactive jobs: the front listener takes the port
             serve_behind_front(app, settings, connector, domain, sockets)
             return 0
-        options = waitress_options(settings)
-        del options["host"], options["port"]  # the sockets are bound already
-        waitress.serve(app, sockets=sockets, **options)
+        serve_with_waitress(app, settings, sockets)
     return 0
 
 
