@@ -548,8 +548,12 @@ class _Conversation:
         return self._next_cycle()
 
     def _job_unreachable(self, number: int, error: DssrError) -> bool:
-        """A 503 that names no host: job URLs are open to anyone, the log says what failed."""
+        """A 503 that names no host: job URLs are open to anyone, the log says what failed. A
+        connector that cannot reach jobs at all (``NotAvailable``: slurmrestd without SSH settings)
+        says which settings are missing."""
         log.warning("front listener: job %d: %s", number, error.message)
+        if isinstance(error, NotAvailable):  # the proxy is not set up: what to set, never a host
+            return self._answer_error(503, error.message)
         if not isinstance(error, ClusterUnavailable):
             return self._answer_error(500, answers.FAILED)
         return self._answer_error(503, f"The cluster cannot be asked about job {number} now; "
