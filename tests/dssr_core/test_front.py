@@ -21,6 +21,7 @@ from dssr_core.front import Bounds, FrontListener
 from dssr_core.joburls import JobsDomain
 from dssr_core.settings import Settings
 from dssr_core.testing import wait_until
+from dssr_core.testing.plugin import raw_exchange
 
 
 class UnreachableCluster:
@@ -63,20 +64,6 @@ def front():
         listening.close()
 
 
-def exchange(port: int, data: bytes) -> bytes:
-    """Send ``data``; everything the server sends until it closes (or 2 s of silence)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(data)
-        sock.settimeout(2)
-        answer = b""
-        try:
-            while chunk := sock.recv(65536):
-                answer += chunk
-        except TimeoutError:
-            pass
-        return answer
-
-
 def split(answer: bytes) -> tuple[str, dict, bytes, bytes]:
     """Status line, headers (lower-case names), body, and what followed, of the first answer."""
     head, _, rest = answer.partition(b"\r\n\r\n")
@@ -92,7 +79,7 @@ GET = b"GET /live HTTP/1.1\r\nHost: dssr\r\n\r\n"
 def test_an_app_that_fails_answers_the_contracts_500_and_the_connection_goes_on(front, caplog):
     listening = front(failing_app)
     with caplog.at_level(logging.ERROR, logger="dssr_core.front"):
-        answer = exchange(listening.port, GET + GET)
+        answer = raw_exchange(listening.port, GET + GET)
     status, headers, body, rest = split(answer)
     assert status == "HTTP/1.1 500 Internal Server Error"
     assert headers["content-type"] == "application/json"
@@ -103,7 +90,7 @@ def test_an_app_that_fails_answers_the_contracts_500_and_the_connection_goes_on(
 
 
 def test_an_app_header_with_a_line_break_is_a_500_not_a_second_header(front):
-    status, _, body, _ = split(exchange(front(splitting_app).port, GET))
+    status, _, body, _ = split(raw_exchange(front(splitting_app).port, GET))
     assert status == "HTTP/1.1 500 Internal Server Error"
     assert json.loads(body)["description"] == answers.FAILED
 
@@ -111,7 +98,7 @@ def test_an_app_header_with_a_line_break_is_a_500_not_a_second_header(front):
 def test_a_job_of_a_cluster_that_does_not_answer_gets_a_503_naming_no_host(front, caplog):
     listening = front(answering_app, UnreachableCluster())
     with caplog.at_level(logging.WARNING, logger="dssr_core.front"):
-        answer = exchange(listening.port, b"GET /job7/vnc.html HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = raw_exchange(listening.port, b"GET /job7/vnc.html HTTP/1.1\r\nHost: x\r\n\r\n")
     status, headers, body, _ = split(answer)
     assert status == "HTTP/1.1 503 Service Unavailable"
     assert headers["content-type"] == "application/json"
@@ -124,7 +111,7 @@ def test_a_job_of_a_cluster_that_does_not_answer_gets_a_503_naming_no_host(front
 def test_pipelined_requests_are_answered_in_turn_with_their_bodies(front):
     first = b"POST /a?x=1 HTTP/1.1\r\nHost: d\r\nContent-Length: 3\r\n\r\none"
     second = b"POST /b HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n3\r\ntwo\r\n0\r\n\r\n"
-    answer = exchange(front(answering_app).port, first + second)
+    answer = raw_exchange(front(answering_app).port, first + second)
     status, _, body, rest = split(answer)
     assert (status, json.loads(body)) == ("HTTP/1.1 200 OK", {"path": "/a", "query": "x=1", "body": "one"})
     status, _, body, _ = split(rest)
@@ -133,8 +120,8 @@ def test_pipelined_requests_are_answered_in_turn_with_their_bodies(front):
 
 def test_head_has_the_length_of_get_and_no_body(front):
     port = front(answering_app).port
-    _, get_headers, get_body, _ = split(exchange(port, GET))
-    answer = exchange(port, b"HEAD /live HTTP/1.1\r\nHost: dssr\r\nConnection: close\r\n\r\n")
+    _, get_headers, get_body, _ = split(raw_exchange(port, GET))
+    answer = raw_exchange(port, b"HEAD /live HTTP/1.1\r\nHost: dssr\r\nConnection: close\r\n\r\n")
     head, _, body = answer.partition(b"\r\n\r\n")
     assert body == b""
     assert f"content-length: {len(get_body)}".encode() in head.lower()
@@ -142,7 +129,7 @@ def test_head_has_the_length_of_get_and_no_body(front):
 
 
 def test_an_http_1_0_request_is_answered_and_closed(front):
-    answer = exchange(front(answering_app).port, b"GET /live HTTP/1.0\r\n\r\n" + GET)
+    answer = raw_exchange(front(answering_app).port, b"GET /live HTTP/1.0\r\n\r\n" + GET)
     status, headers, _, rest = split(answer)
     assert (status, headers["connection"], rest) == ("HTTP/1.1 200 OK", "close", b"")
 
@@ -150,7 +137,7 @@ def test_an_http_1_0_request_is_answered_and_closed(front):
 def test_connection_threads_are_reused(front):
     port = front(answering_app).port
     for _ in range(20):
-        answer = exchange(port, b"GET /live HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+        answer = raw_exchange(port, b"GET /live HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 200 ")
         time.sleep(0.05)  # the thread is free again a moment after it closed the connection
     threads = [thread for thread in threading.enumerate() if thread.name == f"dssr-front-{port}"]
@@ -161,9 +148,9 @@ def test_past_the_limit_nothing_more_is_accepted(front):
     port = front(answering_app, connection_limit=2).port
     held = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
     try:
-        assert exchange(port, GET) == b""  # queued by the kernel, never answered within 2 s
+        assert raw_exchange(port, GET) == b""  # queued by the kernel, never answered within 2 s
         held.pop().close()
-        wait_until(lambda: exchange(port, GET).startswith(b"HTTP/1.1 200 "), 10, what="an answer")
+        wait_until(lambda: raw_exchange(port, GET).startswith(b"HTTP/1.1 200 "), 10, what="an answer")
     finally:
         for sock in held:
             sock.close()

@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as websocket_connect
 
 from dssr_core.testing import wait_until
-from dssr_core.testing.plugin import DssrServer, find_free_port
+from dssr_core.testing.plugin import DssrServer, find_free_port, raw_exchange, wait_serving
 
 pytestmark = pytest.mark.slow
 SERVICE = Path(__file__).parents[1] / "services" / "web_service.py"
@@ -66,37 +66,12 @@ class Proxy:
         assert answer.status == 200, answer.text
 
 
-def wait_serving(url: str, **kwargs) -> requests.Response:
-    def answered():
-        try:
-            answer = requests.get(url, timeout=5, **kwargs)
-        except requests.ConnectionError:
-            return None
-        return answer if answer.status_code == 200 else None
-
-    return wait_until(answered, 20, what=f"{url} to answer")
-
-
-def raw_request(port: int, data: bytes) -> bytes:
-    """Send ``data`` as it is and read the answer until the server closes or 2 s of silence."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(data)
-        sock.settimeout(2)
-        answer = b""
-        try:
-            while chunk := sock.recv(65536):
-                answer += chunk
-        except TimeoutError:
-            pass
-        return answer
-
-
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory):
     proxy = Proxy(tmp_path_factory.mktemp("proxy"))
     proxy.job = proxy.submit("desk", 41, interactive_template(service_command()))
     proxy.url = proxy.info(proxy.job)["url"]
-    wait_serving(proxy.url + "/headers")
+    wait_serving(proxy.url + "/headers", 20, 5)
     yield proxy
     proxy.server.stop()
 
@@ -224,7 +199,7 @@ def test_a_body_to_a_job_waits_for_its_100_continue_and_is_relayed(proxy):
     (b"GET /x/../job41/headers HTTP/1.1", b"x"),
 ])
 def test_what_could_reach_elsewhere_is_refused_with_400(proxy, request_line, host):
-    answer = raw_request(proxy.port, request_line + b"\r\nHost: " + host + b"\r\n\r\n")
+    answer = raw_exchange(proxy.port, request_line + b"\r\nHost: " + host + b"\r\n\r\n")
     assert b'"port"' not in answer
     description = raw_error_document(answer, 400)
     assert "22022" not in description
@@ -233,13 +208,13 @@ def test_what_could_reach_elsewhere_is_refused_with_400(proxy, request_line, hos
 
 
 def test_two_host_headers_are_refused(proxy):
-    answer = raw_request(proxy.port, b"GET /job41/headers HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+    answer = raw_exchange(proxy.port, b"GET /job41/headers HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
     assert raw_error_document(answer, 400) == ("The request is not valid HTTP/1.1 (Found multiple Host: "
                                                "headers); send a well-formed request.")
 
 
 def test_a_host_header_of_another_place_still_reaches_only_the_job(proxy):
-    answer = raw_request(proxy.port, b"GET /job41/headers HTTP/1.1\r\nHost: 127.0.0.1:22022\r\n"
+    answer = raw_exchange(proxy.port, b"GET /job41/headers HTTP/1.1\r\nHost: 127.0.0.1:22022\r\n"
                          b"Connection: close\r\n\r\n")
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ")
@@ -255,7 +230,7 @@ def test_terminating_a_job_closes_its_websocket_and_its_url_answers_404(tmp_path
     try:
         job = proxy.submit("ending", 43, interactive_template(command))
         url = proxy.info(job)["url"]
-        wait_serving(url + "/headers")
+        wait_serving(url + "/headers", 20, 5)
         with websocket_connect(f"ws://127.0.0.1:{proxy.port}/job43/echo", open_timeout=10) as ws:
             ws.send("before")
             assert ws.recv(timeout=10) == "before"
@@ -283,7 +258,7 @@ def test_host_based_urls(tmp_path):
         url = proxy.info(job)["url"]
         assert url == f"http://tenant-jobs-44.jobs.example:{proxy.port}"
         host = {"Host": f"tenant-jobs-44.jobs.example:{proxy.port}"}
-        seen = wait_serving(f"http://127.0.0.1:{proxy.port}/headers", headers=host).json()
+        seen = wait_serving(f"http://127.0.0.1:{proxy.port}/headers", 20, 5, headers=host).json()
         assert seen["path"] == "/headers" and seen["port"] == proxy.service_port
         big = requests.get(f"http://127.0.0.1:{proxy.port}/big?bytes=5000000", headers=host, timeout=60)
         assert len(big.content) == 5_000_000

@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as websocket_connect
 
 from dssr_core.testing import wait_until
-from dssr_core.testing.plugin import DssrServer, find_free_port
+from dssr_core.testing.plugin import DssrServer, find_free_port, wait_serving
 
 pytestmark = pytest.mark.slow
 #: Interactive jobs hold their node alone, so they start once the shared cluster's other jobs end.
@@ -48,15 +48,8 @@ def submit_interactive(api, name: str, number: int, body: str, interactive: bool
     return job
 
 
-def wait_serving(url: str, **kwargs) -> requests.Response:
-    def answered():
-        try:
-            answer = requests.get(url, timeout=10, **kwargs)
-        except requests.ConnectionError:
-            return None
-        return answer if answer.status_code == 200 else None
-
-    return wait_until(answered, 60, what=f"{url} to answer")
+#: How long a job's service may take to answer through the proxy, and each try.
+SERVING = (60, 10)
 
 
 @pytest.fixture(scope="module")
@@ -81,17 +74,17 @@ def test_info_gives_each_replica_its_url_and_both_proxy_the_job(two_proxies):
     n = job["number"]
     assert info(a.api(), job)["url"] == f"http://127.0.0.1:{a.port}/job{n}"
     assert info(b.api(), job)["url"] == f"http://ns-{n}.jobs.test:{b.port}"
-    seen = wait_serving(f"http://127.0.0.1:{a.port}/job{n}/headers").json()
+    seen = wait_serving(f"http://127.0.0.1:{a.port}/job{n}/headers", *SERVING).json()
     assert seen["path"] == "/headers" and seen["port"] == service_port
     host = {"Host": f"ns-{n}.jobs.test:{b.port}"}
-    seen = wait_serving(f"http://127.0.0.1:{b.port}/headers?b=1", headers=host).json()
+    seen = wait_serving(f"http://127.0.0.1:{b.port}/headers?b=1", *SERVING, headers=host).json()
     assert seen["path"] == "/headers?b=1" and seen["port"] == service_port
 
 
 def test_websocket_echo_and_large_download_path_and_host_based(two_proxies):
     a, b, job, _ = two_proxies
     n = job["number"]
-    wait_serving(f"http://127.0.0.1:{a.port}/job{n}/headers")
+    wait_serving(f"http://127.0.0.1:{a.port}/job{n}/headers", *SERVING)
     size = 10 * 1024 * 1024
     expected = hashlib.sha256(requests.get(f"http://127.0.0.1:{a.port}/job{n}/big?bytes={size}",
                                            timeout=120).content).hexdigest()
@@ -134,14 +127,14 @@ def test_the_proxy_recovers_when_sshd_restarts(two_proxies, daemons):
     """Stops the cluster's sshd (with its sessions, as a crash would), as test_failures.py does."""
     a, _, job, _ = two_proxies
     url = f"http://127.0.0.1:{a.port}/job{job['number']}/headers"
-    wait_serving(url)
+    wait_serving(url, *SERVING)
     daemons.stop("sshd")
     try:
         answer = requests.get(url, timeout=60)
         assert answer.status_code in (502, 503), answer.text
     finally:
         daemons.start("sshd")
-    assert wait_serving(url).json()["path"] == "/headers"
+    assert wait_serving(url, *SERVING).json()["path"] == "/headers"
     with websocket_connect(f"ws://127.0.0.1:{a.port}/job{job['number']}/echo", open_timeout=20) as ws:
         ws.send("after sshd came back")
         assert ws.recv(timeout=20) == "after sshd came back"
@@ -152,7 +145,7 @@ def test_terminating_the_job_closes_its_websocket_on_both_replicas(two_proxies):
     so a second one would wait for the first to end)."""
     a, b, job, _ = two_proxies
     n = job["number"]
-    wait_serving(f"http://127.0.0.1:{a.port}/job{n}/headers")
+    wait_serving(f"http://127.0.0.1:{a.port}/job{n}/headers", *SERVING)
     with contextlib.ExitStack() as stack:
         through_b = socket.create_connection(("127.0.0.1", b.port), timeout=20)
         sockets = [stack.enter_context(websocket_connect(f"ws://127.0.0.1:{a.port}/job{n}/echo",

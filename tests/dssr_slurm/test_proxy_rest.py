@@ -10,8 +10,7 @@ import requests
 from slurm_helpers import KIRBY_MAIL, SHARED, bearer_for, job_of, template, wait_started, web_service_for_jobs
 from websockets.sync.client import connect as websocket_connect
 
-from dssr_core.testing import wait_until
-from dssr_core.testing.plugin import DssrServer, find_free_port
+from dssr_core.testing.plugin import DssrServer, find_free_port, wait_serving
 
 pytest_plugins = ["rest_fixtures"]
 
@@ -52,14 +51,7 @@ def test_slurmrestd_proxies_an_interactive_job_over_its_ssh_settings(rest_env, t
         url = f"http://127.0.0.1:{server.port}/job{number}"
         assert info(api, job)["url"] == url
 
-        def served():
-            try:
-                answer = requests.get(url + "/headers?via=rest", timeout=10)
-            except requests.ConnectionError:
-                return None
-            return answer if answer.status_code == 200 else None
-
-        seen = wait_until(served, 60, what="the job's service through the slurmrestd proxy").json()
+        seen = wait_serving(url + "/headers?via=rest", 60, 10).json()
         assert seen["path"] == "/headers?via=rest" and seen["port"] == service_port
         with websocket_connect(f"ws://127.0.0.1:{server.port}/job{number}/echo", open_timeout=20) as ws:
             ws.send(b"through slurmrestd's proxy")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from dssr_core.testing.api import ApiClient
+from dssr_core.testing.api import ApiClient, wait_until
 
 
 @pytest.fixture
@@ -22,6 +22,36 @@ def find_free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def raw_exchange(port: int, data: bytes) -> bytes:
+    """Send ``data`` as it is to 127.0.0.1:``port``; everything the server sends until it closes
+    (or 2 s of silence). For requests no HTTP client would send."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(data)
+        sock.settimeout(2)
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except TimeoutError:
+            pass
+        return answer
+
+
+def wait_serving(url: str, timeout: float, request_timeout: float, **kwargs):
+    """The first ``200`` answer of ``GET url`` (``kwargs`` go to ``requests.get``) within
+    ``timeout`` s; a refused connection or another status counts as not yet."""
+    import requests
+
+    def answered():
+        try:
+            answer = requests.get(url, timeout=request_timeout, **kwargs)
+        except requests.ConnectionError:
+            return None
+        return answer if answer.status_code == 200 else None
+
+    return wait_until(answered, timeout, what=f"{url} to answer")
 
 
 def wait_answering(process: subprocess.Popen, answers: Callable[[], bool], timeout: float, what: str,
