@@ -6,19 +6,16 @@ jobs, which production runs).
 Run: ``nox -s bench`` (or ``python bench/bench_api.py [seconds]``). Prints figures only.
 """
 
-import json
 import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
-from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).parent))
-from loadgen import cpu_seconds, run_load  # noqa: E402
+from loadgen import cpu_seconds, post, run_load, wait_live  # noqa: E402
 
 THREADS = 16
 SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
@@ -33,20 +30,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_live(port: int) -> None:
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/live", timeout=1).read()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing answers on port {port}")
 
 
-def post(port: int, path: str, args: dict):
-    data = urlencode({"args": json.dumps(args)}).encode()
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", data=data, timeout=10) as answer:
-        return json.loads(answer.read())
 
 
 def start_dssr(state_dir: str, log, front: bool = False) -> tuple[subprocess.Popen, int]:

@@ -17,7 +17,6 @@ Run: ``nox -s bench`` or ``python bench/bench_proxy.py [--seconds 3] [--ws-secon
 """
 
 import argparse
-import json
 import os
 import random
 import statistics
@@ -25,15 +24,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from http.client import HTTPConnection
 from pathlib import Path
-from urllib.parse import urlencode
 
 import jwt
 
 sys.path.insert(0, str(Path(__file__).parent))
-from loadgen import cpu_seconds, run_echo_load, run_load  # noqa: E402
+from loadgen import cpu_seconds, post, run_echo_load, run_load, wait_live  # noqa: E402
 from slurm_bench_common import cluster_env  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "dssr_slurm"))
@@ -51,20 +48,8 @@ DOWNLOADS = 9
 SESSIONS = 50
 
 
-def wait_live(port: int) -> None:
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/live", timeout=1).read()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"nothing answers on port {port}")
 
 
-def post(port: int, path: str, args: dict):
-    data = urlencode({"args": json.dumps(args)}).encode()
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", data=data, timeout=30) as answer:
-        return json.loads(answer.read())
 
 
 def median_round(rounds: list[dict]) -> dict:
@@ -77,7 +62,7 @@ def start_serve(env: dict, log) -> tuple[subprocess.Popen, int]:
            "DSSR_THREADS": str(THREADS)}
     env = {name: value.replace("{port}", str(port)) for name, value in env.items()}
     process = subprocess.Popen([sys.executable, "-m", "dssr_core", "serve"], env=env, stdout=log, stderr=log)
-    wait_live(port)
+    wait_live(port, 15)
     return process, port
 
 
@@ -112,7 +97,7 @@ def start_job(port: int, name: str, template: str, bearer: str | None, wait: flo
             tail = api.post(f"/request/{name}/{number}/{job['jobid']}/tail", {"qs": {}}).text
             sys.exit(f"{name} ended before it ran; its output ends: {tail[-1500:]!r}")
         if now > deadline:
-            post(port, "/terminate", job)
+            post(port, "/terminate", job, 30)
             sys.exit(f"{name} did not start within {wait:.0f} s")
         time.sleep(0.5)
     return job
@@ -170,7 +155,7 @@ def api_figures(seconds: float, rounds: int = ROUNDS) -> None:
                         load = f"{load_before:.1f} -> {os.getloadavg()[0]:.1f}"
                         print_figures(path, clients, reconnect, taken[plain_port], taken[front_port], load)
             for port, job in jobs.items():
-                post(port, "/terminate", job)
+                post(port, "/terminate", job, 30)
         finally:
             stop(plain)
             stop(front)
@@ -263,7 +248,7 @@ def job_figures(title: str, env: dict, cluster: bool, ws_seconds: float, bearer:
                              (port, f"{prefix}/big?bytes={DOWNLOAD}"), server)
             echo_figures("straight", f"ws://127.0.0.1:{service_port}/echo", ws_seconds)
             echo_figures("proxied", f"ws://127.0.0.1:{port}{prefix}/echo", ws_seconds)
-            post(port, "/terminate", job)
+            post(port, "/terminate", job, 30)
         finally:
             stop(server)
 

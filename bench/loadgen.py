@@ -2,10 +2,13 @@
 connection per request) for HTTP requests, or a websocket's echoes; both report the same figures."""
 
 import http.client
+import json
 import os
 import statistics
+import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -105,3 +108,22 @@ def cpu_seconds(pid: int) -> float:
     """User and system CPU time of a process, from /proc (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_live(port: int, seconds: float = 10) -> None:
+    """Wait until ``/live`` on 127.0.0.1:``port`` answers; exit with a sentence when it does not."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/live", timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"nothing answers on port {port}")
+
+
+def post(port: int, path: str, args: dict, timeout: float = 10):
+    """POST ``args`` as upstream's form to ``path``; the answer's JSON."""
+    data = urlencode({"args": json.dumps(args)}).encode()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", data=data, timeout=timeout) as answer:
+        return json.loads(answer.read())
