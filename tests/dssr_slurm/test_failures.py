@@ -104,6 +104,22 @@ def _in_parallel(call, items: list) -> list:
         return [future.result() for future in [pool.submit(call, item) for item in items]]
 
 
+def _status_calls(api, running: dict) -> dict:
+    """Upstream's status calls about ``running``, by name, not yet made."""
+    return {
+        "/running": lambda: api.get("/running"),
+        "/queued": lambda: api.get("/queued"),
+        "/runstatus": lambda: api.post("/runstatus", running),
+        "/exitstatus": lambda: api.post("/exitstatus", running),
+        "/gc": lambda: api.get("/gc"),
+    }
+
+
+def _answers_at_once(calls: dict) -> dict:
+    """Every call of ``calls`` made at once; their answers, by name."""
+    return dict(zip(calls, _in_parallel(lambda call: call(), list(calls.values())), strict=True))
+
+
 @attrs.define
 class Matrix:
     """The DSSRs the outages are watched through, and the running job they are all asked about."""
@@ -156,19 +172,11 @@ def _wait_ready(polled: Polled) -> None:
 def _poll(polled: Polled, seen: EndedJob | None, daemon: str) -> None:
     """One round of upstream's calls while ``daemon`` is down, all at once, each checked."""
     api, running = polled.api, polled.running
-    calls = {
-        "/running": lambda: api.get("/running"),
-        "/queued": lambda: api.get("/queued"),
-        "/runstatus": lambda: api.post("/runstatus", running),
-        "/exitstatus": lambda: api.post("/exitstatus", running),
-        "/exitstatus ended": lambda: api.post("/exitstatus", polled.ended.job),
-        "/gc": lambda: api.get("/gc"),
-    }
+    calls = _status_calls(api, running)
+    calls["/exitstatus ended"] = lambda: api.post("/exitstatus", polled.ended.job)
     if seen is not None:
         calls["/exitstatus seen"] = lambda: api.post("/exitstatus", seen.job)
-    with ThreadPoolExecutor(len(calls)) as pool:
-        futures = {path: pool.submit(call) for path, call in calls.items()}
-        answers = {path: future.result() for path, future in futures.items()}
+    answers = _answers_at_once(calls)
     if daemon in ACCOUNTING:  # the controller answers: the truth, not an error
         assert [running["name"], running["jobid"]] in answers["/running"].json, answers["/running"].text
         assert answers["/queued"].status == 200, answers["/queued"].text
@@ -213,16 +221,7 @@ def _cause_named(matrix: Matrix, daemon: str) -> None:
     """With the default timeouts, while ``daemon`` is down: every status call is a 503 whose
     sentence names the cause, in DSSR's or Slurm's words."""
     api, running = matrix.at_defaults, matrix.running
-    calls = {
-        "/running": lambda: api.get("/running"),
-        "/queued": lambda: api.get("/queued"),
-        "/runstatus": lambda: api.post("/runstatus", running),
-        "/exitstatus": lambda: api.post("/exitstatus", running),
-        "/gc": lambda: api.get("/gc"),
-    }
-    with ThreadPoolExecutor(len(calls)) as pool:
-        futures = {path: pool.submit(call) for path, call in calls.items()}
-        answers = {path: future.result() for path, future in futures.items()}
+    answers = _answers_at_once(_status_calls(api, running))
     for path in ("/running", "/queued", "/runstatus", "/exitstatus"):
         assert answers[path].status == 503, (path, answers[path].text)
         assert CAUSES[daemon] in answers[path].json["description"], (path, answers[path].text)
