@@ -83,7 +83,8 @@ def test_an_app_that_fails_answers_the_contracts_500_and_the_connection_goes_on(
     status, headers, body, rest = split(answer)
     assert status == "HTTP/1.1 500 Internal Server Error"
     assert headers["content-type"] == "application/json"
-    assert json.loads(body) == {"title": "500 Internal Server Error", "description": answers.FAILED}
+    assert json.loads(body) == {"title": "500 Internal Server Error", "description": answers.FAILED,
+                                "request_id": headers["x-request-id"]}
     assert b"secret-path" not in answer and b"Traceback" not in answer
     assert rest.startswith(b"HTTP/1.1 500 ")  # the second request was answered too
     assert "secret-path" in caplog.text  # the log says why
@@ -104,7 +105,7 @@ def test_a_job_of_a_cluster_that_does_not_answer_gets_a_503_naming_no_host(front
     assert headers["content-type"] == "application/json"
     assert json.loads(body) == {"title": "503 Service Unavailable",
                                 "description": "The cluster cannot be asked about job 7 now; try again "
-                                               "shortly."}
+                                               "shortly.", "request_id": headers["x-request-id"]}
     assert "login.internal" in caplog.text
 
 

@@ -6,6 +6,7 @@ Each case here answered 500 (or was accepted) before: see issue 12.
 import base64
 import json
 import logging
+import re
 from urllib.parse import urlencode
 
 import falcon.testing
@@ -272,8 +273,10 @@ def test_500_answers_never_name_internal_paths(connector, caplog):
         answer = make_api(connector).submit("job-1", shell_template("true"))
     assert answer.status == 500
     assert "/var/lib" not in answer.text and "jobs/3" not in answer.text
-    assert answer.json == {"title": "500 Internal Server Error",
-                           "description": "DSSR failed on this request; the server log has the details."}
+    body = answer.json
+    assert re.fullmatch(r"[0-9a-f]{16}", body.pop("request_id"))
+    assert body == {"title": "500 Internal Server Error",
+                    "description": "DSSR failed on this request; the server log has the details."}
     assert "/var/lib/dssr/jobs/3" in caplog.text
 
 
@@ -285,7 +288,8 @@ def test_routing_answers_are_the_contracts_json(client, method, path, status):
     answer = client.simulate_request(method, path)
     assert answer.status_code == status
     assert answer.headers["content-type"].startswith("application/json")
-    assert set(answer.json) == {"title", "description"}
+    assert set(answer.json) == {"title", "description", "request_id"}
+    assert answer.json["request_id"] == answer.headers["x-request-id"]
     assert answer.json["description"].endswith(".")
 
 

@@ -106,4 +106,5 @@ def test_an_undocumented_media_type_fails_the_test():
     with pytest.raises(AssertionError, match="no such operation"):
         check.check("GET", "/nowhere", 200, "application/json", "{}")
     check.check("GET", "/nowhere", 404, "application/json",
-                json.dumps({"title": "404 Not Found", "description": "No endpoint has this path."}))
+                json.dumps({"title": "404 Not Found", "description": "No endpoint has this path.",
+                            "request_id": "0123456789abcdef"}))

@@ -3,8 +3,9 @@
 The Falcon app answers its own errors (:func:`dssr_core.app._answer`); the front listener and
 waitress answer a few before or around it: a malformed request, a head or body past its
 limit, a slow head, a job that does not answer. They use the same shape,
-``{"title": "413 Content Too Large", "description": "<a sentence>"}``, and never name a file
-or a host. No Falcon import here: ``dssr settings`` and the client commands load this module.
+``{"title": "413 Content Too Large", "description": "<a sentence>", "request_id": "<id>"}``,
+and never name a file or a host. No Falcon import here: ``dssr settings`` and the client
+commands load this module.
 """
 
 import http
@@ -23,9 +24,11 @@ def title(status: int) -> str:
     return f"{status} {_PHRASES.get(status) or http.HTTPStatus(status).phrase}"
 
 
-def error_document(status: int, description: str) -> bytes:
-    """The JSON body of an error answer: ASCII, so that any description serialises."""
-    return json.dumps({"title": title(status), "description": description}).encode("ascii")
+def error_document(status: int, description: str, request_id: str) -> bytes:
+    """The JSON body of an error answer, with the request's id: ASCII, so that any description
+    serialises."""
+    return json.dumps({"title": title(status), "description": description,
+                       "request_id": request_id}).encode("ascii")
 
 
 def malformed(reason: str) -> str:

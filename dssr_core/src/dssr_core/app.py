@@ -16,7 +16,7 @@ import time
 
 import falcon
 
-from dssr_core import __version__
+from dssr_core import __version__, metrics, requestids
 from dssr_core.answers import FAILED
 from dssr_core.bearer import BearerCheck
 from dssr_core.errors import (
@@ -59,7 +59,7 @@ def create_app(settings, connector, executor, *, executor_name: str, report=None
     asks a running server): a callable returning the init report's lines and whether the
     cluster answered.
     """
-    middleware = [AccessLog()]
+    middleware = [RequestContext()]
     if settings.server_key:
         middleware.append(BasicAuth(settings.server_key))
     app = falcon.App(middleware=middleware)
@@ -76,8 +76,8 @@ def create_app(settings, connector, executor, *, executor_name: str, report=None
     app.add_route("/gc", GarbageCollect(connector))
     bearers = BearerCheck.from_settings(settings)
     app.add_route("/submit", Submit(reader, connector, executor, executor_name, bearers))
-    app.add_route("/running", Listing(connector.running))
-    app.add_route("/queued", Listing(connector.queued))
+    app.add_route("/running", Listing(connector.running, "running"))
+    app.add_route("/queued", Listing(connector.queued, "queued"))
     app.add_route("/runstatus", RunStatusResource(reader, connector))
     app.add_route("/exitstatus", ExitStatusResource(reader, connector))
     app.add_route("/terminate", Terminate(reader, connector))
@@ -91,6 +91,7 @@ def create_app(settings, connector, executor, *, executor_name: str, report=None
     if report is not None:
         app.add_route("/check", CheckReport(settings, report))
     app.add_route("/openapi.json", OpenApiDocument())
+    app.add_route("/metrics", Metrics())
     return app
 
 
@@ -179,6 +180,15 @@ def openapi_document_bytes() -> bytes:
     return importlib.resources.files("dssr_core").joinpath("openapi.json").read_bytes()
 
 
+class Metrics:
+    """Every metric in Prometheus's text format (:mod:`dssr_core.metrics`); behind the server key
+    here, open on DSSR_METRICS_PORT."""
+
+    def on_get(self, req, resp):
+        resp.content_type = metrics.CONTENT_TYPE_LATEST
+        resp.data = metrics.exposition()
+
+
 class Nodes:
     def on_get(self, req, resp):
         resp.media = True
@@ -221,6 +231,20 @@ class Submit:
         self.bearers = bearers
 
     def on_post(self, req, resp):
+        try:
+            existing = self._submit(req, resp)
+        except (DssrError, falcon.HTTPError) as error:
+            refused = (isinstance(error, falcon.HTTPError)
+                       or falcon.http_status_to_code(_status_of(error)) < 500)
+            metrics.SUBMITS.labels("refused" if refused else "failed").inc()
+            raise
+        except Exception:
+            metrics.SUBMITS.labels("failed").inc()
+            raise
+        metrics.SUBMITS.labels("retried" if existing else "new").inc()
+
+    def _submit(self, req, resp) -> bool:
+        """Submit; whether a live job of that name answered instead of a new one."""
         args = self.read_args(req)
         name = check_job_name(args.get("name"), "args.name")
         number = _integer(args, "number")
@@ -246,6 +270,7 @@ class Submit:
         result = self.connector.submit(submission)
         log.info("submitted %s/%s as job %s (%d node(s), held=%s)", name, number, result.jobid, nodes, held)
         resp.media = [result.jobid, self.executor.redact(result.script)]
+        return result.existing
 
     def _script_for_executor(self, args: dict) -> object:
         scripts = args.get("hpc_script")
@@ -261,11 +286,14 @@ class Submit:
 
 
 class Listing:
-    def __init__(self, list_jobs):
+    def __init__(self, list_jobs, state: str):
         self.list_jobs = list_jobs
+        self.jobs = metrics.JOBS.labels(state)
 
     def on_get(self, req, resp):
-        resp.media = [[job.name, job.jobid] for job in self.list_jobs()]
+        jobs = self.list_jobs()
+        self.jobs.set(len(jobs))
+        resp.media = [[job.name, job.jobid] for job in jobs]
 
 
 class _ConnectorResource:
@@ -387,16 +415,37 @@ def data_path(path: str) -> str:
 # Middleware and error handlers ---------------------------------------------------------
 
 
-class AccessLog:
-    """One line per request: method, path, status, milliseconds. No body, no header."""
+#: Route labels where the template holds more than the route: a job's name, number and id
+#: are never a label.
+ROUTE_LABELS = {"/request/{name}/{number}/{jobid}/{method}": "/request/{method}",
+                "/request/{name}/{number}/{jobid}": "/request/{method}"}
+UNMATCHED_ROUTE = "unmatched"
+
+
+class RequestContext:
+    """Per request: its id (:mod:`dssr_core.requestids`), held for the log lines written while
+    it is served and returned as ``X-Request-Id``; then one access line (method, path, status,
+    milliseconds; no body, no header) and the HTTP metrics, labelled by route template."""
 
     def process_request(self, req, resp):
-        req.context.started = time.perf_counter()
+        context = req.context
+        context.started = time.perf_counter()
+        request_id = (req.env.get(requestids.ENVIRON_KEY)  # the front listener's
+                      or requestids.accept(req.get_header(requestids.HEADER)))
+        context.request_id = request_id
+        context.id_token = requestids.current.set(request_id)
 
     def process_response(self, req, resp, resource, req_succeeded):
-        started = getattr(req.context, "started", None)
-        elapsed = (time.perf_counter() - started) * 1000 if started else 0.0
-        access_log.info("%s %s %s %.1fms", req.method, printable(req.path), resp.status_code, elapsed)
+        context = req.context
+        started = getattr(context, "started", None)
+        elapsed = time.perf_counter() - started if started else 0.0
+        resp.set_header(requestids.HEADER, context.request_id)
+        code = resp.status_code
+        access_log.info("%s %s %s %.1fms", req.method, printable(req.path), code, elapsed * 1000)
+        template = req.uri_template
+        route = ROUTE_LABELS.get(template, template) if template else UNMATCHED_ROUTE
+        metrics.http_request(route, metrics.method_label(req.method), code, elapsed)
+        requestids.current.reset(context.id_token)
 
 
 class BasicAuth:
@@ -425,10 +474,12 @@ class BasicAuth:
             )
 
 
+def _status_of(error: DssrError) -> str:
+    return next((code for cls, code in STATUS_BY_ERROR.items() if isinstance(error, cls)), falcon.HTTP_500)
+
+
 def _domain_error(req, resp, error, params):
-    status = next(
-        (code for cls, code in STATUS_BY_ERROR.items() if isinstance(error, cls)), falcon.HTTP_500
-    )
+    status = _status_of(error)
     description = error.message
     if status == falcon.HTTP_500:
         log.error("%s %s failed: %s%s", req.method, printable(req.path), error.message,
@@ -436,17 +487,17 @@ def _domain_error(req, resp, error, params):
         description = FAILED
     elif error.detail:
         log.warning("%s %s: %s (%s)", req.method, printable(req.path), error.message, error.detail)
-    _answer(resp, status, description)
+    _answer(req, resp, status, description)
 
 
 def _http_error(req, resp, error, params):
     description = error.description or _routing_description(req, error)
-    _answer(resp, error.status, description, error.headers)
+    _answer(req, resp, error.status, description, error.headers)
 
 
 def _unexpected_error(req, resp, error, params):
     log.exception("%s %s failed unexpectedly", req.method, printable(req.path))
-    _answer(resp, falcon.HTTP_500, FAILED)
+    _answer(req, resp, falcon.HTTP_500, FAILED)
 
 
 def _routing_description(req, error: falcon.HTTPError) -> str:
@@ -458,14 +509,16 @@ def _routing_description(req, error: falcon.HTTPError) -> str:
     return f"The request was refused ({error.status})."
 
 
-def _answer(resp, status, description: str, headers=None) -> None:
-    """The contract's error JSON. Serialised here, ASCII only, so that it cannot fail: a body
-    the resource set (text with a lone surrogate...) is dropped."""
+def _answer(req, resp, status, description: str, headers=None) -> None:
+    """The contract's error JSON, with the request's id. Serialised here, ASCII only, so that it
+    cannot fail: a body the resource set (text with a lone surrogate...) is dropped."""
     resp.status = status
     resp.text = None
     resp.content_type = falcon.MEDIA_JSON
     status_line = falcon.code_to_http_status(falcon.http_status_to_code(status))
-    resp.data = json.dumps({"title": status_line, "description": description}).encode("ascii")
+    request_id = getattr(req.context, "request_id", None) or requestids.current.get() or requestids.new()
+    resp.data = json.dumps({"title": status_line, "description": description,
+                            "request_id": request_id}).encode("ascii")
     for name, value in (headers or {}).items():
         resp.set_header(name, value)
 

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 import attrs
 import jwt
 
+from dssr_core import metrics
 from dssr_core.declarations import Setting
 from dssr_core.errors import InvalidRequest, ProviderUnavailable, SettingsError, Unauthorized
 
@@ -123,9 +124,23 @@ class BearerCheck:
 
     def read(self, bearer: object) -> Bearer | None:
         """The bearer of a submission: None when upstream sent none; InvalidRequest when it is not
-        a JWT; Unauthorized when a check fails; ProviderUnavailable when the keys cannot be fetched."""
+        a JWT; Unauthorized when a check fails; ProviderUnavailable when the keys cannot be fetched.
+        Each refusal is counted by reason (``dssr_bearer_refused_total``)."""
         if bearer in (None, ""):
             return None
+        try:
+            return self._read(bearer)
+        except InvalidRequest:
+            metrics.BEARER_REFUSED.labels("malformed").inc()
+            raise
+        except ProviderUnavailable:
+            metrics.BEARER_REFUSED.labels("keys_unavailable").inc()
+            raise
+        except Unauthorized as error:
+            metrics.BEARER_REFUSED.labels(getattr(error, "reason", "other")).inc()
+            raise
+
+    def _read(self, bearer: object) -> Bearer:
         token = token_text(bearer)
         if self.keys is None:
             return Bearer(token, unchecked_claims(token), checked=False)
@@ -146,16 +161,16 @@ class BearerCheck:
         header = _header(token)
         algorithm = header.get("alg")
         if algorithm not in PUBLIC_KEY_ALGORITHMS:
-            raise Unauthorized(f"Upstream's bearer is signed with {_shown(algorithm)}; DSSR accepts only "
-                               "public-key signatures (RS256, ES256, ...) that the keys of "
-                               f"{self.keys.where} check.")
+            raise _refused("signature", f"Upstream's bearer is signed with {_shown(algorithm)}; DSSR "
+                           "accepts only public-key signatures (RS256, ES256, ...) that the keys of "
+                           f"{self.keys.where} check.")
         key = self.keys.key_for(header.get("kid"))
         try:
             claims = jwt.decode(token, key.key, algorithms=[algorithm], issuer=self.issuer,
                                 audience=list(self.audience) or None, leeway=LEEWAY_S,
                                 options={"require": ["exp", "iss"], "verify_aud": bool(self.audience)})
         except jwt.PyJWTError as error:
-            raise Unauthorized(self._refusal(token, error)) from None
+            raise _refused(_REASONS.get(type(error), "other"), self._refusal(token, error)) from None
         return claims if isinstance(claims, dict) else {}
 
     def _refusal(self, token: str, error: jwt.PyJWTError) -> str:
@@ -200,7 +215,7 @@ class UrlKeys:
                                       f"{self.where} ({_reason(error)}); the identity provider must be "
                                       "reachable.") from None
         except jwt.PyJWKClientError:
-            raise Unauthorized(_unknown_key(kid, self.where)) from None
+            raise _refused("unknown_key", _unknown_key(kid, self.where)) from None
         except jwt.PyJWTError:
             raise ProviderUnavailable(f"{self.where} does not answer a usable JWKS, so DSSR cannot check "
                                       "upstream's bearer.") from None
@@ -218,7 +233,7 @@ class FileKeys:
         if kid not in self._keys:
             self._keys = self._read()
         if kid not in self._keys:
-            raise Unauthorized(_unknown_key(kid, self.where))
+            raise _refused("unknown_key", _unknown_key(kid, self.where))
         return self._keys[kid]
 
     def _read(self) -> dict[str, jwt.PyJWK]:
@@ -291,6 +306,20 @@ def _ssl_context(ca_bundle: str | None) -> ssl.SSLContext | None:
                             "cannot fetch the keys that check upstream's bearer over HTTPS.") from None
 
 
+#: The reason label of PyJWT's refusals (:data:`dssr_core.metrics.BEARER_REFUSALS`).
+_REASONS = {jwt.ExpiredSignatureError: "expired", jwt.ImmatureSignatureError: "expired",
+            jwt.MissingRequiredClaimError: "malformed", jwt.InvalidIssuerError: "issuer",
+            jwt.InvalidAudienceError: "audience", jwt.InvalidSignatureError: "signature",
+            jwt.DecodeError: "malformed"}
+
+
+def _refused(reason: str, message: str) -> Unauthorized:
+    """A refusal, with its reason label for ``dssr_bearer_refused_total``."""
+    error = Unauthorized(message)
+    error.reason = reason
+    return error
+
+
 def _header(token: str) -> dict:
     try:
         return jwt.get_unverified_header(token)
@@ -300,8 +329,8 @@ def _header(token: str) -> dict:
 
 def _check_kid(kid: object, where: str) -> None:
     if not isinstance(kid, str) or not kid:
-        raise Unauthorized(f"Upstream's bearer names no key (no kid in its header), so the keys of {where} "
-                           "cannot check it.")
+        raise _refused("unknown_key", "Upstream's bearer names no key (no kid in its header), so the keys "
+                       f"of {where} cannot check it.")
 
 
 def _unknown_key(kid: str, where: str) -> str:

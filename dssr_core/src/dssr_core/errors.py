@@ -48,6 +48,14 @@ class ClusterUnavailable(DssrError):
     """The cluster or scheduler cannot be reached or did not answer (HTTP 503)."""
 
 
+class SchedulerTimeout(ClusterUnavailable):
+    """The scheduler did not answer within the time allowed (HTTP 503); counted as a timeout
+    by :func:`dssr_core.metrics.scheduler_call`.
+
+    .. versionadded:: 0.2.0
+    """
+
+
 class ProviderUnavailable(ClusterUnavailable):
     """The identity provider (its token endpoint or its keys) cannot be reached (HTTP 503)."""
 

@@ -22,6 +22,11 @@ sends nothing for ``DSSR_CHANNEL_TIMEOUT`` is closed, and a request's head (an A
 body too) must arrive whole within that time of its first byte, so that a client dripping a
 byte now and then holds no connection for long. Every answer of the listener's own is the
 contract's JSON error (:mod:`dssr_core.answers`).
+
+Every answer carries ``X-Request-Id`` (:mod:`dssr_core.requestids`): the app sets it on its own,
+the listener on its errors and on a job's answers. The listener counts what the app does not
+see (``route="job-proxy"`` and, for requests refused before they were routed, ``"unrouted"``),
+the open connections to jobs and the bytes relayed (:mod:`dssr_core.metrics`).
 """
 
 import base64
@@ -39,7 +44,7 @@ from urllib.parse import unquote_to_bytes
 import attrs
 import h11
 
-from dssr_core import answers
+from dssr_core import answers, metrics, requestids
 from dssr_core.declarations import Setting
 from dssr_core.errors import ClusterUnavailable, DssrError, InvalidRequest, NotAvailable
 from dssr_core.joburls import JobRoute, JobsDomain
@@ -270,11 +275,15 @@ class _Upstream:
         self.key = key
         self.stream = stream
         self.h11 = h11.Connection(h11.CLIENT)
+        self._open = True
+        metrics.PROXY_CONNECTIONS.inc()
 
     def send(self, event) -> None:
         data = self.h11.send(event)
         if data:
             self.stream.sendall(data)
+            if isinstance(event, h11.Data):
+                _TO_JOB.inc(len(event.data))
 
     def reusable(self) -> bool:
         if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
@@ -282,10 +291,17 @@ class _Upstream:
         return self.h11.our_state is h11.IDLE and self.h11.their_state is h11.IDLE
 
     def close(self) -> None:
+        if self._open:
+            self._open = False
+            metrics.PROXY_CONNECTIONS.dec()
         try:
             self.stream.close()
         except OSError:
             pass
+
+
+_TO_JOB = metrics.PROXY_BYTES.labels("to_job")
+_FROM_JOB = metrics.PROXY_BYTES.labels("from_job")
 
 
 class _TooSlow(Exception):
@@ -318,6 +334,8 @@ class _Conversation:
         self._deadline = 0.0  # when the request being read must have arrived whole
         self._head_only = False  # the request is a HEAD: answers have no body
         self._closed = False
+        self.request_id = ""  # the id of the request being served (requestids)
+        self._status = 0  # the status of the answer sent to it, for the metrics
 
     def _set_timeout(self, seconds: float | None) -> None:
         """Bound each read and each write of the client's socket to ``seconds`` (None: unbounded).
@@ -359,14 +377,17 @@ class _Conversation:
 
     def run(self) -> None:
         while not self._closed:
+            self.request_id = requestids.new()  # until a request's head names its own
             try:
                 request = self._next_request()
             except _TooSlow:
                 self._refuse(408, f"The request line and headers did not arrive within "
                                   f"{self.bounds.channel_timeout:g} s (DSSR_CHANNEL_TIMEOUT).")
+                metrics.http_request(metrics.UNROUTED, "other", 408, 0.0)
                 return
             except h11.RemoteProtocolError as error:
                 self._refuse_malformed(error)
+                metrics.http_request(metrics.UNROUTED, "other", self._status, 0.0)
                 return
             except OSError:
                 return
@@ -428,19 +449,38 @@ class _Conversation:
     # One request ------------------------------------------------------------------------
 
     def _relay(self, request: h11.Request) -> bool:
-        """Relay one request and its answer; False when the connection is to close."""
+        """Relay one request and its answer, with its id held for the log; False when the
+        connection is to close."""
+        sent_id = next((value for name, value in request.headers if name == b"x-request-id"), None)
+        self.request_id = requestids.accept(sent_id)
+        token = requestids.current.set(self.request_id)
+        started = time.perf_counter()
+        self._status = 0
+        route = metrics.UNROUTED
+        try:
+            route, carry_on = self._route(request)
+            return carry_on
+        finally:
+            if route is not None and self._status:  # the API's requests are the app's to count
+                method = metrics.method_label(request.method.decode("ascii", "replace"))
+                metrics.http_request(route, method, self._status, time.perf_counter() - started)
+            requestids.current.reset(token)
+
+    def _route(self, request: h11.Request) -> tuple[str | None, bool]:
+        """Relay one request; its route label (None: the app's) and whether the connection carries on."""
         self._head_only = request.method == b"HEAD"
         if _head_size(request) > self.bounds.max_header_bytes:  # h11 bounds only a head that comes in parts
-            return self._refuse(431, answers.head_too_large(self.bounds.max_header_bytes))
+            return metrics.UNROUTED, self._refuse(431, answers.head_too_large(self.bounds.max_header_bytes))
         target = request.target.decode("ascii", "replace")
         host = next((value for name, value in request.headers if name == b"host"), None)  # one: h11 checks
         try:
             route = self.front.domain.route(target, host.decode("ascii", "replace") if host else None)
         except InvalidRequest as error:
-            return self._refuse(400, error.message)
+            return metrics.UNROUTED, self._refuse(400, error.message)
         if route is None:
-            return self._to_api(request)
-        return self._to_job(request, route)
+            carry_on = self._to_api(request)
+            return (metrics.UNROUTED if self._status else None), carry_on
+        return "job-proxy", self._to_job(request, route)
 
     def _to_api(self, request: h11.Request) -> bool:
         if self.upstream is not None:  # a job's connection is not kept across an API request
@@ -464,8 +504,10 @@ class _Conversation:
             return self._refuse(413, answers.body_too_large(None, limit))
         keep_alive = self.h11.their_state is h11.DONE  # else MUST_CLOSE: HTTP/1.0, Connection: close
         environ = self._environ(request, body)
+        environ[requestids.ENVIRON_KEY] = self.request_id
         with self.front.api_slots:
-            answer = _call_app(self.front.app, environ, head_only=self._head_only, keep_alive=keep_alive)
+            answer = _call_app(self.front.app, environ, self.request_id, head_only=self._head_only,
+                               keep_alive=keep_alive)
         try:
             self._set_timeout(self.bounds.channel_timeout)  # not what the body's deadline left
             self.client.sendall(answer)
@@ -603,17 +645,20 @@ class _Conversation:
                 event = _next_event(upstream.h11, upstream.stream)
                 if isinstance(event, h11.InformationalResponse):
                     if event.status_code == 101:
-                        self._send(h11.InformationalResponse(status_code=101, headers=_switch_headers(event),
-                                                             reason=event.reason))
+                        self._status = 101
+                        self._send(h11.InformationalResponse(status_code=101, headers=self._with_id(
+                            _switch_headers(event)), reason=event.reason))
                         self._pipe(upstream)
                         return False
                     continue  # 100 Continue and the like: the client had ours
                 if isinstance(event, h11.Response):
                     headers = [(n, v) for n, v in event.headers if n not in _HOP_BY_HOP]
-                    self._send(h11.Response(status_code=event.status_code, headers=headers,
+                    self._status = event.status_code
+                    self._send(h11.Response(status_code=event.status_code, headers=self._with_id(headers),
                                             reason=event.reason))
                     sent_head = True
                 elif isinstance(event, h11.Data):
+                    _FROM_JOB.inc(len(event.data))
                     self._send(h11.Data(data=event.data))
                 elif isinstance(event, h11.EndOfMessage):
                     self._send(h11.EndOfMessage())
@@ -646,6 +691,7 @@ class _Conversation:
                 data = source.recv(_CHUNK)
                 if not data:
                     return
+                (_TO_JOB if source is self.client else _FROM_JOB).inc(len(data))
                 (upstream.stream if source is self.client else self.client).sendall(data)
 
     # Answers of our own -----------------------------------------------------------------
@@ -655,13 +701,19 @@ class _Conversation:
         if data:
             self.client.sendall(data)
 
+    def _with_id(self, headers: list) -> list:
+        """A job's answer's headers with the request's id in place of any the job set."""
+        return [*(item for item in headers if item[0] != b"x-request-id"),
+                (b"x-request-id", self.request_id.encode("ascii"))]
+
     def _answer_error(self, status: int, sentence: str) -> bool:
         """Answer ``status`` with a sentence; True when the connection carries on."""
         if self.h11.our_state is not h11.SEND_RESPONSE:
             return False  # part of an answer went out already: only closing can tell the client
         keep_alive = self._drain_request()
+        self._status = status
         try:
-            self.client.sendall(_error_answer(status, sentence, head_only=self._head_only,
+            self.client.sendall(_error_answer(status, sentence, self.request_id, head_only=self._head_only,
                                               keep_alive=keep_alive))
         except OSError:
             return False
@@ -692,11 +744,15 @@ class _Conversation:
 
     def _refuse(self, status: int, sentence: str) -> bool:
         """Answer a request we will not serve, then close (False: the caller returns it)."""
+        token = requestids.current.set(self.request_id)
         log.info("front listener: %d to %s: %s", status, self.peer, sentence)
+        requestids.current.reset(token)
         if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return False  # part of an answer went out already
+        self._status = status
         try:
-            self.client.sendall(_error_answer(status, sentence, head_only=self._head_only, keep_alive=False))
+            self.client.sendall(_error_answer(status, sentence, self.request_id, head_only=self._head_only,
+                                              keep_alive=False))
             self._linger()
         except OSError:
             pass
@@ -750,7 +806,7 @@ def _switch_headers(response: h11.InformationalResponse) -> list[tuple[bytes, by
     return kept + [(b"connection", b"Upgrade"), *upgrade]
 
 
-def _call_app(app, environ: dict, *, head_only: bool, keep_alive: bool) -> bytes:
+def _call_app(app, environ: dict, request_id: str, *, head_only: bool, keep_alive: bool) -> bytes:
     """The WSGI app's answer to ``environ``, as the bytes to send; our own JSON 500 when it fails.
 
     The answer is written here rather than through h11's events: the app gives a whole,
@@ -775,12 +831,14 @@ def _call_app(app, environ: dict, *, head_only: bool, keep_alive: bool) -> bytes
                              head_only=head_only, keep_alive=keep_alive)
     except Exception:  # noqa: BLE001 - one request's failure is its own 500
         log.exception("the API failed on %s %s", environ["REQUEST_METHOD"], environ["PATH_INFO"])
-        return _error_answer(500, answers.FAILED, head_only=head_only, keep_alive=keep_alive)
+        return _error_answer(500, answers.FAILED, request_id, head_only=head_only, keep_alive=keep_alive)
 
 
-def _error_answer(status: int, sentence: str, *, head_only: bool, keep_alive: bool) -> bytes:
-    return _answer_bytes(answers.title(status), [("Content-Type", "application/json")],
-                         answers.error_document(status, sentence), head_only=head_only, keep_alive=keep_alive)
+def _error_answer(status: int, sentence: str, request_id: str, *, head_only: bool, keep_alive: bool) -> bytes:
+    return _answer_bytes(answers.title(status), [("Content-Type", "application/json"),
+                                                 (requestids.HEADER, request_id)],
+                         answers.error_document(status, sentence, request_id), head_only=head_only,
+                         keep_alive=keep_alive)
 
 
 def _answer_bytes(status: str, headers, body: bytes, *, head_only: bool, keep_alive: bool) -> bytes:

@@ -136,10 +136,16 @@ class Submission:
 
 @attrs.frozen
 class SubmitResult:
-    """The connector's job id and the script it actually submitted."""
+    """The connector's job id and the script it actually submitted; ``existing`` when a live job
+    of that name was answered instead of a new one (a retried submit; counted as ``retried`` in
+    ``dssr_submits_total``).
+
+    .. versionchanged:: 0.2.0 ``existing``.
+    """
 
     jobid: str
     script: str
+    existing: bool = False
 
 
 @attrs.frozen

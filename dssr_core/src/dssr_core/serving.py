@@ -14,7 +14,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer
 from waitress.task import ErrorTask
 
-from dssr_core import answers
+from dssr_core import answers, metrics, requestids
 
 #: Waitress reads a body whole before the app sees it, and answers 413 itself, often with a
 #: reset connection, past its own limit. It takes twice DSSR_MAX_BODY_BYTES, so that the app's
@@ -57,9 +57,13 @@ class JsonErrorTask(ErrorTask):
 
     def execute(self):
         status = self.request.error.code
-        body = answers.error_document(status, waitress_sentence(self.request.error, self.channel.server.adj))
+        request_id = requestids.accept(self.request.headers.get("X_REQUEST_ID"))
+        body = answers.error_document(status, waitress_sentence(self.request.error, self.channel.server.adj),
+                                      request_id)
         self.status = answers.title(status)
         self.response_headers.append(("Content-Type", "application/json"))
+        self.response_headers.append((requestids.HEADER, request_id))
+        metrics.http_request(metrics.UNROUTED, "other", status, 0.0)
         self.set_close_on_finish()
         self.content_length = len(body)
         self.write(body)

@@ -21,6 +21,7 @@ from dssr_core.declarations import Found, Setting, is_secret
 from dssr_core.errors import SettingsError
 from dssr_core.front import SETTINGS as FRONT_SETTINGS
 from dssr_core.joburls import JOBS_DOMAIN, JOBS_NAMESPACE
+from dssr_core.metricsport import SETTINGS as METRICS_SETTINGS
 from dssr_core.shell import SERVICE_PORT as SHELL_SERVICE_PORT
 
 __all__ = ["CORE_SETTINGS", "Found", "Setting", "Settings", "is_secret"]
@@ -63,6 +64,9 @@ LOG_LEVEL = Setting("JARVICE_SCHED_LOGLEVEL", "log level: Python's numbers (10, 
                     kind="log level", default=logging.INFO)
 SLURM_LOG_LEVEL = Setting("JARVICE_SLURM_SCHED_LOGLEVEL", "log level of the Slurm connectors (and paramiko, "
                           "never below WARNING)", kind="log level", default_text="`JARVICE_SCHED_LOGLEVEL`")
+LOG_FORMAT = Setting("DSSR_LOG_FORMAT", "`text`: one plain line per record; `json`: one JSON object per "
+                     "line (time, level, logger, message, request_id)", kind="choice",
+                     choices=("text", "json"), default="text")
 MAX_BODY_BYTES = Setting("DSSR_MAX_BODY_BYTES", "largest request body; a larger one gets a 413",
                          kind="int",
                          default=8 * 1024 * 1024, minimum=1024)
@@ -95,9 +99,10 @@ JOB_SCRATCH_DIR = Setting(
 
 #: DSSR's own settings, in the order of docs/settings.md.
 CORE_SETTINGS = (CONNECTOR, SLURM_CLIENT, SLURM_INTERFACE, EXECUTOR, BIND, PORT, THREADS, SERVER_KEY,
-                 *bearer.SETTINGS, LOG_LEVEL, SLURM_LOG_LEVEL, MAX_BODY_BYTES, CONNECTION_LIMIT,
+                 *bearer.SETTINGS, LOG_LEVEL, SLURM_LOG_LEVEL, LOG_FORMAT, MAX_BODY_BYTES, CONNECTION_LIMIT,
                  CHANNEL_TIMEOUT, CLEANUP_INTERVAL, BACKLOG, MAX_HEADER_BYTES, DISABLE_PLUGINS, CONFIG,
-                 SERVER, JOB_SCRATCH_DIR, JOBS_DOMAIN, JOBS_NAMESPACE, *FRONT_SETTINGS, SHELL_SERVICE_PORT)
+                 SERVER, JOB_SCRATCH_DIR, JOBS_DOMAIN, JOBS_NAMESPACE, *FRONT_SETTINGS, SHELL_SERVICE_PORT,
+                 *METRICS_SETTINGS)
 
 
 @attrs.frozen

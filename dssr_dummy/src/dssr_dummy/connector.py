@@ -122,7 +122,8 @@ class DummyConnector(Connector):
             if existing is not None:
                 log.info("submit of %s again: it is job %s already (%s); not run twice",
                          submission.name, existing.jobid, existing.state.lower())
-                return SubmitResult(str(existing.jobid), self._script(existing, submission.script))
+                return SubmitResult(str(existing.jobid), self._script(existing, submission.script),
+                                    existing=True)
             now = time.time()
             timer = self.config.timer
             job = Job(

@@ -7,14 +7,24 @@ queue (a :class:`~logging.handlers.QueueHandler`); one
 :class:`~logging.handlers.QueueListener` thread writes the lines to stderr through a buffer,
 flushed at once for a warning or worse and at least every half second otherwise. At exit it
 writes what is queued before the process ends.
+
+A line written while a request is served ends with its id, `` [request_id=...]``
+(:mod:`dssr_core.requestids`). ``DSSR_LOG_FORMAT=json`` writes one JSON object per line
+instead: ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``, ``request_id`` when
+there is one, ``exception`` when there is one.
 """
 
 import atexit
+import json
 import logging
 import logging.handlers
 import queue
 import sys
 import time
+from datetime import UTC, datetime
+
+from dssr_core import requestids
+from dssr_core.settings import LOG_FORMAT as FORMAT_SETTING
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: Seconds a line below WARNING may wait in the buffer. A write per line when the server is
@@ -22,10 +32,42 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 FLUSH_INTERVAL_S = 0.5
 
 _listener: logging.handlers.QueueListener | None = None
+_formatter: logging.Formatter | None = None
+
+
+class TextFormatter(logging.Formatter):
+    """:data:`LOG_FORMAT`, and the request's id at the end of the line while one is served."""
+
+    def __init__(self):
+        super().__init__(LOG_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        line = super().formatMessage(record)
+        request_id = requestids.current.get()
+        return f"{line} [request_id={request_id}]" if request_id else line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+                 "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        request_id = requestids.current.get()
+        if request_id:
+            entry["request_id"] = request_id
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
 
 
 def configure_logging(settings) -> None:
-    """Send records to stderr at the levels of ``JARVICE_SCHED_LOGLEVEL`` (and ``..._SLURM_...``)."""
+    """Send records to stderr at the levels of ``JARVICE_SCHED_LOGLEVEL`` (and ``..._SLURM_...``),
+    in the format of ``DSSR_LOG_FORMAT``."""
+    global _formatter
+    _formatter = JsonFormatter() if settings.read(FORMAT_SETTING) == "json" else TextFormatter()
     # The Logging HOWTO's optimisations for what LOG_FORMAT does not show: finding the
     # caller's frame and thread/process names cost more than the access line itself.
     logging._srcfile = None
@@ -103,5 +145,5 @@ def stop_logging() -> None:
 
 
 def _formatted(handler: logging.Handler) -> logging.Handler:
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(_formatter or TextFormatter())
     return handler

@@ -99,19 +99,29 @@ def build_backends(settings: Settings):
 
 
 def cmd_serve(args) -> int:
+    from dssr_core import __version__, metrics
     from dssr_core.app import create_app
     from dssr_core.front import front_domain, serve_behind_front
+    from dssr_core.metricsport import metrics_port, serve_metrics
     from dssr_core.serving import serve_with_waitress
 
     settings = load_settings(args)
     configure_logging(settings)
+    scrape_port = metrics_port(settings)
     with contextlib.ExitStack() as cleanup:
         sockets = listen_on(settings.bind, settings.port, settings.backlog)
         for listening in sockets:
             cleanup.callback(listening.close)
+        if scrape_port is not None:
+            try:
+                cleanup.callback(serve_metrics(settings.bind, scrape_port).shutdown)
+            except OSError as error:
+                raise CannotListen(_listen_failure(settings.bind, scrape_port, error).replace(
+                    "WAITRESS_PORT", "DSSR_METRICS_PORT")) from None
         # Only now that the port is ours does anything touch the cluster or its state.
         connector_backend, executor_backend, connector, executor = build_backends(settings)
         cleanup.callback(connector.close)
+        metrics.build_info(__version__, connector_backend.name, executor_backend.name)
         report = functools.partial(init_report, settings, connector_backend, executor_backend,
                                    connector, executor)
         lines, _ = report()

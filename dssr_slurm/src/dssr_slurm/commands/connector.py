@@ -57,7 +57,7 @@ class SlurmCliConnector(SlurmConnector):
         else:
             audit("submit", jobid, submission.name, account.user, portal_user_of(submission))
         self.snapshot.invalidate()
-        return SubmitResult(jobid=jobid, script=submission.script)
+        return SubmitResult(jobid=jobid, script=submission.script, existing=existing)
 
     # Cluster ----------------------------------------------------------------------------
 

@@ -127,7 +127,7 @@ class SlurmRestConnector(SlurmConnector):
             log.info("job %s/%s is already in Slurm as %s; not submitted again",
                      submission.name, submission.number, existing[0].jobid)
             self.snapshot.invalidate()  # the next listing shows the job whose id we answer
-            return SubmitResult(jobid=existing[0].jobid, script=submission.script)
+            return SubmitResult(jobid=existing[0].jobid, script=submission.script, existing=True)
         what = f"submitting {submission.name} as {credentials.user}"
         answer = self.client.post(version.submit_path, credentials, what, body)
         jobid = version.submitted_id(answer.body)
