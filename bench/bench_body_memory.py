@@ -51,7 +51,7 @@ def main() -> None:
     port = free_port()
     with tempfile.TemporaryDirectory() as state, open(os.devnull, "w") as log:
         env = {**os.environ, "WAITRESS_PORT": str(port), "JARVICE_BAREMETAL_CONNECTOR": "dummy",
-               "JARVICE_DUMMY_STATE_DIR": state}
+               "JARVICE_DUMMY_STATE_DIR": state, "DSSR_METRICS_PORT": "off"}
         server = subprocess.Popen([sys.executable, "-m", "dssr_core", "serve"], env=env,
                                   stdout=log, stderr=log)
         try:

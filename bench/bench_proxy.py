@@ -59,7 +59,7 @@ def median_round(rounds: list[dict]) -> dict:
 def start_serve(env: dict, log) -> tuple[subprocess.Popen, int]:
     port = find_free_port()
     env = {**os.environ, **env, "WAITRESS_PORT": str(port), "WAITRESS_BIND_ADDRESS": "127.0.0.1",
-           "DSSR_THREADS": str(THREADS)}
+           "DSSR_THREADS": str(THREADS), "DSSR_METRICS_PORT": "off"}
     env = {name: value.replace("{port}", str(port)) for name, value in env.items()}
     process = subprocess.Popen([sys.executable, "-m", "dssr_core", "serve"], env=env, stdout=log, stderr=log)
     wait_live(port, 15)

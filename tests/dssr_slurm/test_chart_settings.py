@@ -216,7 +216,8 @@ def test_only_the_charts_environment_runs_slurm_cli_with_singularity_and_it_answ
 @pytest.mark.slow
 def test_dssr_serve_with_only_the_charts_environment_answers(cluster_env, tmp_path):
     # As above, plus the port to listen on: the chart's container port is the image's business.
-    env = chart_environment(cluster_env, **known_hosts(cluster_env), WAITRESS_PORT=str(find_free_port()))
+    env = chart_environment(cluster_env, **known_hosts(cluster_env), WAITRESS_PORT=str(find_free_port()),
+                            DSSR_METRICS_PORT=str(find_free_port()))
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:
         server = subprocess.Popen([sys.executable, "-m", "dssr_core", "serve"], env=env, stdout=log,

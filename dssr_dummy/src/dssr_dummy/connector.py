@@ -34,6 +34,7 @@ from pathlib import Path
 
 import attrs
 
+from dssr_core import metrics
 from dssr_core.connector import Connector
 from dssr_core.errors import (
     ClusterUnavailable,
@@ -92,6 +93,7 @@ class DummyConnector(Connector):
     def __init__(self, config: DummyConfig, settings=None):
         self.config = config
         self.jobs_domain = JobsDomain.from_settings(settings) if settings is not None else None
+        metrics.set_scheduler_up(True)  # no scheduler to lose: its jobs are this process's children
         self._work = threading.RLock()
         self._lock = threading.Lock()
         self._jobs: dict[int, Job] = {}
@@ -158,6 +160,7 @@ class DummyConnector(Connector):
         return SubmitResult(str(job.jobid), script)
 
     def running(self) -> list[JobListing]:
+        metrics.snapshot_taken()  # the listings are kept as jobs change: always fresh
         with self._lock:
             return list(self._running)
 

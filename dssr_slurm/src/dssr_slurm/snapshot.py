@@ -6,7 +6,8 @@ refreshed when it is older than the interval (``JARVICE_SLURM_STATUS_INTERVAL``)
 need a refresh while one is under way wait for it instead of starting their own
 (single-flight). A refresh that fails raises to every thread that waited for it and is not
 kept: the next call tries again. An old snapshot is never served past its interval, so a
-cluster that cannot be reached gives errors, never an empty list.
+cluster that cannot be reached gives errors, never an empty list. Each snapshot taken resets
+``dssr_scheduler_snapshot_age_seconds``.
 """
 
 import logging
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
+from dssr_core import metrics
 from dssr_core.errors import ConnectorError, DssrError
 from dssr_core.models import JobListing, JobRef
 from dssr_slurm.jobs import JobRecord
@@ -90,6 +92,7 @@ class StatusSnapshot:
         started = self._clock()
         try:
             flight.result = Snapshot(self._fetch(), started)
+            metrics.snapshot_taken()
             return flight.result
         except BaseException as error:
             flight.error = error

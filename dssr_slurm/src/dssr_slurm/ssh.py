@@ -18,11 +18,13 @@ import shlex
 import socket
 import threading
 import time
+import weakref
 
 import attrs
 import paramiko
 
-from dssr_core.errors import ClusterUnavailable, ConnectorError, SettingsError
+from dssr_core import metrics
+from dssr_core.errors import ClusterUnavailable, ConnectorError, SchedulerTimeout, SettingsError
 from dssr_core.settings import Setting
 from dssr_slurm.hostkeys import HostKeyCheck, HostKeyRefused, pinned_host_keys
 from dssr_slurm.users import ClusterAccount, decode_private_key
@@ -195,6 +197,11 @@ class SshPool:
             connection.close()
 
 
+#: Every connection object of this process, for ``dssr_ssh_connections`` (counted at a scrape).
+_CONNECTIONS: "weakref.WeakSet[SshConnection]" = weakref.WeakSet()
+metrics.SSH_OPEN.set_function(lambda: sum(connection.is_open for connection in list(_CONNECTIONS)))
+
+
 class SshConnection:
     """One SSH transport to the cluster as one user: opened lazily, reopened when it died."""
 
@@ -207,15 +214,22 @@ class SshConnection:
         self._client: paramiko.SSHClient | None = None
         self._failed_at = float("-inf")
         self._failure = ""
+        _CONNECTIONS.add(self)
 
     @property
     def where(self) -> str:
         return f"{self.user}@{self.settings.host}:{self.settings.port}"
 
+    @property
+    def is_open(self) -> bool:
+        client = self._client
+        transport = client.get_transport() if client is not None else None
+        return transport is not None and transport.is_active()
+
     def run(self, command: str, *, stdin: str | None = None, timeout: float | None = None) -> CommandResult:
         timeout = self.settings.command_timeout if timeout is None else timeout
         if not self._sessions.acquire(timeout=timeout):
-            raise ClusterUnavailable(f"No SSH session to {self.where} became free within {timeout:g} s.")
+            raise SchedulerTimeout(f"No SSH session to {self.where} became free within {timeout:g} s.")
         try:
             channel = self._open_channel()
             try:
@@ -291,10 +305,17 @@ class SshConnection:
                 self._client = None
 
     def _connect(self) -> paramiko.SSHClient:
+        client = paramiko.SSHClient()
+        disabled_algorithms = self.settings.host_key_check.prepare(client)
+        try:
+            return self._connected(client, disabled_algorithms)
+        except ClusterUnavailable as error:
+            metrics.SSH_FAILURES.labels(getattr(error, "cause", "other")).inc()
+            raise
+
+    def _connected(self, client: paramiko.SSHClient, disabled_algorithms) -> paramiko.SSHClient:
         settings = self.settings
         host_keys = settings.host_key_check
-        client = paramiko.SSHClient()
-        disabled_algorithms = host_keys.prepare(client)
         try:
             sock = socket.create_connection((settings.host, settings.port), timeout=settings.connect_timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms Nagle stall per command
@@ -305,21 +326,24 @@ class SshConnection:
                            transport_factory=transport_preferring_aead)
         except HostKeyRefused as error:
             client.close()
-            raise ClusterUnavailable(f"Cannot reach the cluster over SSH as {self.where}: {error}") from None
+            raise _unreachable(f"Cannot reach the cluster over SSH as {self.where}: {error}",
+                               "host_key") from None
         except paramiko.IncompatiblePeer as error:
             client.close()
             why = (host_keys.no_pinned_type(settings.connect_timeout) if settings.pinned_host_keys
                    else f"{error_reason(error)}.")
-            raise ClusterUnavailable(f"Cannot reach the cluster over SSH as {self.where}: {why}") from None
+            raise _unreachable(f"Cannot reach the cluster over SSH as {self.where}: {why}",
+                               "host_key" if settings.pinned_host_keys else "other") from None
         except paramiko.BadHostKeyException as error:
             client.close()
-            raise ClusterUnavailable(f"Cannot reach the cluster over SSH as {self.where}: "
-                                     f"{host_keys.changed(error.key, [error.expected_key])}") from None
+            raise _unreachable(f"Cannot reach the cluster over SSH as {self.where}: "
+                               f"{host_keys.changed(error.key, [error.expected_key])}", "host_key") from None
         except (paramiko.SSHException, EOFError, OSError) as error:
             client.close()
-            raise ClusterUnavailable(
-                f"Cannot reach the cluster over SSH as {self.where}: {error_reason(error)}.") from None
+            raise _unreachable(f"Cannot reach the cluster over SSH as {self.where}: {error_reason(error)}.",
+                               failure_cause(error)) from None
         client.get_transport().set_keepalive(settings.keepalive)
+        metrics.SSH_MADE.inc()
         log.info("ssh: connected to %s", self.where)
         return client
 
@@ -365,7 +389,7 @@ def _exchange(channel: paramiko.Channel, command: str, stdin: str | None, timeou
                 select.select([channel], [], [], min(remaining, 1.0))
         _drain(channel, stdout, stderr)
     except TimeoutError:
-        raise ClusterUnavailable(
+        raise SchedulerTimeout(
             f"The cluster did not finish {program} within {timeout:g} s ({where}).") from None
     except (paramiko.SSHException, EOFError, OSError) as error:
         raise ClusterUnavailable(f"SSH to {where} failed during {program}: {error_reason(error)}.") from None
@@ -392,6 +416,24 @@ def _drain(channel: paramiko.Channel, stdout: bytearray, stderr: bytearray) -> N
         stdout += channel.recv(65536)
     while channel.recv_stderr_ready():
         stderr += channel.recv_stderr(65536)
+
+
+def _unreachable(message: str, cause: str) -> ClusterUnavailable:
+    """The error of a connection that could not be made, with its cause for the metrics."""
+    error = ClusterUnavailable(message)
+    error.cause = cause
+    return error
+
+
+def failure_cause(error: BaseException) -> str:
+    """The cause label of a failed connection (:data:`dssr_core.metrics.SSH_FAILURE_CAUSES`)."""
+    if isinstance(error, paramiko.AuthenticationException):
+        return "auth"
+    if isinstance(error, ConnectionRefusedError):
+        return "refused"
+    if isinstance(error, TimeoutError) or "timed out" in str(error).lower():
+        return "timeout"
+    return "other"
 
 
 def error_reason(error: BaseException) -> str:

@@ -84,7 +84,11 @@ def stop_process(process: subprocess.Popen | None, grace: float = 10) -> None:
 
 
 class DssrServer:
-    """``dssr serve`` running as a subprocess, with an :class:`ApiClient` bound to it."""
+    """``dssr serve`` running as a subprocess, with an :class:`ApiClient` bound to it.
+
+    Its metrics port (``DSSR_METRICS_PORT``) is a free port too, unless ``env`` names one:
+    ``metrics_url`` is its ``/metrics`` (None when ``env`` turns it off).
+    """
 
     def __init__(self, env: dict[str, str], log_path, auth=None):
         self.env = env
@@ -92,11 +96,15 @@ class DssrServer:
         self.auth = auth
         self.port = find_free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        metrics_port = env.get("DSSR_METRICS_PORT") or str(find_free_port())
+        self.metrics_port = None if metrics_port == "off" else int(metrics_port)
+        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics" if self.metrics_port else None
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> "DssrServer":
         env = {**os.environ, **self.env, "WAITRESS_PORT": str(self.port),
-               "WAITRESS_BIND_ADDRESS": "127.0.0.1"}
+               "WAITRESS_BIND_ADDRESS": "127.0.0.1",
+               "DSSR_METRICS_PORT": str(self.metrics_port) if self.metrics_port else "off"}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "dssr_core", "serve"],
                                             env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -9,13 +9,14 @@ shared snapshot (one ``squeue`` per interval); the job logic both Slurm connecto
 
 import logging
 
+from dssr_core import metrics
 from dssr_core.audit import audit, portal_user_of
 from dssr_core.errors import Forbidden, NotAvailable, SettingsError
 from dssr_core.models import DirEntry, JobRef, Submission, SubmitResult
 from dssr_slurm.base import SlurmConnector
 from dssr_slurm.commands import programs as commands
 from dssr_slurm.config import SlurmConfig
-from dssr_slurm.failures import unreachable_or_failed
+from dssr_slurm.failures import is_unreachable, slurm_message, unreachable_or_failed
 from dssr_slurm.files import SshFiles
 from dssr_slurm.jobs import JobRecord, matching
 from dssr_slurm.jobscript import batch_script
@@ -50,7 +51,8 @@ class SlurmCliConnector(SlurmConnector):
         account = self.accounts.for_submission(submission)
         command = commands.submit(submission.name, commands.sbatch_arguments(spec),
                                   lock_wait=self.ssh_settings.command_timeout / 2)
-        jobid, existing = commands.parse_submit(self._run(account, command, stdin=script), submission.name)
+        jobid, existing = commands.parse_submit(self._run(account, command, "sbatch", stdin=script),
+                                                submission.name)
         if existing:
             log.info("job %s/%s is already in Slurm as %s; not submitted again",
                      submission.name, submission.number, jobid)
@@ -62,7 +64,8 @@ class SlurmCliConnector(SlurmConnector):
     # Cluster ----------------------------------------------------------------------------
 
     def pvcls(self, path: str, details: bool) -> list[DirEntry]:
-        result = self._run(self.accounts.service, commands.list_directory(self.config.data_root, path))
+        listing = commands.list_directory(self.config.data_root, path)
+        result = self._run(self.accounts.service, listing, "find", expected=(3, 4))
         if result.exit_status == 3:
             raise NotAvailable(f"There is no directory /data/{path} to list.")
         if result.exit_status == 4:
@@ -72,7 +75,7 @@ class SlurmCliConnector(SlurmConnector):
         return sorted(_dir_entries(path, result.stdout), key=lambda entry: entry.path)
 
     def check(self) -> str:
-        result = self._run(self.accounts.service, commands.cluster_check())
+        result = self._run(self.accounts.service, commands.cluster_check(), "sinfo")
         if not result.ok:
             raise unreachable_or_failed("sinfo", result)
         version, *nodes = [line for line in result.stdout.splitlines() if line.strip()]
@@ -101,13 +104,13 @@ class SlurmCliConnector(SlurmConnector):
     # What Slurm's commands answer -------------------------------------------------------
 
     def _list_jobs(self) -> list[JobRecord]:
-        result = self._run(self.accounts.service, commands.squeue_all())
+        result = self._run(self.accounts.service, commands.squeue_all(), "squeue")
         if not result.ok:
             raise unreachable_or_failed("squeue", result)
         return commands.parse_squeue(result.stdout)
 
     def _controller_record(self, job: JobRef) -> JobRecord | None:
-        result = self._run(self.accounts.service, commands.squeue_job(job.jobid))
+        result = self._run(self.accounts.service, commands.squeue_job(job.jobid), "squeue")
         if commands.is_invalid_job(result):
             return None
         if not result.ok:
@@ -115,7 +118,7 @@ class SlurmCliConnector(SlurmConnector):
         return matching(job, commands.parse_squeue(result.stdout))
 
     def _accounting_record(self, job: JobRef) -> JobRecord | None:
-        result = self._run(self.accounts.service, commands.sacct_job(job.jobid))
+        result = self._run(self.accounts.service, commands.sacct_job(job.jobid), "sacct")
         if not result.ok:
             raise unreachable_or_failed("sacct", result)
         return matching(job, commands.parse_sacct(result.stdout))
@@ -132,7 +135,7 @@ class SlurmCliConnector(SlurmConnector):
         if record is None:
             return None
         result = self._run(self.accounts.for_owner(record.user),
-                           quote_command("scontrol", "show", "job", record.jobid))
+                           quote_command("scontrol", "show", "job", record.jobid), "scontrol")
         if result.ok:
             return result.stdout
         if commands.is_invalid_job(result):  # gone from the controller: accounting has the rest
@@ -141,13 +144,20 @@ class SlurmCliConnector(SlurmConnector):
 
     # Helpers ----------------------------------------------------------------------------
 
-    def _run(self, account: ClusterAccount, command: str, stdin: str | None = None) -> CommandResult:
-        return self.ssh.run(account, command, stdin=stdin)
+    def _run(self, account: ClusterAccount, command: str, operation: str, stdin: str | None = None,
+             expected: tuple[int, ...] = ()) -> CommandResult:
+        """Run ``command`` as ``account``, counted as the Slurm command ``operation`` (metrics): an
+        exit status that is not 0, one of ``expected``, or Slurm's "invalid job id" is an error."""
+        with metrics.scheduler_call(operation) as call:
+            result = self.ssh.run(account, command, stdin=stdin)
+            if not (result.ok or result.exit_status in expected or commands.is_invalid_job(result)):
+                call.failed(unreachable=is_unreachable(slurm_message(result)))
+        return result
 
     def _on_job(self, record: JobRecord, command: str, program: str, action: str) -> None:
         """Run ``command`` as the job's owner; a job the controller no longer knows is not a failure."""
         account = self.accounts.for_owner(record.user)
-        result = self._run(account, command)
+        result = self._run(account, command, program.split(" ", 1)[0])
         if not result.ok and not commands.is_invalid_job(result):
             raise unreachable_or_failed(program, result)
         audit(action, record.jobid, record.name, account.user)

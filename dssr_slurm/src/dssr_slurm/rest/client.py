@@ -7,11 +7,15 @@ token (so it did nothing) and the credentials can be renewed (a service token fr
 request is sent once more with a fresh token. The pool is small and blocking:
 slurmrestd runs out of connections when clients keep many alive. A failure to reach
 slurmrestd is :class:`ClusterUnavailable`, never an empty answer.
+
+Each request is counted and timed as its REST operation (``GET /slurm/job/{job_id}``: the
+method and the path without the API version, an id as ``{job_id}``; :func:`rest_operation`).
 """
 
 import http.cookiejar
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable
 
@@ -20,7 +24,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from dssr_core.errors import ClusterUnavailable
+from dssr_core import metrics
+from dssr_core.errors import ClusterUnavailable, SchedulerTimeout
 from dssr_slurm.rest.tokens import Credentials
 
 log = logging.getLogger(__name__)
@@ -28,6 +33,19 @@ log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({502, 503, 504})
 #: slurmrestd's words for a refused token: "Protocol authentication error", and the auth plugins' 6000s.
 AUTHENTICATION_ERRORS = frozenset({1007})
+#: The paths whose operations are labels, without the API version; any other is ``other``.
+_OPERATION_PATHS = frozenset({"/slurm/jobs", "/slurm/job/submit", "/slurm/job/{job_id}", "/slurm/ping",
+                              "/slurmdb/job/{job_id}", "/slurmdb/jobs", "/openapi.json", "/openapi/v3"})
+_VERSION = re.compile(r"/v\d+\.\d+\.\d+(?=/)")
+_JOB_ID = re.compile(r"/job/[^/]+$")
+
+
+def rest_operation(method: str, path: str) -> str:
+    """The metrics' name of a request: ``GET /slurm/job/{job_id}``; ``other`` for an unknown path."""
+    path = _VERSION.sub("", path.split("?", 1)[0], count=1)
+    if not path.endswith("/job/submit"):
+        path = _JOB_ID.sub("/job/{job_id}", path)
+    return f"{method} {path}" if path in _OPERATION_PATHS else f"{method} other"
 
 
 @attrs.frozen
@@ -107,6 +125,14 @@ class RestClient:
         return answer
 
     def _send(self, method: str, path: str, credentials: Credentials, what: str, body: dict | None) -> Answer:
+        with metrics.scheduler_call(rest_operation(method, path)) as call:
+            answer = self._send_once(method, path, credentials, what, body)
+            if answer.status >= 400 and answer.status != 404:  # 404: a job slurmrestd does not know
+                call.failed(unreachable=answer.status in RETRY_STATUSES)
+        return answer
+
+    def _send_once(self, method: str, path: str, credentials: Credentials, what: str,
+                   body: dict | None) -> Answer:
         with self._lock:
             self._calls += 1
         headers = credentials.headers()
@@ -119,7 +145,7 @@ class RestClient:
                                             timeout=self.timeout, allow_redirects=False)
         except requests.RequestException as error:
             if isinstance(error, requests.Timeout) or "timed out" in str(error).lower():
-                raise ClusterUnavailable(f"slurmrestd at {self.label} did not answer in time "
+                raise SchedulerTimeout(f"slurmrestd at {self.label} did not answer in time "
                                          f"({self.timeout[1]:g} s) while {what}.") from None
             tunnel_failure = self.transport_failure() if self.transport_failure else None
             reason = (f"the SSH tunnel failed: {tunnel_failure}" if tunnel_failure

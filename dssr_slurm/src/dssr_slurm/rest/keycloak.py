@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 import requests
 
+from dssr_core import metrics
 from dssr_core.errors import ConnectorError, ProviderUnavailable, SettingsError
 from dssr_slurm.rest.tokens import Credentials, TokenSource, token_expiry, token_user
 
@@ -90,7 +91,18 @@ class ClientCredentials:
             return self._fetch()
 
     def _fetch(self) -> str:
-        """Fetch a token (the lock is held); ProviderUnavailable or ConnectorError with one sentence."""
+        """Fetch a token (the lock is held), counted as a fetch (the first) or a refresh."""
+        kind = "refresh" if self._token else "fetch"
+        try:
+            token = self._fetch_token()
+        except (ProviderUnavailable, ConnectorError):
+            metrics.TOKEN_FAILURES.labels(kind).inc()
+            raise
+        metrics.TOKEN_FETCHES.labels(kind).inc()
+        return token
+
+    def _fetch_token(self) -> str:
+        """Fetch a token; ProviderUnavailable or ConnectorError with one sentence."""
         asked = self._clock()
         what = f"Keycloak at {self.token_url} did not give DSSR a service token for slurmrestd"
         try:

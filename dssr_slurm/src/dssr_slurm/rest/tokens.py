@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 import attrs
 import jwt
 
+from dssr_core import metrics
 from dssr_core.errors import ConnectorError, SettingsError
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class MintedTokens(TokenSource):
         with self._lock:
             token, expires = self._cache.get(user, ("", 0.0))
             if expires - now <= self.margin:
+                metrics.TOKEN_FETCHES.labels("refresh" if token else "fetch").inc()
                 token, expires = self._mint(user, now)
                 self._cache[user] = (token, expires)
         return Credentials(user, token)
