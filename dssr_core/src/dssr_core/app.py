@@ -185,7 +185,7 @@ class Metrics:
     here, open on DSSR_METRICS_PORT."""
 
     def on_get(self, req, resp):
-        resp.content_type = metrics.CONTENT_TYPE_LATEST
+        resp.content_type = metrics.CONTENT_TYPE
         resp.data = metrics.exposition()
 
 

@@ -34,13 +34,15 @@ import math
 import time
 from collections.abc import Iterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import Counter, Gauge, Histogram, generate_latest
 
 from dssr_core.errors import ClusterUnavailable, SchedulerTimeout
 
-__all__ = ["CONTENT_TYPE_LATEST", "SchedulerCall", "exposition", "scheduler_call", "set_scheduler_up",
+__all__ = ["CONTENT_TYPE", "SchedulerCall", "exposition", "scheduler_call", "set_scheduler_up",
            "snapshot_taken"]
 
+#: What :func:`exposition` writes: Prometheus's text format 0.0.4, which every Prometheus reads.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Outcomes of a scheduler call.
 OUTCOMES = ("ok", "error", "timeout")
 #: Outcomes of a submission: a new job, a live job of that name answered again, refused (4xx:
@@ -157,7 +159,7 @@ def snapshot_taken() -> None:
 
 
 def exposition() -> bytes:
-    """Every family in Prometheus's text format (:data:`CONTENT_TYPE_LATEST`)."""
+    """Every family in Prometheus's text format (:data:`CONTENT_TYPE`)."""
     return generate_latest()
 
 

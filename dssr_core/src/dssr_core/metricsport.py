@@ -46,7 +46,7 @@ def metrics_app(environ, start_response):
                                                   ("Content-Type", "text/plain; charset=utf-8")])
         return [b"/metrics takes GET.\n"]
     body = metrics.exposition()
-    start_response("200 OK", [("Content-Type", metrics.CONTENT_TYPE_LATEST),
+    start_response("200 OK", [("Content-Type", metrics.CONTENT_TYPE),
                               ("Content-Length", str(len(body)))])
     return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
 
