@@ -61,7 +61,7 @@ def test_the_image_runs_dssr_serve_as_a_non_root_user_on_8080(podman, image):
     config = json.loads(podman.run("image", "inspect", image).stdout)[0]["Config"]
     assert config["User"] == "10001:10001"
     assert config["Entrypoint"] == ["dssr"] and config["Cmd"] == ["serve"]
-    assert "8080/tcp" in config["ExposedPorts"]
+    assert "8080/tcp" in config["ExposedPorts"] and "9464/tcp" in config["ExposedPorts"]  # API, metrics
     env = dict(item.split("=", 1) for item in config["Env"])
     assert env["WAITRESS_BIND_ADDRESS"] == "0.0.0.0" and env["WAITRESS_PORT"] == "8080"
     assert not [key for key in env if key.startswith("PIP_")]
