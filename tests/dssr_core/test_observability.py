@@ -25,6 +25,7 @@ from dssr_core.metricsport import metrics_port, serve_metrics
 from dssr_core.settings import Settings
 from dssr_core.shell import ShellExecutor
 from dssr_core.testing import encode_script, shell_template
+from dssr_core.testing.contract import assert_fixed_labels
 from dssr_core.testing.plugin import raw_exchange
 
 KEY = "upstream:s3cret"
@@ -239,3 +240,15 @@ def test_json_lines_are_one_object_each_with_the_request_id():
     assert entry["message"] == "submit job 4021\nsecond line" and entry["request_id"] == "up-7"
     assert entry["time"].endswith("+00:00")
     assert "request_id" not in json.loads(log_line(JsonFormatter(), None))
+
+
+@pytest.mark.parametrize("sample,why", [
+    ('dssr_http_requests_total{route="/request/job-1/1/4021/tail",method="POST",code="200"} 1', "template"),
+    ('dssr_scheduler_requests_total{operation="4021",outcome="ok"} 1', "a number"),
+    ('dssr_bearer_refused_total{reason="kirby@example.org"} 1', "an e-mail"),
+    ('dssr_jobs{state="contract-3f2a"} 1', "names a job"),
+])
+def test_the_contract_suites_label_check_can_fail(sample, why):
+    with pytest.raises(AssertionError, match=why):
+        assert_fixed_labels(sample + "\n", {"contract-"})
+    assert_fixed_labels(metrics.exposition().decode(), {"contract-"})

@@ -5,7 +5,9 @@ and ``restart_connector`` (see their docstrings); override the knobs (class attr
 scheduler needs. docs/testing.md lists everything.
 """
 
+import json
 import re
+import socket
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import attrs
 import pytest
 
-from dssr_core.app import create_app
+from dssr_core import metrics
+from dssr_core.app import create_app, openapi_document_bytes
 from dssr_core.settings import Settings
 from dssr_core.shell import ShellExecutor
 from dssr_core.testing.api import ApiClient, shell_template, wait_until
@@ -376,3 +379,57 @@ class ConnectorContract:
                                       "hpc_script": {"shell": "%%% not base64"}})
         assert answer.status == 400
         assert "base64" in answer.json["description"]
+
+    # Last, so that it sees the labels of every test above when the suite runs whole ---------
+
+    def test_no_metric_label_names_a_job_user_or_host(self, api, submit, contract_bearer):
+        """Every ``dssr_*`` label value is from a small fixed set: after the jobs of the suite
+        (and one more here, listed, asked about, ended), none names a job, user, e-mail or host."""
+        job = submit("sleep 30")
+        for path in ("/queued", "/running"):
+            api.get(path)
+        api.post("/runstatus", job)
+        api.request(job, "tail")
+        api.post("/terminate", job)
+        named = {job["name"], self.job_name_prefix, socket.gethostname(), "localhost",
+                 *bearer_names(contract_bearer)}
+        assert_fixed_labels(metrics.exposition().decode(), named)
+
+
+#: The route labels besides the API's paths: an unrouted refusal, a 404's, the proxy's.
+_SPECIAL_ROUTES = {"unmatched", "unrouted", "job-proxy", "/request/{method}"}
+#: Labels whose values are numbers by nature.
+_NUMERIC_LABELS = {"code", "le", "quantile"}
+
+
+def bearer_names(bearer: str | None) -> set[str]:
+    """The user names and e-mail a bearer carries (unchecked: it is the suite's own)."""
+    if not bearer:
+        return set()
+    from dssr_core.bearer import unchecked_claims
+
+    claims = unchecked_claims(bearer)
+    return {str(claims[key]) for key in ("email", "preferred_username", "sub") if claims.get(key)}
+
+
+def assert_fixed_labels(exposition: str, named: set[str]) -> None:
+    """AssertionError naming the sample when a ``dssr_*`` label value is not from a fixed set:
+    a route that is not a template, a value that is a number (a job id or number), holds an
+    ``@`` (an e-mail) or one of ``named`` (job names, users, hosts)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    paths = json.loads(openapi_document_bytes())["paths"]
+    routes = {path for path in paths if not path.startswith("/request/{")} | _SPECIAL_ROUTES
+    for family in text_string_to_metric_families(exposition):
+        if not family.name.startswith("dssr_"):
+            continue
+        for sample in family.samples:
+            for label, value in sample.labels.items():
+                where = f"{sample.name}{{{label}={value!r}}}"
+                if label in _NUMERIC_LABELS:
+                    continue
+                if label == "route":
+                    assert value in routes, f"{where}: a route label is a template"
+                assert not value.isdigit(), f"{where}: a number (a job's id or number?) as a label"
+                assert "@" not in value, f"{where}: an e-mail as a label"
+                assert not any(name and name in value for name in named), f"{where}: names a job, user, host"
