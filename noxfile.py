@@ -34,10 +34,11 @@ def lint(session):
 
 @nox.session
 def bench(session):
-    """Print figures: the API against a bare Falcon app, bearer checks, logging, memory under 8 MB
-    bodies, Slurm, the proxy of interactive jobs."""
+    """Print figures: the API against a bare Falcon app, the metrics on and off, bearer checks,
+    logging, memory under 8 MB bodies, Slurm, the proxy of interactive jobs."""
     session.install(*LOCAL_DISTRIBUTIONS, "websockets>=13")
     session.run("python", "bench/bench_api.py", *session.posargs)
+    session.run("python", "bench/bench_metrics.py")
     session.run("python", "bench/bench_bearer.py")
     session.run("python", "bench/bench_logging.py")
     session.run("python", "bench/bench_body_memory.py")
