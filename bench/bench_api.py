@@ -38,7 +38,7 @@ def start_dssr(state_dir: str, log, front: bool = False) -> tuple[subprocess.Pop
     port = free_port()
     env = {**os.environ, "WAITRESS_PORT": str(port), "DSSR_THREADS": str(THREADS),
            "JARVICE_BAREMETAL_CONNECTOR": "dummy", "JARVICE_DUMMY_STATE_DIR": state_dir,
-           "DSSR_FRONT_LISTENER": "true" if front else "false"}
+           "DSSR_FRONT_LISTENER": "true" if front else "false", "DSSR_METRICS_PORT": "off"}
     process = subprocess.Popen([sys.executable, "-m", "dssr_core", "serve"], env=env,
                                stdout=log, stderr=log)
     wait_live(port)
