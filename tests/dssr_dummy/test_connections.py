@@ -200,7 +200,8 @@ def split_answer(answer: bytes) -> tuple[int, dict]:
     headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])}
     assert headers["content-type"].startswith("application/json"), headers
     document = json.loads(body[:int(headers["content-length"])])
-    assert set(document) == {"title", "description"}, document
+    assert set(document) == {"title", "description", "request_id"}, document
+    assert document["request_id"] == headers["x-request-id"]
     assert document["title"].startswith(f"{status} ")
     assert document["description"].endswith("."), document
     return status, document

@@ -136,7 +136,7 @@ def test_retried_submit_returns_the_same_job(dummy, connector, tmp_path):
     script = f"echo run >> {tmp_path}/runs; sleep 60"
     job = dummy.submit(connector, script)
     again = connector.submit(Submission(name=job.name, number=1, script=script, facts=JobFacts()))
-    assert again == SubmitResult(job.jobid, script)
+    assert again == SubmitResult(job.jobid, script, existing=True)
     dummy.wait_running(connector, job)
     dummy.wait_for(lambda: (tmp_path / "runs").exists(), what="the job to write")
     assert len(connector.running()) == 1

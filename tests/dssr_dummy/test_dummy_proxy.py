@@ -133,7 +133,9 @@ def error_document(answer: requests.Response, status: int) -> str:
     assert answer.status_code == status, answer.text
     assert answer.headers["Content-Type"].startswith("application/json")
     document = answer.json()
-    assert set(document) == {"title", "description"} and document["title"].startswith(f"{status} ")
+    assert set(document) == {"title", "description", "request_id"}
+    assert document["title"].startswith(f"{status} ")
+    assert document["request_id"] == answer.headers["X-Request-Id"]
     assert document["description"].endswith(".")
     assert "127.0.0.1" not in document["description"] and "/tmp" not in document["description"]
     return document["description"]
@@ -144,7 +146,9 @@ def raw_error_document(answer: bytes, status: int) -> str:
     assert head.startswith(f"HTTP/1.1 {status} ".encode()), answer[:200]
     assert b"\r\ncontent-type: application/json" in head.lower()
     document = json.loads(body)
-    assert set(document) == {"title", "description"} and document["title"].startswith(f"{status} ")
+    assert set(document) == {"title", "description", "request_id"}
+    assert document["title"].startswith(f"{status} ")
+    assert f"\r\nx-request-id: {document['request_id']}\r\n".encode() in head.lower() + b"\r\n"
     assert "127.0.0.1" not in document["description"] and "/tmp" not in document["description"]
     return document["description"]
 
