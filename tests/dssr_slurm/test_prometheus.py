@@ -39,7 +39,7 @@ def servers(slurm_env, tmp_path_factory):
     logs = tmp_path_factory.mktemp("prometheus-targets")
     envs = {
         "dummy": {"JARVICE_BAREMETAL_CONNECTOR": "dummy", "DSSR_FRONT_LISTENER": "true",
-                  "JARVICE_DUMMY_STATE_DIR": str(logs / "dummy-state"),
+                  "DSSR_LOG_FORMAT": "json", "JARVICE_DUMMY_STATE_DIR": str(logs / "dummy-state"),
                   "JARVICE_SCHED_SERVER_KEY": ":".join(SERVER_KEY)},
         "slurm-cli": slurm_env,
         # Nothing listens there: every SSH connection is refused, as with the cluster's sshd down.
@@ -122,6 +122,20 @@ def test_metrics_on_the_api_port_need_the_key_behind_the_front_listener(servers)
     answer = requests.get(f"{server.url}/metrics", auth=SERVER_KEY, timeout=5)
     assert answer.status_code == 200 and "dssr_scheduler_up 1.0" in answer.text
     assert requests.get(f"http://127.0.0.1:{server.metrics_port}/submit", timeout=5).status_code == 404
+
+
+def test_json_logs_carry_the_request_id_of_the_answer(servers):
+    server = servers["dummy"]
+    answer = requests.get(f"{server.url}/running", auth=SERVER_KEY, headers={"X-Request-Id": "e2e-json.1"},
+                          timeout=5)
+    assert answer.headers["X-Request-Id"] == "e2e-json.1"
+
+    def access_line():
+        lines = [json.loads(line) for line in server.log().splitlines() if line.strip()]  # all JSON
+        return [line for line in lines if line.get("request_id") == "e2e-json.1"]
+
+    [line] = wait_until(access_line, 10, what="the access line of the request")
+    assert line["logger"] == "dssr_core.access" and line["message"].startswith("GET /running 200 ")
 
 
 def test_an_unreachable_scheduler_sets_the_alert_pending(prometheus, servers):
