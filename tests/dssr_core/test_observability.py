@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import socket
+import threading
 import urllib.request
 from urllib.parse import urlencode
 
@@ -22,9 +23,10 @@ from dssr_core.errors import ClusterUnavailable, SchedulerRejected, SchedulerTim
 from dssr_core.front import Bounds, FrontListener
 from dssr_core.joburls import JobsDomain
 from dssr_core.metricsport import metrics_port, serve_metrics
+from dssr_core.models import JobEndpoint, JobRef
 from dssr_core.settings import Settings
 from dssr_core.shell import ShellExecutor
-from dssr_core.testing import encode_script, shell_template
+from dssr_core.testing import encode_script, shell_template, wait_until
 from dssr_core.testing.contract import assert_fixed_labels
 from dssr_core.testing.plugin import raw_exchange
 
@@ -206,6 +208,49 @@ def test_the_front_listener_sets_the_id_on_its_own_errors_and_hands_it_to_the_ap
         assert json.loads(body)["request_id"] == headers["x-request-id"]
     finally:
         front.close()
+
+
+class OneJob:
+    """A double of a connector with interactive job 7 served by ``port`` on this machine."""
+
+    def __init__(self, port: int):
+        self.port = port
+
+    def interactive_endpoint(self, number):
+        return JobEndpoint(JobRef("job-7", 7, "4021"), "127.0.0.1", self.port) if number == 7 else None
+
+    def connect_interactive(self, endpoint):
+        return socket.create_connection((endpoint.node, endpoint.port))
+
+
+def test_the_front_listener_counts_job_requests_bytes_and_connections():
+    service = socket.create_server(("127.0.0.1", 0))
+
+    def serve_once():
+        connection, _ = service.accept()
+        with connection:
+            while b"\r\n\r\n" not in connection.recv(65536):
+                pass
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Request-Id: job-own\r\n\r\nhello")
+
+    threading.Thread(target=serve_once, daemon=True).start()
+    listener = socket.create_server(("127.0.0.1", 0))
+    front = FrontListener([listener], None, JobsDomain.parse("http://localhost/job$"),
+                          OneJob(service.getsockname()[1]), bounds=Bounds()).start()
+    before = {"requests": value("dssr_http_requests_total", route="job-proxy", method="GET", code="200"),
+              "from_job": value("dssr_proxy_bytes_total", direction="from_job")}
+    try:
+        status, headers, body, _ = split(raw_exchange(front.port, b"GET /job7/ HTTP/1.1\r\nHost: x\r\n"
+                                                                  b"X-Request-Id: up-9\r\n\r\n"))
+        assert status == "HTTP/1.1 200 OK" and body == b"hello"
+        assert headers["x-request-id"] == "up-9"  # the job's own is replaced
+        assert value("dssr_http_requests_total", route="job-proxy", method="GET", code="200") == \
+            before["requests"] + 1
+        assert value("dssr_proxy_bytes_total", direction="from_job") == before["from_job"] + 5
+        wait_until(lambda: value("dssr_proxy_connections") == 0, 5, what="the job's connection closed")
+    finally:
+        front.close()
+        service.close()
 
 
 # Logs -----------------------------------------------------------------------------------

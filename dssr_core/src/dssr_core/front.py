@@ -378,16 +378,19 @@ class _Conversation:
     def run(self) -> None:
         while not self._closed:
             self.request_id = requestids.new()  # until a request's head names its own
+            self._status = 0
             try:
                 request = self._next_request()
             except _TooSlow:
                 self._refuse(408, f"The request line and headers did not arrive within "
                                   f"{self.bounds.channel_timeout:g} s (DSSR_CHANNEL_TIMEOUT).")
-                metrics.http_request(metrics.UNROUTED, "other", 408, 0.0)
+                if self._status:
+                    metrics.http_request(metrics.UNROUTED, "other", self._status, 0.0)
                 return
             except h11.RemoteProtocolError as error:
                 self._refuse_malformed(error)
-                metrics.http_request(metrics.UNROUTED, "other", self._status, 0.0)
+                if self._status:
+                    metrics.http_request(metrics.UNROUTED, "other", self._status, 0.0)
                 return
             except OSError:
                 return
