@@ -4,6 +4,7 @@ import logging
 
 from dssr_core.bearer import BearerCheck
 from dssr_core.errors import DssrError
+from dssr_core.settings import LOG_FORMAT
 
 #: The title JARVICE's own Slurm scheduler logs, which operators grep: the connectors that
 #: replace it (its ``cli`` and ``http`` interfaces) keep it.
@@ -33,6 +34,8 @@ def init_report(settings, connector_backend, executor_backend, connector, execut
         f"log level: {logging.getLevelName(settings.log_level)}" + (
             f", {logging.getLevelName(settings.slurm_log_level)} for the Slurm connectors"
             if settings.slurm_log_level != settings.log_level else ""),
+        f"log format: {settings.read(LOG_FORMAT)} (DSSR_LOG_FORMAT)",
+        "metrics: " + _metrics(settings),
     ]
     lines += [f"{label}: {value}" for label, value in connector.report() + executor.report()]
     lines.append("settings read by no installed distribution: " + (", ".join(_unread(settings)) or "none"))
@@ -62,6 +65,14 @@ def _job_urls(settings) -> str:
     if domain is None:
         return "no proxy (JARVICE_JOBS_DOMAIN is not set)"
     return f"proxied by the front listener on port {settings.port} at {domain.describe()}"
+
+
+def _metrics(settings) -> str:
+    from dssr_core.metricsport import metrics_port
+
+    on_api = f"GET /metrics on port {settings.port}" + (" with the server key" if settings.server_key else "")
+    port = metrics_port(settings)
+    return on_api if port is None else f"{on_api}; on port {port} without a key (DSSR_METRICS_PORT)"
 
 
 def _origin(backend) -> str:
