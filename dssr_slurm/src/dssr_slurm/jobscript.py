@@ -17,9 +17,7 @@ Shared by every Slurm connector: slurmrestd submits the same script.
 import base64
 import shlex
 
-import attrs
-
-from dssr_slurm.jobs import slurm_job_name
+from dssr_core.remote.files import files_prefix
 
 #: The per-node launcher: the values that differ per node, then the job script.
 LAUNCHER = """\
@@ -45,35 +43,6 @@ export JOB_GPUS_PER_NODE="${SLURM_GPUS_PER_NODE:-0}"
 """
 
 SRUN = 'srun -N "$SLURM_NNODES" -n "$SLURM_NNODES" --ntasks-per-node=1 /bin/bash "$dssr_files.task"'
-
-
-@attrs.frozen
-class JobFiles:
-    """The files of one job: ``<scratch>/jarvice_<name>.<jobid>`` plus a suffix each."""
-
-    base: str
-
-    @property
-    def output(self) -> str:
-        return self.base + ".out"
-
-    @property
-    def helpers(self) -> tuple[str, ...]:
-        """The job script, the launcher and rank 0's output (removed by the batch script)."""
-        return (self.base + ".sh", self.base + ".task", self.base + ".rank0")
-
-    def all(self) -> tuple[str, ...]:
-        return (self.output, *self.helpers)
-
-
-def files_prefix(scratch_dir: str, name: str) -> str:
-    """``<scratch>/jarvice_<name>``; relative to the home directory when ``scratch_dir`` is empty."""
-    file_name = slurm_job_name(name)
-    return f"{scratch_dir.rstrip('/')}/{file_name}" if scratch_dir else file_name
-
-
-def job_files(scratch_dir: str, name: str, jobid: str) -> JobFiles:
-    return JobFiles(f"{files_prefix(scratch_dir, name)}.{jobid}")
 
 
 def output_pattern(scratch_dir: str, name: str) -> str:

@@ -4,7 +4,7 @@ Jobs are submitted as the portal user's mapped cluster account; everything later
 (terminate, release, events, tail, collecting its files) runs as the job's owner as Slurm
 reports it, with that owner's key from the mapping. Listings and run status come from one
 shared snapshot (one ``squeue`` per interval); the job logic both Slurm connectors share is in
-:mod:`dssr_slurm.base`.
+:mod:`dssr_core.remote.base`.
 """
 
 import logging
@@ -12,17 +12,17 @@ import logging
 from dssr_core.audit import audit, portal_user_of
 from dssr_core.errors import Forbidden, NotAvailable, SettingsError
 from dssr_core.models import DirEntry, JobRef, Submission, SubmitResult
+from dssr_core.remote.config import RemoteConfig
+from dssr_core.remote.files import SshFiles
+from dssr_core.remote.jobs import JobRecord, matching
+from dssr_core.remote.snapshot import StatusSnapshot
 from dssr_core.remote.ssh import CommandResult, SshPool, SshSettings, load_private_key, quote_command
 from dssr_core.remote.users import Accounts, ClusterAccount, load_user_map
 from dssr_slurm.base import SlurmConnector
 from dssr_slurm.commands import programs as commands
-from dssr_slurm.config import SlurmConfig
 from dssr_slurm.failures import unreachable_or_failed
-from dssr_slurm.files import SshFiles
-from dssr_slurm.jobs import JobRecord, matching
 from dssr_slurm.jobscript import batch_script
 from dssr_slurm.jobspec import job_spec
-from dssr_slurm.snapshot import StatusSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class SlurmCliConnector(SlurmConnector):
 
     def __init__(self, settings):
         super().__init__()
-        self.config = SlurmConfig.from_settings(settings)
+        self.config = RemoteConfig.from_settings(settings)
         self.ssh_settings = SshSettings.from_settings(settings)
         user_map = load_user_map(settings)
         _check_keys(self.ssh_settings, user_map)

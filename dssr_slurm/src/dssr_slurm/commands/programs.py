@@ -9,12 +9,12 @@ import logging
 
 from dssr_core.durations import parse_slurm_duration
 from dssr_core.errors import ClusterUnavailable, ConnectorError, DssrError, SchedulerRejected
+from dssr_core.remote.jobs import JobRecord, interactive_fields, scheduler_job_name, upstream_name
 from dssr_core.remote.ssh import CommandResult, quote_command
-from dssr_slurm.failures import is_unreachable, slurm_message, unreachable_or_failed
-from dssr_slurm.jobs import JobRecord, interactive_fields, slurm_job_name, upstream_name
+from dssr_core.remote.states import LIVE_STATE_NAMES, state_code, state_name
+from dssr_slurm.failures import command_message, is_unreachable, unreachable_or_failed
 from dssr_slurm.jobspec import JobSpec
 from dssr_slurm.nodelist import expand_nodelist
-from dssr_slurm.states import LIVE_STATE_NAMES, state_code, state_name
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def submit(name: str, sbatch_arguments: list[str], lock_wait: float) -> str:
     their owner only (sbatch passes it on to the job).
     """
     find_live = quote_command("squeue", "--noheader", "--all", f"--states={LIVE_STATE_NAMES}",
-                              f"--name={slurm_job_name(name)}", "--format=%i")
+                              f"--name={scheduler_job_name(name)}", "--format=%i")
     lock = f'"$HOME"/{quote_command(submit_lock(name))}'
     return (f"command -v flock >/dev/null 2>&1 || exit {NO_FLOCK}; umask 077; "
             f'mkdir -p "$HOME"/{LOCK_DIR} && touch {lock} || exit {NO_LOCK_FILE}; '
@@ -182,7 +182,7 @@ def parse_submit(result: CommandResult, name: str) -> tuple[str, bool]:
     if result.exit_status == SQUEUE_FAILED:
         raise unreachable_or_failed("squeue", result)
     if not result.ok:
-        message = slurm_message(result)
+        message = command_message(result)
         if is_unreachable(message):
             raise ClusterUnavailable(f"Slurm could not take the job: {message}")
         raise SchedulerRejected(f"Slurm refused the job: {message}")
@@ -192,7 +192,7 @@ def parse_submit(result: CommandResult, name: str) -> tuple[str, bool]:
     if not jobid.isdigit():
         raise ConnectorError("sbatch answered no job id; the DSSR log has its output.")
     if result.stderr.strip():
-        log.info("sbatch said: %s", slurm_message(result))
+        log.info("sbatch said: %s", command_message(result))
     return jobid, existing
 
 
