@@ -84,8 +84,7 @@ def test_requests_are_counted_by_route_template_never_by_path(client):
     after = value("dssr_http_requests_total", route="/request/{method}", method="POST", code="200")
     assert after == before + 2
     assert value("dssr_http_requests_total", route="unmatched", method="GET", code="404") >= 1
-    text = metrics.exposition().decode()
-    assert "secret-job" not in text and "9001" not in text and "alice" not in text
+    assert_fixed_labels(metrics.exposition().decode(), {"secret-job", "9001", "alice"})
     assert value("dssr_http_request_duration_seconds_count", route="/request/{method}") >= 2
 
 
