@@ -62,6 +62,18 @@ DEFAULT_SERVICE_PORT = 2228
 DEFAULT_SSH_PORT = 2227
 MIN_APPDEFVERSION = 2
 
+#: JARVICE's container rules (the chart's SlurmScheduler.md), run before upstream's own lines: the
+#: user's ``$HOME/.jarvice_custom_env``, and ``$HOME/.jarvice_cuda_env`` with ``--nv``, given through
+#: the environment (Apptainer reads APPTAINER_NV, SingularityCE SINGULARITY_NV) so that upstream's
+#: ``singularity`` command lines stay as they are.
+CONTAINER_RULES = (
+    '# JARVICE: the user\'s environment, and the GPU one with --nv (APPTAINER_NV, SINGULARITY_NV)\n'
+    '# shellcheck source=/dev/null\n'
+    'if [ -f "$HOME/.jarvice_custom_env" ]; then . "$HOME/.jarvice_custom_env"; fi\n'
+    '# shellcheck source=/dev/null\n'
+    'if [ -f "$HOME/.jarvice_cuda_env" ]; then . "$HOME/.jarvice_cuda_env"; '
+    'export APPTAINER_NV=1 SINGULARITY_NV=1; fi\n'
+)
 _PROXY_LINE = re.compile(r"^\s*(?:export\s+)?SCHTTPS?_PROXY=")
 _USERINFO = re.compile(r"(://)[^/@\s]+@")
 
@@ -338,7 +350,7 @@ class SingularityExecutor(Executor):
             "SCNO_PROXY": config.no_proxy,
         })
         return (f"# --- DSSR singularity executor parameters ---\n{before}\n"
-                f'export JOB_LOCAL_USER="$USER"\n{after}\n'
+                f'export JOB_LOCAL_USER="$USER"\n{after}\n{CONTAINER_RULES}'
                 "# --- end of DSSR singularity executor parameters ---")
 
     def redact(self, script: str) -> str:
