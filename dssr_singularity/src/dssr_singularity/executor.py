@@ -67,11 +67,13 @@ MIN_APPDEFVERSION = 2
 #: the environment (Apptainer reads APPTAINER_NV, SingularityCE SINGULARITY_NV) so that upstream's
 #: ``singularity`` command lines stay as they are.
 CONTAINER_RULES = (
-    '# JARVICE: the user\'s environment, and the GPU one with --nv (APPTAINER_NV, SINGULARITY_NV)\n'
+    "# JARVICE: the user's environment, and the GPU one with --nv (APPTAINER_NV, SINGULARITY_NV);\n"
+    "# $HOME from the user database when the job has none (slurmrestd passes only PATH)\n"
+    'jarvice_home="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"\n'
     '# shellcheck source=/dev/null\n'
-    'if [ -f "$HOME/.jarvice_custom_env" ]; then . "$HOME/.jarvice_custom_env"; fi\n'
+    'if [ -f "$jarvice_home/.jarvice_custom_env" ]; then . "$jarvice_home/.jarvice_custom_env"; fi\n'
     '# shellcheck source=/dev/null\n'
-    'if [ -f "$HOME/.jarvice_cuda_env" ]; then . "$HOME/.jarvice_cuda_env"; '
+    'if [ -f "$jarvice_home/.jarvice_cuda_env" ]; then . "$jarvice_home/.jarvice_cuda_env"; '
     'export APPTAINER_NV=1 SINGULARITY_NV=1; fi\n'
 )
 _PROXY_LINE = re.compile(r"^\s*(?:export\s+)?SCHTTPS?_PROXY=")
