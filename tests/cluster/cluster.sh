@@ -762,6 +762,8 @@ restart_changed() {
             log "  config changed: stopping $d" && halt "$d"
         elif [[ $d != slurmrestd ]] && reads_etc_slurm "$d"; then
             log "  $d reads /etc/slurm, not $DAEMON_ETC: stopping it" && halt "$d"
+        elif [[ $d == slurmd && -n $APPTAINER && $(readlink "/proc/$(pid_of slurmd)/root") != / ]]; then
+            log "  slurmd runs in a chroot, where Apptainer refuses to run: stopping it" && halt slurmd
         fi
     done
     if ((SSHD_CHANGED)) && running sshd; then log "  config changed: stopping sshd" && stop_sshd; fi

@@ -45,6 +45,7 @@ def images(cluster_env):
     """The cluster's settings with the app and init images (DSSR_CLUSTER_APP_IMAGE, _INIT_IMAGE),
     built and pushed to its registry once."""
     assert cluster_env["DSSR_CLUSTER_APPTAINER"] == "1", "this cluster runs the singularity double"
+    assert not (Path(cluster_env["DSSR_CLUSTER_BIN"]) / "singularity").exists(), "the double is on PATH"
     done = subprocess.run(["bash", str(IMAGES_SH)], capture_output=True, text=True, timeout=600,
                           env={**os.environ, **cluster_env})
     assert done.returncode == 0, done.stderr[-3000:]
