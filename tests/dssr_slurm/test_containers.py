@@ -189,16 +189,24 @@ def test_app_and_init_images_pulled_with_each_credential_source_overlay_and_scra
 
 def test_a_wrong_password_fails_the_pull_and_is_shown_nowhere(cluster_env, images, servers):
     """The app image's password is wrong: the job FAILS with the pull's error in its output; the
-    password is not in the output, the returned script, DSSR's log or any process's arguments."""
+    password is not in the output, the returned script, DSSR's log or any process's arguments (what
+    ``ps`` shows, read from /proc while the job runs, the app image's pull seen among them)."""
     wrong = f"wrong-{random.randint(10**8, 10**9)}"
-    seen_in_ps = []
+    pulls, seen_in_ps = set(), []
     done = threading.Event()
 
     def watch_ps():
         while not done.is_set():
-            listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-            seen_in_ps.extend(line for line in listing.splitlines() if wrong in line)
-            time.sleep(0.05)
+            for pid in os.listdir("/proc"):
+                try:
+                    line = cmdline(pid) if pid.isdigit() else ""
+                except OSError:
+                    continue
+                if " pull " in line and "app.sif" in line:
+                    pulls.add(line)
+                if wrong in line:
+                    seen_in_ps.append(line)
+            time.sleep(0.005)
 
     watcher = threading.Thread(target=watch_ps, daemon=True)
     watcher.start()
@@ -216,6 +224,7 @@ def test_a_wrong_password_fails_the_pull_and_is_shown_nowhere(cluster_env, image
     for text in (output, job.script, servers["cli"].log()):
         assert wrong not in text
     assert b64(wrong) not in job.script
+    assert pulls, "the watcher never saw the app image's pull run"
     assert not seen_in_ps
 
 
