@@ -14,6 +14,7 @@ import os
 import pwd
 import random
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -36,7 +37,7 @@ pytest_plugins = ["oidc_fixtures"]
 pytestmark = [pytest.mark.slow, pytest.mark.slurm_versions("26.05")]
 IMAGES_SH = Path(__file__).resolve().parents[2] / "tests" / "cluster" / "images.sh"
 #: Interactive jobs hold their node alone, so they start once the module's other jobs end.
-INTERACTIVE_START = 300
+INTERACTIVE_START = 480
 KIRBY_HOME = Path(pwd.getpwnam("kirby").pw_dir)
 
 
@@ -73,7 +74,8 @@ def dirs(cluster_env):
         path.mkdir(parents=True)
         path.chmod(0o1777)
     (made["global"] / "shared.txt").write_text("from the global scratch\n")
-    return made
+    yield made
+    shutil.rmtree(base)
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +178,9 @@ def test_app_and_init_images_pulled_with_each_credential_source_overlay_and_scra
         assert rc == 0, output
         assert "dssr test app 1\nkept\nfrom the global scratch\n" in output, output
         assert "JARVICE_CMD_SUCCESS" in output.splitlines()
-        assert (scratch / f"where-{job.jobid}.txt").read_text().strip() == str(scratch)
+        where = scratch / f"where-{job.jobid}.txt"
+        assert where.read_text().strip() == str(scratch)
+        where.unlink()
         assert cluster_env["DSSR_CLUSTER_REGISTRY_PASSWORD"] not in job.script
     rc, output, banner = failing.result()
     assert rc == 1 and "FAILED" in banner
@@ -270,6 +274,7 @@ def kirby_env_files():
     """Kirby's $HOME/.jarvice_custom_env and .jarvice_cuda_env, removed after the test."""
     files = {name: KIRBY_HOME / name for name in (".jarvice_custom_env", ".jarvice_cuda_env")}
     owner = pwd.getpwnam("kirby")
+    assert not any(path.exists() for path in files.values()), f"kirby has a {' or '.join(files)} already"
     files[".jarvice_custom_env"].write_text("export DSSR_TEST_CUSTOM_ENV=from-custom-env\n")
     files[".jarvice_cuda_env"].write_text("export DSSR_TEST_CUDA_ENV=from-cuda-env\n")
     for path in files.values():
