@@ -9,6 +9,7 @@ cache), on slurm-cli and on slurmrestd.
 """
 
 import base64
+import fcntl
 import json
 import os
 import pwd
@@ -271,17 +272,21 @@ def test_terminate_leaves_no_process_of_the_container(images, servers):
 
 @pytest.fixture
 def kirby_env_files():
-    """Kirby's $HOME/.jarvice_custom_env and .jarvice_cuda_env, removed after the test."""
+    """Kirby's $HOME/.jarvice_custom_env and .jarvice_cuda_env, removed after the test; the homes
+    are the host's, so test runs of other checkouts wait for each other here."""
     files = {name: KIRBY_HOME / name for name in (".jarvice_custom_env", ".jarvice_cuda_env")}
     owner = pwd.getpwnam("kirby")
-    assert not any(path.exists() for path in files.values()), f"kirby has a {' or '.join(files)} already"
-    files[".jarvice_custom_env"].write_text("export DSSR_TEST_CUSTOM_ENV=from-custom-env\n")
-    files[".jarvice_cuda_env"].write_text("export DSSR_TEST_CUDA_ENV=from-cuda-env\n")
-    for path in files.values():
-        os.chown(path, owner.pw_uid, owner.pw_gid)
-    yield files
-    for path in files.values():
-        path.unlink(missing_ok=True)
+    with open("/tmp/dssr-test-kirby-jarvice-env.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        files[".jarvice_custom_env"].write_text("export DSSR_TEST_CUSTOM_ENV=from-custom-env\n")
+        files[".jarvice_cuda_env"].write_text("export DSSR_TEST_CUDA_ENV=from-cuda-env\n")
+        for path in files.values():
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+        try:
+            yield files
+        finally:
+            for path in files.values():
+                path.unlink(missing_ok=True)
 
 
 def test_the_users_custom_and_cuda_env_are_sourced_and_nv_reaches_apptainer(images, servers, kirby_env_files):
