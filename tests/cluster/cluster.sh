@@ -7,12 +7,14 @@
 #   cluster.sh env      print `export` lines that point DSSR at this cluster:
 #                         eval "$(tests/cluster/cluster.sh env)"
 #   cluster.sh stop-sshd|start-sshd|stop-slurmctld|start-slurmctld|stop-slurmrestd|start-slurmrestd
-#   cluster.sh stop-slurmdbd|start-slurmdbd|stop-mariadb|start-mariadb
+#   cluster.sh stop-slurmdbd|start-slurmdbd|stop-mariadb|start-mariadb|stop-registry|start-registry
 #
 # DSSR_CLUSTER_SLURM picks the Slurm version: 22.05 (default) runs the host's Debian 12
 # packages; 24.11 (Debian trixie) and 26.05 (Debian sid) run in a chroot that mmdebstrap
 # builds from Debian's packages and that stays in DSSR_CLUSTER_ROOT, on ports of their own, so
 # all three can run at once. Give every command the same DSSR_CLUSTER_* settings.
+# 26.05's node runs real Apptainer (its slurmd in a pivot_root mount namespace); every cluster
+# has a local OCI registry with TLS and basic auth (DSSR_CLUSTER_REGISTRY* in `env`).
 #
 # State lives in DSSR_CLUSTER_DIR (default /var/lib/dssr-test-cluster, or ...-24.11/-26.05).
 # Outside it, `up` writes {slurm,slurmdbd}.conf in /etc/slurm (of the chroot for 24.11/26.05)
