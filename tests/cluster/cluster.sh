@@ -581,6 +581,7 @@ trust_registry() {
 # here), /etc/hosts and /etc/localtime as files to bind, and no test double on the PATH.
 apptainer_node() {
     [[ -n $APPTAINER ]] || return 0
+    [[ -c /dev/fuse ]] || die "no /dev/fuse: Apptainer needs FUSE to run images as a user (modprobe fuse)"
     chmod 0666 /dev/fuse
     install -d -m 0755 "$ROOT/.oldroot"
     chmod 1777 "$ROOT/tmp"
