@@ -55,15 +55,15 @@ def images(cluster_env):
     return {**cluster_env, **refs}
 
 
-def registry_values(cluster_env, images, password=None) -> dict[str, str]:
+def registry_values(images) -> dict[str, str]:
     """The chart's settings of the init image: its registry, path and tag, and its credentials."""
     init = images["DSSR_CLUSTER_INIT_IMAGE"]
     registry, _, rest = init.partition("/")
     path, _, tag = rest.rpartition(":")
     return {"JARVICE_SYSTEM_REGISTRY": registry, "JARVICE_SYSTEM_REPO_BASE": path.rsplit("/", 1)[0],
             "JARVICE_IMAGES_TAG": tag,
-            "JARVICE_DOCKER_USERNAME": b64(cluster_env["DSSR_CLUSTER_REGISTRY_USER"]),
-            "JARVICE_DOCKER_PASSWORD": b64(password or cluster_env["DSSR_CLUSTER_REGISTRY_PASSWORD"])}
+            "JARVICE_DOCKER_USERNAME": b64(images["DSSR_CLUSTER_REGISTRY_USER"]),
+            "JARVICE_DOCKER_PASSWORD": b64(images["DSSR_CLUSTER_REGISTRY_PASSWORD"])}
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def servers(cluster_env, images, dirs, provider, tmp_path_factory):
     global scratch and the module's JARVICE_SINGULARITY_TMPDIR; slurmrestd with --writable-tmpfs,
     verbose, and the proxy for interactive jobs."""
     logs = tmp_path_factory.mktemp("containers")
-    common = {**registry_values(cluster_env, images), "JARVICE_SLURM_STATUS_INTERVAL": "0.5",
+    common = {**registry_values(images), "JARVICE_SLURM_STATUS_INTERVAL": "0.5",
               "JARVICE_KEYCLOAK_TOKEN_URL": provider.token_url,
               "JARVICE_KEYCLOAK_CLIENT_SECRET": provider.secrets[SERVICE_CLIENT],
               "JARVICE_SLURM_SSH_KNOWN_HOSTS": cluster_env["JARVICE_SLURM_SSH_KNOWN_HOSTS"]}
@@ -183,6 +183,7 @@ def test_app_and_init_images_pulled_with_each_credential_source_overlay_and_scra
         assert where.read_text().strip() == str(scratch)
         where.unlink()
         assert cluster_env["DSSR_CLUSTER_REGISTRY_PASSWORD"] not in job.script
+        assert "export JARVICE_SINGULARITY_OVERLAY_SIZE=64\n" in job.script
     rc, output, banner = failing.result()
     assert rc == 1 and "FAILED" in banner
     assert "about to fail" in output and "JARVICE_CMD exited with code 3" in output
@@ -263,6 +264,7 @@ def test_terminate_leaves_no_process_of_the_container(images, servers):
                120, interval=0.5, what="the container to run")
     pids = container_pids(marker)
     assert len(pids) >= 3, pids  # the runtime parent, the app, squashfuse_ll
+    assert not any("fuse2fs" in cmdline(pid) for pid in pids), "--writable-tmpfs mounts no ext3 overlay"
     answer = job.api.post("/terminate", job.ref)
     assert answer.status == 200, answer.text
     wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), 60, interval=0.5,
@@ -292,12 +294,15 @@ def kirby_env_files():
 def test_the_users_custom_and_cuda_env_are_sourced_and_nv_reaches_apptainer(images, servers, kirby_env_files):
     """With $HOME/.jarvice_cuda_env the container runs with --nv (APPTAINER_NV): on this node
     without a GPU, Apptainer's verbose output says it looked for NVIDIA's persistenced socket,
-    and the job still runs. Upstream's own singularity line is unchanged."""
+    and the job still runs, writing to its --writable-tmpfs (slurmrestd's overlay size 0). Upstream's
+    own singularity line is unchanged."""
     job = Job(servers, "rest", "cuda-env",
-              app_job(images, "echo custom=$DSSR_TEST_CUSTOM_ENV cuda=$DSSR_TEST_CUDA_ENV"))
+              app_job(images, "echo custom=$DSSR_TEST_CUSTOM_ENV cuda=$DSSR_TEST_CUDA_ENV; "
+                              "echo in-tmpfs > /opt/written && cat /opt/written"))
     rc, output, _ = job.result()
     assert rc == 0, output
-    assert "custom=from-custom-env cuda=from-cuda-env" in output.splitlines()
+    assert "custom=from-custom-env cuda=from-cuda-env\nin-tmpfs\n" in output
+    assert "creating a" not in output and "export JARVICE_SINGULARITY_OVERLAY_SIZE=0\n" in job.script
     assert re.search(r"VERBOSE: +persistenced socket .* not found", output), output
     assert 'singularity "$SV_FLAG" exec "${writable[@]}"' in job.script
 
