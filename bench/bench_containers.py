@@ -34,11 +34,11 @@ from slurm_bench_common import ROOT, cluster_env  # noqa: E402
 from dssr_core.app import create_app  # noqa: E402
 from dssr_core.facts import read_facts  # noqa: E402
 from dssr_core.plugins import make_registry  # noqa: E402
+from dssr_core.remote.files import job_files  # noqa: E402
 from dssr_core.settings import Settings  # noqa: E402
 from dssr_core.testing import ApiClient  # noqa: E402
 from dssr_singularity.credentials import b64  # noqa: E402
 from dssr_singularity.executor import SingularityExecutor, job_template  # noqa: E402
-from dssr_slurm.jobscript import job_files  # noqa: E402
 
 RUNS = 3
 #: The app's command and its first line (which the "running: ..." line, showing the command, is not).

@@ -28,11 +28,11 @@ from oidc_fixtures import SERVICE_CLIENT
 from slurm_helpers import SHARED, squeue_field, wait_running
 
 from dssr_core.facts import read_facts
+from dssr_core.remote.files import job_files
 from dssr_core.testing import wait_until
 from dssr_core.testing.plugin import DssrServer, find_free_port, wait_serving
 from dssr_singularity.credentials import b64
 from dssr_singularity.executor import SingularityExecutor, job_template
-from dssr_slurm.jobscript import job_files
 
 pytest_plugins = ["oidc_fixtures"]
 pytestmark = [pytest.mark.slow, pytest.mark.slurm_versions("26.05")]

@@ -36,10 +36,10 @@ from slurm_helpers import SHARED, job_of, newest_api, squeue_field
 from dssr_core.app import create_app
 from dssr_core.cli.server import build_backends
 from dssr_core.facts import read_facts
+from dssr_core.remote.files import job_files
 from dssr_core.settings import Settings
 from dssr_core.testing import ApiClient, wait_until
 from dssr_singularity.executor import SingularityExecutor, job_template
-from dssr_slurm.jobscript import job_files
 
 pytest_plugins = ["oidc_fixtures", "rest_fixtures"]
 pytestmark = pytest.mark.slow
