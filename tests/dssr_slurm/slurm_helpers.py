@@ -210,3 +210,9 @@ def assert_interactive_job_gets_its_url(connector, name: str, bearer: str, devic
         assert set(answer.json) == {"about", "help", "url", "actions"}
     finally:
         assert api.post("/terminate", job).status == 200
+
+
+def fill_the_node(submit) -> list[dict]:
+    """The contract suite's ``fill_scheduler``: one exclusive job, so the suite's next job (not
+    exclusive) waits for the node (reason Resources)."""
+    return [submit("sleep 300", devices=["exclusive=True"])]
