@@ -1,4 +1,4 @@
-"""DSSR's sessions: ``nox -s tests`` (every test), ``lint``, ``bench``."""
+"""DSSR's sessions: ``nox -s tests`` (every test), ``lint``, ``bench``, ``mutants``."""
 
 import nox
 
@@ -45,3 +45,12 @@ def bench(session):
     session.run("python", "bench/bench_slurm_cli.py")
     session.run("python", "bench/bench_slurmrestd.py")
     session.run("python", "bench/bench_proxy.py", "--slurm")
+
+
+@nox.session
+def mutants(session):
+    """Mutation testing of the contract suite: deliberate bugs in the dummy connector and the docs'
+    example connector; reports which the suite catches (``nox -s mutants -- local`` for one)."""
+    session.install(*LOCAL_DISTRIBUTIONS, *TEST_TOOLS)
+    session.run("python", "tests/mutation/mutants.py", *session.posargs)
+

@@ -92,7 +92,7 @@ def test_the_guide_shows_the_example_connector_that_the_tests_run():
     """The guide's two code blocks are tests/example_connector's plugin and contract module,
     character for character: the code a reader copies is the code the suite proves."""
     blocks = re.findall(r"```python\n(.*?)```", (DOCS / "writing-a-connector.md").read_text(), re.S)
-    assert blocks[:2] == [(EXAMPLE / "dssr_local" / "plugin.py").read_text(),
+    assert blocks[:2] == [(EXAMPLE / "src" / "dssr_local" / "plugin.py").read_text(),
                           (EXAMPLE / "test_local_contract.py").read_text()], (
         "docs/writing-a-connector.md's code differs from tests/example_connector: change both")
 

@@ -1,8 +1,9 @@
 """The example connector of docs/writing-a-connector.md, ``dssr_local``, as its author would have
-it: importable, and installed for ``dssr serve`` (its entry point), without a pip install.
+it: importable (``src/dssr_local``), and installed for ``dssr serve`` (its entry point), without
+a pip install.
 
 ``dssr_local`` is imported from ``PYTHONPATH`` when it is there (the mutation script puts a
-changed copy there), else from this folder.
+changed copy there), else from ``src/``.
 """
 
 import os
@@ -15,7 +16,7 @@ import pytest
 try:
     import dssr_local.plugin  # noqa: F401 (a copy on PYTHONPATH)
 except ImportError:
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).parent / "src"))
     import dssr_local.plugin  # noqa: F401
 
 #: The folder that holds the ``dssr_local`` package in use.
@@ -40,7 +41,7 @@ def installed_and_cleaned_up(local_plugin_path, monkeypatch, tmp_path):
     failed test leaves its jobs running)."""
     monkeypatch.setenv("PYTHONPATH", local_plugin_path)
     yield
-    for started in tmp_path.glob("*/*/started"):
+    for started in tmp_path.rglob("started"):
         try:
             os.killpg(int(started.read_text()), signal.SIGKILL)
         except (ProcessLookupError, ValueError):
