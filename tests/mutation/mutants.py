@@ -124,8 +124,8 @@ MUTANTS = (
     local("submit-race", "submit takes no lock: two submissions at once may share an id or a name",
           ('    def submit(self, submission):\n        with self.lock:',
            '    def submit(self, submission):\n        with threading.Lock():'),
-          survives="a race: two submissions must interleave in a window of microseconds, which "
-                   "four threads on a loaded machine seldom hit"),
+          survives="a race: the concurrency tests catch it only when two of their four "
+                   "submissions interleave, which is likely, not certain"),
 
     # The dummy connector -----------------------------------------------------------------
     dummy("tail", "tail gives the output of the newest job, not of the job asked for",

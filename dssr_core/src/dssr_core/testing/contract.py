@@ -401,10 +401,14 @@ class ConnectorContract:
         second = submit("echo output-of-the-second; sleep 300")
         self.wait_running(api, first)
         self.wait_running(api, second)
-        for job, mine, other in ((first, "first", "second"), (second, "second", "first"),
-                                 (first, "first", "second")):
-            tail = self.wait_output(api, job, f"output-of-the-{mine}")
-            assert f"output-of-the-{other}" not in tail, (job, tail)
+
+        def both_tails():
+            tails = [self._tail(api, job) or "" for job in (first, second)]
+            return tails if all("output-of-the-" in tail for tail in tails) else None
+
+        first_tail, second_tail = wait_until(both_tails, self.job_timeout, what="output of both jobs")
+        assert "output-of-the-first" in first_tail and "-second" not in first_tail, first_tail
+        assert "output-of-the-second" in second_tail and "-first" not in second_tail, second_tail
         assert self.terminate_and_collect(api, first, second) == [-15, -15]
 
     def test_job_waiting_for_resources_is_queued_not_running(self, api, submit, fill_scheduler):
@@ -417,7 +421,7 @@ class ConnectorContract:
         for job in fillers:
             self.wait_running(api, job)
         waiting = submit("echo ran-once-a-slot-was-free")
-        wait_until(lambda: self._in(api, "queued", waiting), self.job_timeout, what=f"{waiting} queued")
+        wait_until(lambda: self._listed(api, waiting), self.job_timeout, what=f"{waiting} listed")
         deadline = time.monotonic() + self.hold_watch
         while time.monotonic() < deadline:
             assert not self._in(api, "running", waiting), "a job waiting for a slot is listed running"
