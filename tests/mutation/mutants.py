@@ -178,9 +178,10 @@ MUTANTS = (
            '        if found.state in (HELD, QUEUED, RUNNING):\n            return RunStatus.waiting()')),
     dummy("no-slot-limit", "the slot limit is ignored: every job runs at once",
           ('if limit and running >= limit:', 'if False:')),
-    dummy("unknown-raises", "/exitstatus of a job it does not know raises instead of rc -9",
-          ('        except JobNotFound:\n            return ExitStatus.unknown()\n',
-           '        except JobNotFound:\n            raise\n')),
+    dummy("terminate-waiting", "terminate of a job that has not started leaves it waiting",
+          ('                self._commit(attrs.evolve(found, state=ENDED, cancelled=True, end_time=now))\n'
+           '                log.info("job %s cancelled before it started", found.jobid)\n',
+           '                pass\n')),
 )
 
 

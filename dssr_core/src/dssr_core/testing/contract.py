@@ -146,8 +146,8 @@ class ConnectorContract:
     def unique_name(self) -> str:
         return f"{self.job_name_prefix}{uuid.uuid4().hex[:10]}"
 
-    def wait_ended(self, api, job, timeout: float | None = None):
-        wait_until(lambda: not self._listed(api, job), timeout or self.job_timeout, what=f"{job} to end")
+    def wait_ended(self, api, job):
+        wait_until(lambda: not self._listed(api, job), self.job_timeout, what=f"{job} to end")
 
     @staticmethod
     def opt_out(what: str) -> None:
