@@ -214,5 +214,6 @@ def assert_interactive_job_gets_its_url(connector, name: str, bearer: str, devic
 
 def fill_the_node(submit) -> list[dict]:
     """The contract suite's ``fill_scheduler``: one exclusive job, so the suite's next job (not
-    exclusive) waits for the node (reason Resources)."""
-    return [submit("sleep 300", devices=["exclusive=True"])]
+    exclusive) waits for the node (reason Resources). It sleeps two minutes at most: the suite
+    terminates it, but a test run killed before its teardown would leave the node taken."""
+    return [submit("sleep 120", devices=["exclusive=True"])]

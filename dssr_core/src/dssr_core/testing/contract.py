@@ -111,15 +111,24 @@ class ConnectorContract:
         ``{name, number, jobid}``.
 
         ``marked`` submits through :class:`MarkerShellExecutor`; ``devices`` replaces
-        :attr:`job_devices` for this job.
+        :attr:`job_devices` for this job. After the test every job it submitted is terminated:
+        a failed test leaves nothing running on a shared cluster.
         """
+        submitted = []
 
         def submit(body: str, *, hold: bool = False, name: str | None = None, marked: bool = False,
                    devices: list[str] | None = None):
-            return self.submit_to(marker_api if marked else api, body, contract_bearer,
-                                  hold=hold, name=name, devices=devices)
+            job = self.submit_to(marker_api if marked else api, body, contract_bearer,
+                                 hold=hold, name=name, devices=devices)
+            submitted.append(job)
+            return job
 
-        return submit
+        yield submit
+        for job in submitted:
+            try:
+                api.post("/terminate", job)
+            except Exception:  # the test's own failure is the one to report
+                pass
 
     # Helpers ----------------------------------------------------------------------------
 
