@@ -1,4 +1,4 @@
-"""DSSR's sessions: ``nox -s tests`` (every test), ``lint``, ``bench``."""
+"""DSSR's sessions: ``nox -s tests`` (every test), ``lint``, ``bench``, ``mutants``."""
 
 import nox
 
@@ -50,3 +50,11 @@ def bench(session):
     # Real containers: Apptainer runs on the 26.05 cluster only.
     session.run("bash", CLUSTER, "up", external=True, env={"DSSR_CLUSTER_SLURM": "26.05"})
     session.run("python", "bench/bench_containers.py", env={"DSSR_CLUSTER_SLURM": "26.05"})
+
+
+@nox.session
+def mutants(session):
+    """Mutation testing of the contract suite: deliberate bugs in the dummy connector and the docs'
+    example connector; reports which the suite catches (``nox -s mutants -- local`` for one)."""
+    session.install(*LOCAL_DISTRIBUTIONS, *TEST_TOOLS)
+    session.run("python", "tests/mutation/mutants.py", *session.posargs)

@@ -1,14 +1,12 @@
 """The docs tell the truth: every hook is documented, the settings reference is what the
-declarations say, and the connector of "Writing a connector" passes the contract suite."""
+declarations say, and the code of "Writing a connector" is the example connector that
+tests/example_connector runs through the contract suite."""
 
 import importlib
 import inspect
-import os
 import pkgutil
 import re
-import signal
 import subprocess
-import types
 from pathlib import Path
 
 import attrs
@@ -19,7 +17,7 @@ from dssr_core.catalogue import Declared, declared_settings, markdown_tables
 from dssr_core.connector import Connector
 from dssr_core.models import Submission
 from dssr_core.plugins import make_registry
-from dssr_core.settings import Setting, Settings
+from dssr_core.settings import Setting
 from dssr_core.testing import ConnectorContract
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,37 +84,17 @@ def test_every_setting_the_code_defines_is_declared_by_its_distribution(declared
                                                     Declared(setting, "dssr_core"))) == []
 
 
-def _documented_connector_module():
-    text = (DOCS / "writing-a-connector.md").read_text()
-    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
-    module = types.ModuleType("dssr_local_from_docs")
-    exec(compile(code, "docs/writing-a-connector.md", "exec"), module.__dict__)
-    return module
+#: The example connector of docs/writing-a-connector.md and its contract module, run as tests.
+EXAMPLE = ROOT / "tests" / "example_connector"
 
 
-class TestTheDocumentedConnector(ConnectorContract):
-    job_timeout = 30
-
-    @pytest.fixture
-    def settings(self, tmp_path):
-        return Settings.from_env({"LOCAL_JOB_DIR": str(tmp_path)})
-
-    @pytest.fixture
-    def module(self):
-        return _documented_connector_module()
-
-    @pytest.fixture
-    def connector(self, module, settings, tmp_path):
-        yield module.LocalConnector.from_settings(settings)
-        for started in tmp_path.glob("*/started"):  # the process groups of the jobs
-            try:
-                os.killpg(int(started.read_text()), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-    @pytest.fixture
-    def restart_connector(self, module, settings):
-        return lambda: module.LocalConnector.from_settings(settings)
+def test_the_guide_shows_the_example_connector_that_the_tests_run():
+    """The guide's two code blocks are tests/example_connector's plugin and contract module,
+    character for character: the code a reader copies is the code the suite proves."""
+    blocks = re.findall(r"```python\n(.*?)```", (DOCS / "writing-a-connector.md").read_text(), re.S)
+    assert blocks[:2] == [(EXAMPLE / "src" / "dssr_local" / "plugin.py").read_text(),
+                          (EXAMPLE / "test_local_contract.py").read_text()], (
+        "docs/writing-a-connector.md's code differs from tests/example_connector: change both")
 
 
 def test_the_guide_lists_every_field_of_a_submission_and_every_abstract_method():

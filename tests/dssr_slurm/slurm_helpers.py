@@ -210,3 +210,10 @@ def assert_interactive_job_gets_its_url(connector, name: str, bearer: str, devic
         assert set(answer.json) == {"about", "help", "url", "actions"}
     finally:
         assert api.post("/terminate", job).status == 200
+
+
+def fill_the_node(submit) -> list[dict]:
+    """The contract suite's ``fill_scheduler``: one exclusive job, so the suite's next job (not
+    exclusive) waits for the node (reason Resources). It sleeps two minutes at most: the suite
+    terminates it, but a test run killed before its teardown would leave the node taken."""
+    return [submit("sleep 120", devices=["exclusive=True"])]

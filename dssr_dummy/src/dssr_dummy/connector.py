@@ -160,13 +160,23 @@ class DummyConnector(Connector):
         return SubmitResult(str(job.jobid), script)
 
     def running(self) -> list[JobListing]:
+        self._check_ticking()
         metrics.snapshot_taken()  # the listings are kept as jobs change: always fresh
         with self._lock:
             return list(self._running)
 
     def queued(self) -> list[JobListing]:
+        self._check_ticking()
         with self._lock:
             return list(self._queued)
+
+    def _check_ticking(self) -> None:
+        """The listings are what the tick thread last saw: once it stopped (the connector
+        closed) they would go stale, and upstream takes a job missing from /running as ended."""
+        if self._store is None or self._stop.is_set():
+            raise ClusterUnavailable("The dummy connector is closed.")
+        if not self._thread.is_alive():
+            raise ClusterUnavailable("The dummy's tick thread stopped; restart DSSR.")
 
     def runstatus(self, job: JobRef) -> RunStatus:
         found = self._find(job)

@@ -1,24 +1,24 @@
 """What a connector author needs to prove a plugin: API helpers and the contract suite.
 
 Use the suite by subclassing it in a test module and providing the ``connector`` and
-``restart_connector`` fixtures::
+``serve_env`` fixtures::
 
     from dssr_core.testing import ConnectorContract
 
     class TestMyConnector(ConnectorContract):
         @pytest.fixture
-        def settings(self, tmp_path):
-            return Settings.from_env({"MY_STATE_DIR": str(tmp_path)})
+        def environment(self, tmp_path):
+            return {"MY_STATE_DIR": str(tmp_path)}
 
         @pytest.fixture
-        def connector(self, settings):
-            connector = MyConnector.from_settings(settings)
+        def connector(self, environment):
+            connector = MyConnector.from_settings(Settings.from_env(environment))
             yield connector
             connector.close()
 
         @pytest.fixture
-        def restart_connector(self, settings):
-            return lambda: MyConnector.from_settings(settings)
+        def serve_env(self, environment):
+            return {"JARVICE_BAREMETAL_CONNECTOR": "mine", **environment}
 
 The fixtures ``dssr_server`` and ``free_port`` come with the pytest plugin that
 ``dssr_core`` installs (entry point ``pytest11``). docs/testing.md lists everything.

@@ -118,14 +118,18 @@ def encode_script(template: str) -> str:
     return base64.b64encode(template.encode()).decode()
 
 
-def shell_template(body: str, cores: int = 1, devices: list[str] | None = None) -> str:
+def shell_template(body: str, cores: int = 1, devices: list[str] | None = None,
+                   walltime: str | None = None) -> str:
     """A plain bash body in upstream's template form (braces doubled).
 
-    ``devices`` are upstream's pseudo-devices (``JOBOBJ_DEVICES``), e.g. ``["exclusive=False"]``.
+    ``devices`` are upstream's pseudo-devices (``JOBOBJ_DEVICES``), e.g. ``["exclusive=False"]``;
+    ``walltime`` is ``JOBOBJ_WALLTIME`` (``HH:MM:SS``).
     """
     facts = f"JARVICE_CPU_CORES={cores}\n"
     if devices is not None:
         facts += f"JOBOBJ_DEVICES={escape_braces(json.dumps(devices))}\n"
+    if walltime is not None:
+        facts += f"JOBOBJ_WALLTIME={walltime}\n"
     return f"#!/bin/bash\n{{DOWNSTREAM_PARAMETERS}}\n{facts}{escape_braces(body)}\n"
 
 

@@ -1,8 +1,11 @@
 """The connector contract suite: what upstream relies on, run against any connector.
 
 Subclass :class:`ConnectorContract` in a test module and provide two fixtures, ``connector``
-and ``restart_connector`` (see their docstrings); override the knobs (class attributes) as your
-scheduler needs. docs/testing.md lists everything.
+and ``serve_env`` (see their docstrings); override the knobs (class attributes) as your
+scheduler needs, and opt in to the tests of what your scheduler can do (``fill_scheduler``,
+``unreachable_connector``, ``refused_job``, ``walltime``). A test you do not opt in to is
+skipped with a reason that starts with :data:`OPT_OUT` (``pytest -rs`` and the summary at the
+end of the run list them). docs/testing.md lists everything.
 """
 
 import json
@@ -17,9 +20,11 @@ import pytest
 
 from dssr_core import metrics
 from dssr_core.app import create_app, openapi_document_bytes
+from dssr_core.errors import ClusterUnavailable
 from dssr_core.settings import Settings
 from dssr_core.shell import ShellExecutor
 from dssr_core.testing.api import ApiClient, shell_template, wait_until
+from dssr_core.testing.plugin import OPT_OUT
 
 HMS = re.compile(r"^\d{2,}:\d{2}:\d{2}$")
 #: The name the suite's executors are served under: the key of ``hpc_script`` it sends.
@@ -37,7 +42,7 @@ class MarkerShellExecutor(ShellExecutor):
 
 
 class ConnectorContract:
-    """Subclass it and provide the ``connector`` and ``restart_connector`` fixtures."""
+    """Subclass it and provide the ``connector`` and ``serve_env`` fixtures."""
 
     #: Seconds a job may take to start and to end on this connector.
     job_timeout = 60.0
@@ -50,6 +55,12 @@ class ConnectorContract:
     #: Upstream's pseudo-devices (``JOBOBJ_DEVICES``) of every job the suite submits, e.g.
     #: ``["exclusive=False"]`` to let the suite's jobs share a small cluster's nodes.
     job_devices: list[str] | None = None
+    #: Opt-in: keyword arguments of :func:`shell_template` (``cores``, ``devices``) for a job
+    #: your scheduler refuses at submission (e.g. ``{"cores": 4096}``); ``None``: it refuses none.
+    refused_job: dict | None = None
+    #: Opt-in: a ``JOBOBJ_WALLTIME`` (``HH:MM:SS``) your scheduler enforces within
+    #: ``job_timeout``; ``None``: it does not end jobs at their walltime.
+    walltime: str | None = None
 
     # Fixtures ---------------------------------------------------------------------------
 
@@ -59,12 +70,28 @@ class ConnectorContract:
         pytest.fail("Provide a `connector` fixture: the connector under test, closed after the test.")
 
     @pytest.fixture
-    def restart_connector(self):
-        """A function that builds a second instance of the connector on the same state as
-        ``connector`` (its state directory, its cluster), as DSSR does when it starts again.
-        The suite closes ``connector`` before calling it and closes what it returns."""
-        pytest.fail("Provide a `restart_connector` fixture: a function that builds a new instance "
-                    "of the connector on the same state as `connector`.")
+    def serve_env(self):
+        """The settings (environment variables) with which ``dssr serve`` serves the connector
+        on the same state as ``connector`` (its state directory, its cluster): at least
+        ``JARVICE_BAREMETAL_CONNECTOR``. The restart test stops ``connector`` and starts that
+        server, a process of its own, as DSSR starts again after an upgrade."""
+        pytest.fail("Provide a `serve_env` fixture: the environment with which `dssr serve` serves "
+                    "your connector on the same state as `connector` (it replaces `restart_connector`, "
+                    "which the suite no longer calls).")
+
+    @pytest.fixture
+    def fill_scheduler(self):
+        """Opt-in: ``fill(submit)`` submits, with the suite's ``submit`` fixture, the jobs that
+        take every slot the suite's next job could run in, and returns them (they must run,
+        e.g. ``sleep 300``; the suite terminates them). ``None``: the connector cannot make a
+        job wait for resources."""
+        return None
+
+    @pytest.fixture
+    def unreachable_connector(self):
+        """Opt-in: a connector like ``connector`` whose scheduler cannot be reached (pointed at
+        a closed port, say), closed after the test. ``None``: the suite cannot make an outage."""
+        return None
 
     @pytest.fixture
     def contract_bearer(self):
@@ -83,16 +110,28 @@ class ConnectorContract:
 
     @pytest.fixture
     def submit(self, api, marker_api, contract_bearer):
-        """``submit(body, hold=False, name=None, marked=False)``: the job as ``{name, number, jobid}``.
+        """``submit(body, hold=False, name=None, marked=False, devices=None)``: the job as
+        ``{name, number, jobid}``.
 
-        ``marked`` submits through :class:`MarkerShellExecutor`.
+        ``marked`` submits through :class:`MarkerShellExecutor`; ``devices`` replaces
+        :attr:`job_devices` for this job. After the test every job it submitted is terminated:
+        a failed test leaves nothing running on a shared cluster.
         """
+        submitted = []
 
-        def submit(body: str, *, hold: bool = False, name: str | None = None, marked: bool = False):
-            return self.submit_to(marker_api if marked else api, body, contract_bearer,
-                                  hold=hold, name=name)
+        def submit(body: str, *, hold: bool = False, name: str | None = None, marked: bool = False,
+                   devices: list[str] | None = None):
+            job = self.submit_to(marker_api if marked else api, body, contract_bearer,
+                                 hold=hold, name=name, devices=devices)
+            submitted.append(job)
+            return job
 
-        return submit
+        yield submit
+        for job in submitted:
+            try:
+                api.post("/terminate", job)
+            except Exception:  # the test's own failure is the one to report
+                pass
 
     # Helpers ----------------------------------------------------------------------------
 
@@ -102,10 +141,13 @@ class ConnectorContract:
         app = create_app(settings, connector, executor_class(settings), executor_name=EXECUTOR_NAME)
         return ApiClient.for_app(app)
 
-    def submit_to(self, api, body: str, bearer, *, hold: bool = False, name: str | None = None) -> dict:
-        """Submit ``body`` through ``api`` as upstream does; the job as ``{name, number, jobid}``."""
+    def submit_to(self, api, body: str, bearer, *, hold: bool = False, name: str | None = None,
+                  devices: list[str] | None = None, walltime: str | None = None) -> dict:
+        """Submit ``body`` through ``api`` as upstream does; the job as ``{name, number, jobid}``.
+        ``devices`` replaces :attr:`job_devices`; ``walltime`` is its ``JOBOBJ_WALLTIME``."""
         name = name or self.unique_name()
-        template = shell_template(body, devices=self.job_devices)
+        template = shell_template(body, devices=self.job_devices if devices is None else devices,
+                                  walltime=walltime)
         answer = api.submit(name, template, executor=EXECUTOR_NAME, hold=hold, bearer=bearer)
         assert answer.status == 200, answer.text
         jobid, script = answer.json
@@ -118,6 +160,11 @@ class ConnectorContract:
 
     def wait_ended(self, api, job):
         wait_until(lambda: not self._listed(api, job), self.job_timeout, what=f"{job} to end")
+
+    @staticmethod
+    def opt_out(what: str) -> None:
+        """Skip the test: the subclass has not opted in to ``what`` (the report lists it)."""
+        pytest.skip(f"{OPT_OUT} {what}")
 
     def wait_running(self, api, job):
         """Wait until ``job`` runs; fail at once when it has left the listings without running."""
@@ -311,44 +358,132 @@ class ConnectorContract:
         assert listed == [[name, jobs[0]["jobid"]]]
         assert self.terminate_and_collect(api, jobs[0]) == [-15]
 
-    def test_restart_keeps_running_held_and_ended_jobs(self, connector, restart_connector,
+    def test_restart_keeps_running_held_and_ended_jobs(self, connector, serve_env, dssr_server,
                                                         contract_bearer):
         """DSSR restarts (upgrades, a pod moved, a second replica) while upstream's jobs run,
-        wait and wait to be collected: a new instance on the same state must know them all."""
+        wait and wait to be collected: ``dssr serve``, a process of its own on the same state,
+        must know them all, and again after it restarted itself."""
         api = self.api_for(connector)
         ended = self.submit_to(api, "echo ended-before-restart", contract_bearer)
-        running = self.submit_to(api, "echo running-across-restart; sleep 60", contract_bearer)
+        running = self.submit_to(api, "echo running-across-restart; sleep 300", contract_bearer)
         held = self.submit_to(api, "echo held-across-restart", contract_bearer, hold=True)
         self.wait_ended(api, ended)
         self.wait_running(api, running)
         connector.close()
-        second = restart_connector()
-        try:
-            api = self.api_for(second)
-            assert self._in(api, "running", running)
-            assert self._in(api, "queued", held)
-            assert "running-across-restart" in self.wait_output(api, running, "running-across-restart")
-            rc, output, _ = self.exitstatus(api, ended)
-            assert (rc, "ended-before-restart" in output) == (0, True), output
-            assert self.terminate_and_collect(api, running) == [-15]
-            assert api.post("/release", held).json is True
-            self.wait_ended(api, held)
-            rc, output, _ = self.exitstatus(api, held)
-            assert (rc, "held-across-restart" in output) == (0, True), output
-        finally:
-            second.close()
+        key = serve_env.get("JARVICE_SCHED_SERVER_KEY")
+        server = dssr_server(serve_env, auth=tuple(key.split(":", 1)) if key else None)
+        api = server.api()
+        assert self._in(api, "running", running), server.log()[-2000:]
+        assert self._in(api, "queued", held)
+        served = self.submit_to(api, "echo held-by-the-server", contract_bearer, hold=True)
+        server.restart()
+        api = server.api()
+        assert self._in(api, "running", running)
+        assert self._in(api, "queued", held) and self._in(api, "queued", served)
+        assert "running-across-restart" in self.wait_output(api, running, "running-across-restart")
+        rc, output, _ = self.exitstatus(api, ended)
+        assert (rc, "ended-before-restart" in output) == (0, True), output
+        assert self.terminate_and_collect(api, running) == [-15]
+        for job, words in ((held, "held-across-restart"), (served, "held-by-the-server")):
+            assert api.post("/release", job).json is True
+            self.wait_ended(api, job)
+            rc, output, _ = self.exitstatus(api, job)
+            assert (rc, words in output) == (0, True), output
 
-    def test_check_and_gc_on_a_healthy_cluster(self, api, connector, submit):
+    def test_check_and_gc_on_a_healthy_cluster(self, api, connector, submit, unreachable_connector):
         """Operators run `dssr check`, upstream calls /gc regularly: both succeed on a healthy
-        cluster, and /gc leaves an ended job that upstream has not collected yet alone."""
+        cluster, and /gc leaves an ended job that upstream has not collected yet alone. The
+        check is a live test: where the suite can make an outage, it must see it."""
         summary = connector.check()
-        assert isinstance(summary, str) and summary.strip()
+        assert isinstance(summary, str) and summary.strip() and "\n" not in summary.strip(), summary
+        if unreachable_connector is not None:
+            with pytest.raises(ClusterUnavailable):
+                unreachable_connector.check()
         job = submit("echo kept-until-collected")
         self.wait_ended(api, job)
         answer = api.get("/gc")
         assert (answer.status, answer.json) == (200, {"status": "OK"})
         rc, output, _ = self.exitstatus(api, job)
         assert (rc, "kept-until-collected" in output) == (0, True), output
+
+    def test_two_live_jobs_each_tail_their_own_output(self, api, submit):
+        """Upstream shows the output of each of a user's jobs while they run: a tail must be
+        the output of the job asked for, never of another live job."""
+        first = submit("echo output-of-the-first; sleep 300")
+        second = submit("echo output-of-the-second; sleep 300")
+        self.wait_running(api, first)
+        self.wait_running(api, second)
+
+        def both_tails():
+            tails = [self._tail(api, job) or "" for job in (first, second)]
+            return tails if all("output-of-the-" in tail for tail in tails) else None
+
+        first_tail, second_tail = wait_until(both_tails, self.job_timeout, what="output of both jobs")
+        assert "output-of-the-first" in first_tail and "-second" not in first_tail, first_tail
+        assert "output-of-the-second" in second_tail and "-first" not in second_tail, second_tail
+        assert self.terminate_and_collect(api, first, second) == [-15, -15]
+
+    def test_job_waiting_for_resources_is_queued_not_running(self, api, submit, fill_scheduler):
+        """A job that waits for a free slot (not only a held one) is in /queued, not /running,
+        and /runstatus gives the waiting shape; it runs once a slot is free."""
+        if fill_scheduler is None:
+            self.opt_out("fill_scheduler is None: the connector cannot make a job wait for resources")
+        fillers = fill_scheduler(submit)
+        assert fillers, "fill_scheduler submitted no job"
+        for job in fillers:
+            self.wait_running(api, job)
+        waiting = submit("echo ran-once-a-slot-was-free")
+        wait_until(lambda: self._listed(api, waiting), self.job_timeout, what=f"{waiting} listed")
+        deadline = time.monotonic() + self.hold_watch
+        while time.monotonic() < deadline:
+            assert not self._in(api, "running", waiting), "a job waiting for a slot is listed running"
+            assert self._in(api, "queued", waiting)
+            nodes, elapsed, ident, extra = api.post("/runstatus", waiting).json
+            assert (elapsed, ident, extra) == ("00:00:00", f"{waiting['name']}/1/{waiting['jobid']}", None)
+            time.sleep(0.2)
+        assert self.terminate_and_collect(api, *fillers) == [-15] * len(fillers)
+        self.wait_ended(api, waiting)
+        rc, output, _ = self.exitstatus(api, waiting)
+        assert (rc, "ran-once-a-slot-was-free" in output) == (0, True), output
+
+    def test_scheduler_refusal_is_422(self, api, contract_bearer):
+        """A job the scheduler refuses is a 422 with the scheduler's sentence, and no job."""
+        if self.refused_job is None:
+            self.opt_out("refused_job is None: no job that the scheduler refuses")
+        name = self.unique_name()
+        template = shell_template("echo never-runs", **{"devices": self.job_devices, **self.refused_job})
+        answer = api.submit(name, template, executor=EXECUTOR_NAME, bearer=contract_bearer)
+        assert answer.status == 422, answer.text
+        assert answer.json["description"].strip(), answer.text
+        assert name not in api.job_names("queued") | api.job_names("running")
+
+    def test_scheduler_outage_is_503_never_an_empty_list(self, unreachable_connector, contract_bearer):
+        """Upstream takes an empty /running as "every job ended": a scheduler that cannot be
+        reached is a 503 with a sentence on the listings and /submit, and /gc is 500 ``BAD``."""
+        if unreachable_connector is None:
+            self.opt_out("unreachable_connector is None: the suite cannot make an outage")
+        api = self.api_for(unreachable_connector)
+        answer = api.get("/gc")
+        assert (answer.status, answer.json) == (500, {"status": "BAD"}), answer.text
+        answers = {path: api.get(path) for path in ("/running", "/queued")}
+        answers["/submit"] = api.submit(self.unique_name(), shell_template("true", devices=self.job_devices),
+                                        executor=EXECUTOR_NAME, bearer=contract_bearer)
+        for path, answer in answers.items():
+            assert answer.status == 503, (path, answer.status, answer.text)
+            assert answer.json["description"].strip(), (path, answer.text)
+
+    def test_job_past_its_walltime_ends_timeout(self, api, contract_bearer):
+        """A job that outlives its walltime (``JOBOBJ_WALLTIME``) is ended by the scheduler and
+        reported ``TIMEOUT`` with its output."""
+        if self.walltime is None:
+            self.opt_out("walltime is None: the connector does not end jobs at their walltime")
+        job = self.submit_to(api, "echo started-before-the-walltime; sleep 600", contract_bearer,
+                             walltime=self.walltime)
+        self.wait_running(api, job)
+        self.wait_ended(api, job)
+        rc, output, banner = self.exitstatus(api, job)
+        assert "TIMEOUT" in banner, banner
+        assert "started-before-the-walltime" in output
 
     def test_unknown_job(self, api, submit):
         job = {"name": "contract-never-submitted", "number": 1, "jobid": "987654"}
@@ -358,27 +493,6 @@ class ConnectorContract:
         assert output == ""
         assert api.request(job, "tail").status == 404
         assert api.post("/terminate", job).json is True
-
-    @pytest.mark.parametrize("args", [
-        {"name": "bad;name", "number": 1, "jobid": "1"},
-        {"name": "ok", "number": "one", "jobid": "1"},
-        {"name": "ok", "number": 1, "jobid": "$(touch /tmp/x)"},
-        {"name": "ok", "number": 1},
-    ])
-    def test_bad_job_reference_is_refused(self, api, args):
-        for path in ("/runstatus", "/exitstatus", "/terminate", "/release", "/events"):
-            answer = api.post(path, args)
-            assert answer.status == 400, (path, answer.text)
-            assert answer.json["description"]
-
-    def test_bad_submission_is_refused(self, api):
-        answer = api.submit("-leading-dash", shell_template("true"))
-        assert answer.status == 400
-        assert "args.name" in answer.json["description"]
-        answer = api.post("/submit", {"name": "ok", "number": 1, "nodes": 1,
-                                      "hpc_script": {"shell": "%%% not base64"}})
-        assert answer.status == 400
-        assert "base64" in answer.json["description"]
 
     # Last, so that it sees the labels of every test above when the suite runs whole ---------
 

@@ -11,6 +11,22 @@ import pytest
 
 from dssr_core.testing.api import ApiClient, wait_until
 
+#: A contract test skipped because its subclass did not opt in starts its reason with this.
+OPT_OUT = "contract opt-out:"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """List the contract tests that were not run because a connector did not opt in to them,
+    so that a green run shows what it did not check."""
+    opted_out = [report for report in terminalreporter.stats.get("skipped", [])
+                 if isinstance(report.longrepr, tuple) and OPT_OUT in str(report.longrepr[2])]
+    if not opted_out:
+        return
+    terminalreporter.section("connector contract: tests not opted in to")
+    for report in opted_out:
+        reason = str(report.longrepr[2]).split(OPT_OUT, 1)[1].strip()
+        terminalreporter.line(f"{report.nodeid}: {reason}")
+
 
 @pytest.fixture
 def free_port() -> int:
