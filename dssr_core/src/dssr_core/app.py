@@ -354,7 +354,7 @@ class JobRequest(_ConnectorResource):
         if isinstance(answer.body, dict):
             resp.media = answer.body
         else:
-            resp.content_type = answer.content_type
+            resp.content_type = _with_charset(answer.content_type)
             resp.data = answer.body if isinstance(answer.body, bytes) else _utf8(answer.body)
 
 
@@ -366,6 +366,14 @@ class DataListing(_ConnectorResource):
         entries = self.connector.pvcls(path, details)
         resp.content_type = falcon.MEDIA_TEXT
         resp.data = _utf8("".join(entry.as_line(details) + "\n" for entry in entries))
+
+
+def _with_charset(content_type: str) -> str:
+    """A text type says that its bytes are UTF-8 (as :func:`_utf8` makes them), so that clients
+    do not guess Latin-1 (``café`` shown as ``cafÃ©``)."""
+    if content_type.startswith("text/") and "charset=" not in content_type:
+        return content_type + "; charset=utf-8"
+    return content_type
 
 
 def _utf8(text: str) -> bytes:

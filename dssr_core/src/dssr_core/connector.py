@@ -6,6 +6,7 @@ threads at the same time: every method must be thread-safe.
 
 import abc
 import logging
+import warnings
 
 from dssr_core.errors import InvalidRequest, NotAvailable
 from dssr_core.models import (
@@ -39,10 +40,25 @@ class Connector(abc.ABC):
     (:class:`dssr_core.models.ConnectorSpec`); the class does not repeat it.
     """
 
+    #: Whether upstream's bearer (``Submission.bearer``) decides the cluster account a job runs
+    #: as (the Slurm connectors map users from it); the init report warns about an unchecked
+    #: bearer only then. ``.. versionadded:: 0.2``
+    bearer_decides_account: bool = False
+
     @classmethod
     def from_settings(cls, settings):
         """Build the connector from :class:`dssr_core.settings.Settings`: ``cls(settings)``."""
         return cls(settings)
+
+    def __init__(self, settings=None):
+        """Takes nothing. A connector written for 0.1 passes ``settings``: it is kept as
+        ``self.settings``, as 0.1 did, with a ``DeprecationWarning`` (removed in 0.3)."""
+        if settings is not None:
+            warnings.warn(
+                f"{type(self).__name__}: Connector.__init__(settings) is deprecated since DSSR 0.2 and "
+                "goes in 0.3; call super().__init__() and read settings in from_settings(settings) "
+                "with settings.read(Setting(...)).", DeprecationWarning, stacklevel=2)
+            self.settings = settings
 
     # Jobs: every connector implements these ---------------------------------------------
 

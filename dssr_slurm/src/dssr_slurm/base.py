@@ -53,6 +53,8 @@ class SlurmConnector(Connector):
     :class:`StatusSnapshot` over :meth:`_list_jobs`) and ``files`` (how a job's output is reached).
     """
 
+    bearer_decides_account = True  # users.py maps upstream's user to a cluster account
+
     config: SlurmConfig
     snapshot: StatusSnapshot
     files: OutputAccess

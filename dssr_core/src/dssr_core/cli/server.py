@@ -8,13 +8,16 @@ import signal
 import socket
 import sys
 
+import attrs
+
+import dssr_core
 from dssr_core.cli.logs import configure_logging
 from dssr_core.cli.parsing import add_command
 from dssr_core.client import Client, ClientError, ServerUnreachable
 from dssr_core.errors import DssrError, SettingsError
 from dssr_core.plugins import disabled_plugins, make_registry
 from dssr_core.report import REPORT_FOOTER, init_report
-from dssr_core.settings import Settings
+from dssr_core.settings import DEFAULT_CONNECTOR_REASON, Settings
 
 log = logging.getLogger("dssr_core.cli")
 
@@ -49,8 +52,10 @@ def add_commands(commands) -> None:
     check.add_argument("--server", help="ask this running server (host:port or URL; default: "
                                         "the address these settings serve on, http://127.0.0.1:5000)")
 
-    add_command(commands, "plugins", "list the installed connectors, executors and plugins",
-                cmd_plugins, "Broken plugins are listed with their error.")
+    plugins = add_command(commands, "plugins", "list the installed connectors, executors and plugins",
+                          cmd_plugins, "Broken plugins are listed with their error, and plugins that "
+                          "DSSR_DISABLE_PLUGINS disables as disabled.")
+    plugins.add_argument("--config", help="YAML file of settings (DSSR_CONFIG)")
 
     settings = add_command(
         commands, "settings", "print the effective settings (secrets masked) and where each came from",
@@ -78,7 +83,24 @@ def load_settings(args) -> Settings:
         "WAITRESS_PORT": _text(getattr(args, "port", None)),
         "DSSR_THREADS": _text(getattr(args, "threads", None)),
     }
-    return Settings.from_env(config_file=getattr(args, "config", None), overrides=overrides)
+    settings = Settings.from_env(config_file=getattr(args, "config", None), overrides=overrides)
+    return _only_connector_installed(settings)
+
+
+def _only_connector_installed(settings: Settings) -> Settings:
+    """Without dssr_dummy, the default connector is the one connector installed, if one is.
+
+    A third-party connector's author who installed only their own connector is not asked for
+    ``dummy``; with several installed, selection fails listing them (as it does by name).
+    """
+    if settings.connector_reason != DEFAULT_CONNECTOR_REASON:
+        return settings
+    installed = make_registry(block=disabled_plugins(settings)).backends("connector")
+    if settings.connector in installed or len(installed) != 1:
+        return settings
+    only = next(iter(installed))
+    return attrs.evolve(settings, connector=only, connector_reason=(
+        f"the only connector installed (the default {settings.connector} is not)"))
 
 
 def _text(value):
@@ -109,6 +131,8 @@ def cmd_serve(args) -> int:
         sockets = listen_on(settings.bind, settings.port, settings.backlog)
         for listening in sockets:
             cleanup.callback(listening.close)
+        if settings.port == 0:  # the port the kernel chose is the one to report and to call
+            settings = attrs.evolve(settings, port=sockets[0].getsockname()[1])
         # Only now that the port is ours does anything touch the cluster or its state.
         connector_backend, executor_backend, connector, executor = build_backends(settings)
         cleanup.callback(connector.close)
@@ -163,6 +187,7 @@ def _listen_failure(host: str, port: int, error: OSError) -> str:
 
 
 def _exit_on_sigterm(signum, frame):
+    log.info("SIGTERM: stopping; running jobs keep running")
     raise SystemExit(0)  # lets serve() return so that the connector closes cleanly
 
 
@@ -247,7 +272,9 @@ def cmd_settings(args) -> int:
 
 
 def cmd_plugins(args) -> int:
-    registry = make_registry()
+    settings = load_settings(args)
+    registry = make_registry(block=disabled_plugins(settings))
+    print(f"dssr_core {dssr_core.__version__}, plugin API {dssr_core.PLUGIN_API_VERSION}")
     print(f"{'KIND':<10} {'NAME':<13} {'DISTRIBUTION':<18} {'VERSION':<8} DESCRIPTION")
     for kind in ("connector", "executor"):
         for name, backend in sorted(registry.backends(kind).items()):
@@ -258,4 +285,6 @@ def cmd_plugins(args) -> int:
         print(f"plugin {plugin_name}: hooks {hooks}")
     for broken in registry.broken.values():
         print(f"broken     {broken.entry_point:<13} {broken.distribution:<27} {broken.error}")
+    for name, distribution in sorted(registry.disabled.items()):
+        print(f"disabled   {name:<13} {distribution:<27} by DSSR_DISABLE_PLUGINS")
     return 0
