@@ -186,6 +186,21 @@ class Settings:
             return setting.default_value()
         return setting.parse(found.spelling, found.text)
 
+    def read_required(self, *settings: Setting, purpose: str) -> tuple:
+        """The typed values of ``settings``, which must all be set: else one SettingsError that
+        names every one missing (``... must be set <purpose>``), so that one try tells all.
+
+        Example: ``host, user = settings.read_required(HOST, USER, purpose="to reach PBS")``.
+        ``.. versionadded:: 0.2``
+        """
+        values = tuple(self.read(setting) for setting in settings)
+        missing = [setting.name for setting, value in zip(settings, values, strict=True)
+                   if value is None or value == "" or value == ()]
+        if missing:
+            names = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
+            raise SettingsError(f"{names} must be set {purpose}.")
+        return values
+
     def found(self, setting: Setting) -> Found | None:
         """Which spelling of ``setting`` is set, its text and where it came from; None if none."""
         for spelling in setting.spellings:
