@@ -8,7 +8,7 @@ import abc
 import logging
 import warnings
 
-from dssr_core.errors import InvalidRequest, NotAvailable
+from dssr_core.errors import InvalidRequest, JobConflict, NotAvailable
 from dssr_core.models import (
     DirEntry,
     ExitStatus,
@@ -64,7 +64,8 @@ class Connector(abc.ABC):
 
     @abc.abstractmethod
     def submit(self, submission: Submission) -> SubmitResult:
-        """Submit the job; a live job of the same name is returned instead (a retried submit)."""
+        """Submit the job; a live job of the same name is returned instead (a retried submit)
+        when it has the same script, else :func:`check_retried_submit` raises ``JobConflict``."""
 
     @abc.abstractmethod
     def running(self) -> list[JobListing]:
@@ -179,6 +180,22 @@ class Connector(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 (a default that does nothing, not an abstract method)
         """Release connections and threads at shutdown; jobs keep running. May be called twice."""
+
+
+def check_retried_submit(name: str, jobid: str, first: str | None, again: str) -> None:
+    """A submit of ``name`` found its live job ``jobid``: return when it is a retried submit of
+    that job, else raise ``JobConflict`` (409) with a sentence that names the job.
+
+    ``first`` is the fingerprint (:func:`dssr_core.models.script_fingerprint`) the job was
+    submitted with, None when the scheduler does not keep one (then the job is answered, as a
+    retry); ``again`` is the new submission's. Every connector compares here, so that all answer
+    the same. ``.. versionadded:: 0.2``
+    """
+    if first is not None and first != again:
+        raise JobConflict(
+            f"A job named {name} is live already (job id {jobid}) and was submitted with another "
+            f"script; only a retry of the same script answers that job. Choose another name, or "
+            f"terminate job {jobid} first.")
 
 
 def _lines(query: dict[str, list[str]]) -> int:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import attrs
 
-from dssr_core.connector import Connector
+from dssr_core.connector import Connector, check_retried_submit
 from dssr_core.errors import (
     ClusterUnavailable,
     ConnectorError,
@@ -55,6 +55,7 @@ from dssr_core.models import (
     RunStatus,
     Submission,
     SubmitResult,
+    script_fingerprint,
 )
 from dssr_core.settings import is_secret
 from dssr_core.textfiles import last_lines
@@ -120,9 +121,14 @@ class DummyConnector(Connector):
             with self._lock:
                 existing = self._jobs.get(self._active_by_name.get(submission.name, -1))
             if existing is not None:
+                kept = self._script(existing, None)  # as it was written: secret lines dropped
+                script = drop_lines_naming(submission.script, UPSTREAM_SECRETS)
+                check_retried_submit(submission.name, str(existing.jobid),
+                                     None if kept is None else script_fingerprint(kept),
+                                     script_fingerprint(script))
                 log.info("submit of %s again: it is job %s already (%s); not run twice",
                          submission.name, existing.jobid, existing.state.lower())
-                return SubmitResult(str(existing.jobid), self._script(existing, submission.script))
+                return SubmitResult(str(existing.jobid), kept or script)
             now = time.time()
             timer = self.config.timer
             job = Job(

@@ -10,6 +10,7 @@ shared snapshot (one ``squeue`` per interval); the job logic both Slurm connecto
 import logging
 
 from dssr_core.audit import audit, portal_user_of
+from dssr_core.connector import check_retried_submit
 from dssr_core.errors import Forbidden, NotAvailable, SettingsError
 from dssr_core.models import DirEntry, JobRef, Submission, SubmitResult
 from dssr_slurm.base import SlurmConnector
@@ -17,7 +18,7 @@ from dssr_slurm.commands import programs as commands
 from dssr_slurm.config import SlurmConfig
 from dssr_slurm.failures import unreachable_or_failed
 from dssr_slurm.files import SshFiles
-from dssr_slurm.jobs import JobRecord, matching
+from dssr_slurm.jobs import JobRecord, matching, script_fingerprint_of
 from dssr_slurm.jobscript import batch_script
 from dssr_slurm.jobspec import job_spec
 from dssr_slurm.snapshot import StatusSnapshot
@@ -50,8 +51,11 @@ class SlurmCliConnector(SlurmConnector):
         account = self.accounts.for_submission(submission)
         command = commands.submit(submission.name, commands.sbatch_arguments(spec),
                                   lock_wait=self.ssh_settings.command_timeout / 2)
-        jobid, existing = commands.parse_submit(self._run(account, command, stdin=script), submission.name)
-        if existing:
+        result = self._run(account, command, stdin=script)
+        jobid, existing = commands.parse_submit(result, submission.name)
+        if existing:  # the first live job's comment comes first in squeue's answer
+            check_retried_submit(submission.name, jobid, script_fingerprint_of(result.stdout),
+                                 submission.fingerprint)
             log.info("job %s/%s is already in Slurm as %s; not submitted again",
                      submission.name, submission.number, jobid)
         else:

@@ -53,7 +53,8 @@ def sacct_job(jobid: str) -> str:
 def submit(name: str, sbatch_arguments: list[str], lock_wait: float) -> str:
     """One remote command: under a lock, answer the id of a live job of this name, else ``sbatch``.
 
-    The script comes on stdin. The check uses a fresh ``squeue`` so that a retried submission
+    The script comes on stdin. The check uses a fresh ``squeue`` (ids and comments, where the
+    script's fingerprint is: :func:`dssr_slurm.jobs.script_fingerprint_of`) so that a retried submission
     never runs twice, and the lock makes check and ``sbatch`` one step for every DSSR replica:
     ``flock(1)`` on :func:`submit_lock` in the submitting user's home (shared by the login
     nodes; the chart's documentation requires it to support flock). Two replicas given the same
@@ -63,7 +64,7 @@ def submit(name: str, sbatch_arguments: list[str], lock_wait: float) -> str:
     their owner only (sbatch passes it on to the job).
     """
     find_live = quote_command("squeue", "--noheader", "--all", f"--states={LIVE_STATE_NAMES}",
-                              f"--name={slurm_job_name(name)}", "--format=%i")
+                              f"--name={slurm_job_name(name)}", "--format=%i %k")
     lock = f'"$HOME"/{quote_command(submit_lock(name))}'
     return (f"command -v flock >/dev/null 2>&1 || exit {NO_FLOCK}; umask 077; "
             f'mkdir -p "$HOME"/{LOCK_DIR} && touch {lock} || exit {NO_LOCK_FILE}; '
