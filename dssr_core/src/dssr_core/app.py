@@ -80,6 +80,7 @@ def create_app(settings, connector, executor, *, executor_name: str, report=None
     app.add_route("/submit", Submit(reader, connector, executor, executor_name, bearers))
     app.add_route("/running", Listing(connector.running))
     app.add_route("/queued", Listing(connector.queued))
+    app.add_route("/ended", Listing(connector.ended))
     app.add_route("/runstatus", RunStatusResource(reader, connector))
     app.add_route("/exitstatus", ExitStatusResource(reader, connector))
     app.add_route("/terminate", Terminate(reader, connector))

@@ -101,6 +101,12 @@ class Connector(abc.ABC):
 
     # Jobs: defaults ---------------------------------------------------------------------
 
+    def ended(self) -> list[JobListing]:
+        """The jobs of this downstream that ended and whose exit status was not collected
+        (``/exitstatus`` removes a job's files), oldest first: ``GET /ended`` and ``dssr ended``.
+        By default a 404 with a sentence. ``.. versionadded:: 0.2``"""
+        raise NotAvailable("This connector cannot list the jobs that ended and were not collected.")
+
     def events(self, job: JobRef) -> str:
         """What the scheduler says of the job, as text; by default a 404 with a sentence."""
         raise NotAvailable(f"This connector cannot tell what the scheduler says of job {job}.")

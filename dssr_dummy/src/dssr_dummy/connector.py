@@ -170,6 +170,12 @@ class DummyConnector(Connector):
         with self._lock:
             return list(self._queued)
 
+    def ended(self) -> list[JobListing]:
+        """Ended jobs stay in the store, files and all, until their exit status is taken."""
+        with self._lock:
+            jobs = [self._jobs[jobid] for jobid in sorted(self._jobs)]
+        return [JobListing(job.name, str(job.jobid)) for job in jobs if job.state == ENDED]
+
     def runstatus(self, job: JobRef) -> RunStatus:
         found = self._find(job)
         if found.state in (HELD, QUEUED):

@@ -42,6 +42,10 @@ def add_commands(commands) -> None:
                     cmd_list_queued, "Prints NAME and JOBID columns, as the API lists them.")
     _client_command(commands, "running", "list the jobs that run", cmd_list_running,
                     "Prints NAME and JOBID columns, as the API lists them.")
+    _client_command(commands, "ended", "list the jobs that ended and were not collected", cmd_list_ended,
+                    "Prints NAME and JOBID columns (GET /ended), oldest first. Upstream collects each "
+                    "ended job with exitstatus, which removes its files; the jobs listed here keep "
+                    "theirs: `dssr exitstatus` collects one.")
     _job_command(commands, "status", "where and for how long a job runs", cmd_status,
                  "Exits 1 when the job neither waits nor runs (it ended, or is not known).")
     _job_command(commands, "exitstatus", "how a job ended, its output; removes the job's files",
@@ -152,6 +156,10 @@ def cmd_list_queued(args) -> int:
 
 def cmd_list_running(args) -> int:
     return _print_listing(_client(args).call("GET", "/running"))
+
+
+def cmd_list_ended(args) -> int:
+    return _print_listing(_client(args).call("GET", "/ended"))
 
 
 def _print_listing(rows) -> int:

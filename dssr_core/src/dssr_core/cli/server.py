@@ -45,9 +45,11 @@ def add_commands(commands) -> None:
 
     check = add_command(
         commands, "check", "print the init report and test the cluster", cmd_check,
-        "When a DSSR server with the same connector and executor answers at --server, that "
-        "server makes the report (a connector's state belongs to the server that runs it); "
-        "else it is made here. Exits 1 when the cluster does not answer.")
+        "First asks a DSSR server at --server (default: where these settings serve). When it runs "
+        "the same connector and executor, it makes the report (a connector's state belongs to the "
+        "server that runs it); when it refuses the credentials or fails, check fails with its "
+        "answer. With no server there, or one running other backends, the report is made here, "
+        "with the connector built from these settings. Exits 1 when the cluster does not answer.")
     backend_options(check)
     check.add_argument("--server", help="ask this running server (host:port or URL; default: "
                                         "the address these settings serve on, http://127.0.0.1:5000)")
@@ -60,7 +62,8 @@ def add_commands(commands) -> None:
     settings = add_command(
         commands, "settings", "print the effective settings (secrets masked) and where each came from",
         cmd_settings, "Every installed distribution's settings: value, and whether it came from the "
-        "default, the environment, the config file or an older spelling. Exits 1 when a value is invalid.")
+        "default, the environment, the config file or an older spelling. Exits 2 when a value is invalid "
+        "(each invalid value is shown with its sentence).")
     backend_options(settings)
     settings.add_argument("--markdown", action="store_true",
                           help="print the declarations as the tables of docs/settings.md instead")
@@ -265,7 +268,7 @@ def cmd_settings(args) -> int:
         return 0
     lines, ok = catalogue.settings_report(settings, registry)
     print("\n".join(lines))
-    return 0 if ok else 1
+    return 0 if ok else 2  # a setting to fix, as when one of DSSR's own is invalid
 
 
 # plugins --------------------------------------------------------------------------------
