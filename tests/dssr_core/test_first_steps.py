@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from dssr_core.cli import main
-from dssr_core.cli.server import load_settings
+from dssr_core.cli.server import listen_on, load_settings
 from dssr_core.testing import shell_template, wait_until
 from dssr_core.testing.plugin import DssrServer
 
@@ -163,3 +163,16 @@ def test_with_only_a_third_party_connector_the_default_is_that_one(client_env):
     assert settings.connector_reason == "the only connector installed (the default dummy is not)"
     client_env.setenv("DSSR_DISABLE_PLUGINS", "dummy")  # two left: which one is not guessed
     assert load_settings(type("Args", (), {})()).connector == "dummy"
+
+
+def test_port_0_on_a_name_of_two_addresses_is_one_port(monkeypatch):
+    two = [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, 0))
+           for address in ("127.0.0.1", "127.0.0.2")]
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args: two)
+    sockets = listen_on("both.example", 0)
+    try:
+        assert [sock.getsockname()[0] for sock in sockets] == ["127.0.0.1", "127.0.0.2"]
+        assert len({sock.getsockname()[1] for sock in sockets}) == 1
+    finally:
+        for sock in sockets:
+            sock.close()

@@ -167,6 +167,8 @@ def listen_on(host: str, port: int, backlog: int = LISTEN_BACKLOG) -> list[socke
     sockets = []
     try:
         for family, kind, proto, _, address in dict.fromkeys(found):
+            if port == 0 and sockets:  # every address on the one port the kernel chose first
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
             sockets.append(socket.socket(family, kind, proto))
             sockets[-1].setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
