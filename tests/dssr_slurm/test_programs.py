@@ -5,10 +5,11 @@ import subprocess
 import pytest
 
 from dssr_core.errors import ClusterUnavailable, ConnectorError, InvalidRequest, SchedulerRejected
+from dssr_core.remote.jobs import JobRecord, check_job_id, script_fingerprint_of
+from dssr_core.remote.login import EXISTING
 from dssr_core.remote.ssh import CommandResult
 from dssr_core.testing import wait_until
 from dssr_slurm.commands import programs as commands
-from dssr_slurm.jobs import JobRecord, check_slurm_job_id, script_fingerprint_of
 
 SQUEUE = """\
 12|jarvice_job-a|kirby|RUNNING|1-02:03:04|node[01-02]|(null)
@@ -58,7 +59,7 @@ def test_squeue_reads_the_scripts_fingerprint_beside_the_service_port(comment, p
 
 
 def test_a_submit_that_finds_a_live_job_answers_its_id_and_its_comment_holds_the_fingerprint():
-    found = CommandResult(0, f"{commands.EXISTING} 12 dssr-script=0123456789abcdef\n", "")
+    found = CommandResult(0, f"{EXISTING} 12 dssr-script=0123456789abcdef\n", "")
     assert commands.parse_submit(found, "job-a") == ("12", True)
     assert script_fingerprint_of(found.stdout) == "0123456789abcdef"
     assert "--format=%i %k" in commands.submit("job-a", ["--job-name=jarvice_job-a"], 15)
@@ -143,7 +144,7 @@ def test_job_names_share_one_of_256_lock_files():
 @pytest.mark.parametrize("jobid", ["12a", "", "1;id", "-1", "1 2", "$(id)", "1" * 13])
 def test_job_ids_must_be_digits(jobid):
     with pytest.raises(InvalidRequest, match="digits only"):
-        check_slurm_job_id(jobid)
+        check_job_id(jobid)
 
 
 def test_submit_command_is_valid_shell_with_hostile_looking_arguments():
