@@ -12,9 +12,11 @@ LOCAL_DISTRIBUTIONS = (
     "-e", "./dssr_singularity",
 )
 # jsonschema: ApiClient checks every answer against openapi.json (dssr_core's testing extra);
-# schemathesis (4.x: its API moves between majors) fuzzes dssr serve from that document.
+# schemathesis (4.x: its API moves between majors) fuzzes dssr serve from that document;
+# build, twine and setuptools: tests/test_distributions.py builds every wheel and sdist
+# without isolation (no index needed) and checks them.
 TEST_TOOLS = ("pytest>=8", "pytest-timeout>=2.3", "jsonschema>=4.18", "schemathesis>=4.30,<5",
-              "websockets>=13", "Pillow>=10")
+              "websockets>=13", "Pillow>=10", "build>=1.2", "twine>=5", "setuptools>=68")
 CLUSTER = "tests/cluster/cluster.sh"
 
 

@@ -343,14 +343,20 @@ def test_a_refused_bearer_is_401_and_the_connector_never_hears_of_the_job(jwks_f
 
 
 def test_the_init_report_says_whether_bearers_are_checked(jwks_file):
-    def report(env):
+    def report(env, decides_account=True):
         settings = Settings.from_env(env)
         backend = type("Backend", (), {"name": "recording", "distribution": "tests", "version": "0"})
-        lines, _ = init_report(settings, backend, backend, RecordingConnector(), ShellExecutor(settings))
+        connector = RecordingConnector()
+        connector.bearer_decides_account = decides_account
+        lines, _ = init_report(settings, backend, backend, connector, ShellExecutor(settings))
         return next(line for line in lines if line.startswith("bearer signatures: "))
 
     assert report({}).startswith("bearer signatures: NOT CHECKED: upstream's bearer decides which cluster "
                                  "account")
+    # A connector that runs every job as one account (dummy) is not said to map bearers to accounts.
+    assert report({}, decides_account=False) == (
+        "bearer signatures: not checked; this connector runs every job as one account, whatever "
+        "upstream's bearer says")
     assert report({"DSSR_BEARER_JWKS_FILE": str(jwks_file), "DSSR_BEARER_ISSUER": ISSUER}) == (
         f"bearer signatures: checked against the keys of {jwks_file} (DSSR_BEARER_JWKS_FILE), issuer "
         f"{ISSUER}, audience not checked; public-key signatures only, and every bearer must expire")

@@ -127,12 +127,13 @@ def test_secrets_are_masked_and_unread_names_listed_without_values():
                                      "JARVICE_IDMAPPER_PASSWORD")
 
 
-def test_an_invalid_value_is_shown_with_its_sentence_and_the_command_exits_1(monkeypatch, capsys):
+def test_an_invalid_value_is_shown_with_its_sentence_and_the_command_exits_2(monkeypatch, capsys):
+    # 2, as for every setting to fix (dssr -h): a bad value of DSSR's own settings exits 2 too.
     for name in [name for name in os.environ if name.startswith(("JARVICE_", "DSSR_", "WAITRESS_"))]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("JARVICE_SLURM_SSH_KEEPALIVE", "often")
     monkeypatch.setenv("JARVICE_SLURM_SSH_PKEY", PKEY)
-    assert main(["settings"]) == 1
+    assert main(["settings"]) == 2
     out = capsys.readouterr().out
     assert "JARVICE_SLURM_SSH_KEEPALIVE must be a whole number, not 'often'." in out
     assert "b3BlbnNzaC1rZXkt" not in out

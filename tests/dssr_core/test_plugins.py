@@ -1,3 +1,4 @@
+import re
 import sys
 import textwrap
 
@@ -5,6 +6,7 @@ import pluggy
 import pytest
 
 import dssr_core
+from dssr_core.cli import main
 from dssr_core.errors import JobNotFound, PluginError, SchedulerRejected
 from dssr_core.models import ConnectorSpec, ExecutorSpec, ExitStatus
 from dssr_core.plugins import PluginRegistry, make_registry
@@ -117,10 +119,24 @@ def test_broken_plugin_selected_says_why(broken_distribution):
         make_registry().select("connector", "broken")
 
 
-def test_blocked_plugin_is_not_loaded():
+def test_blocked_plugin_is_not_loaded_and_is_called_disabled():
     registry = make_registry(block=("shell",))
-    with pytest.raises(PluginError, match="No executor named 'shell'"):
+    assert "shell" not in registry.backends("executor")
+    assert registry.disabled == {"shell": f"dssr_core {dssr_core.__version__}"}
+    with pytest.raises(PluginError, match=r"plugin 'shell' \(dssr_core .*\) is installed but disabled by "
+                                          "DSSR_DISABLE_PLUGINS: remove it from there"):
         registry.select("executor", "shell")
+    with pytest.raises(PluginError, match="'podman' .* DSSR_DISABLE_PLUGINS disables shell"):
+        registry.select("executor", "podman")
+
+
+def test_dssr_plugins_lists_disabled_plugins_and_the_plugin_api(capsys, monkeypatch):
+    monkeypatch.setenv("DSSR_DISABLE_PLUGINS", "singularity")
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"dssr_core {dssr_core.__version__}, plugin API {dssr_core.PLUGIN_API_VERSION}\n")
+    assert re.search(r"^disabled +singularity +dssr_singularity .* by DSSR_DISABLE_PLUGINS$", out, re.M)
+    assert not re.search(r"^executor +singularity", out, re.M)
 
 
 def test_executor_registration():

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from dssr_core.errors import ClusterUnavailable, ConnectorError, JobNotFound, NotAvailable, SettingsError
+from dssr_core.errors import (
+    ClusterUnavailable,
+    ConnectorError,
+    JobConflict,
+    JobNotFound,
+    NotAvailable,
+    SettingsError,
+)
 from dssr_core.models import JobFacts, JobRef, RunStatus, Submission, SubmitResult
 from dssr_core.plugins import make_registry
 from dssr_core.settings import Settings
@@ -146,6 +153,14 @@ def test_retried_submit_returns_the_same_job(dummy, connector, tmp_path):
     connector.terminate(job)
     dummy.wait_ended(connector, job)
     assert (tmp_path / "runs").read_text() == "run\n"
+
+
+def test_a_submit_of_a_live_name_with_another_script_is_refused_naming_the_job(dummy, connector):
+    job = dummy.submit(connector, "sleep 60", held=True)
+    with pytest.raises(JobConflict, match=rf"named {job.name} is live already \(job id {job.jobid}\)"):
+        connector.submit(Submission(name=job.name, number=1, script="sleep 61", facts=JobFacts(), held=True))
+    assert [row.jobid for row in connector.queued()] == [job.jobid]
+    connector.terminate(job)
 
 
 def test_exitstatus_collects_the_job_which_is_then_unknown(dummy, connector):

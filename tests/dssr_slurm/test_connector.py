@@ -68,6 +68,19 @@ def test_the_success_marker_decides_under_real_srun(make_connector):
     assert "did not print DSSR_TEST_SUCCESS" in silent[2][0]
 
 
+@pytest.mark.one_slurm_version
+def test_a_submit_of_a_live_name_with_another_script_is_a_409_naming_the_job(make_connector):
+    api = app_for(make_connector())
+    name = f"cli-twin-{uuid.uuid4().hex[:6]}"
+    first = job_of(name, api.submit(name, template("sleep 30", devices=SHARED), hold=True, bearer=KIRBY))
+    again = api.submit(name, template("sleep 30", devices=SHARED), hold=True, bearer=KIRBY)
+    other = api.submit(name, template("sleep 31", devices=SHARED), hold=True, bearer=KIRBY)
+    assert again.status == 200 and again.json[0] == first["jobid"]
+    assert other.status == 409 and f"(job id {first['jobid']})" in other.json["description"]
+    assert api.post("/terminate", first).json is True
+    wait_ended(api, first)
+
+
 def test_exitstatus_of_a_running_job_keeps_its_files(make_connector, slurm_env):
     api = app_for(make_connector())
     name = f"cli-keep-{uuid.uuid4().hex[:6]}"

@@ -3,10 +3,13 @@
 import pytest
 
 from dssr_core.errors import InvalidRequest
-from dssr_core.models import JobFacts, Submission
+from dssr_core.models import JobFacts, Submission, script_fingerprint
 from dssr_core.remote.ssh import quote_command
 from dssr_slurm.commands.programs import sbatch_arguments, slurm_time
 from dssr_slurm.jobspec import SET_BY_DSSR, Device, JobSpec, device, job_spec, rest_device_fields
+
+#: The fingerprint of the submissions' script, "true\n".
+SCRIPT = script_fingerprint("true\n")
 
 
 def spec_of(facts, held=False, scratch="/scratch", service_port=None):
@@ -35,6 +38,7 @@ def test_every_fact_becomes_an_option():
         "--time=1-01:01:01",
         "--licenses=matlab:2",
         "--hold",
+        f"--comment=dssr-script={SCRIPT}",
         "--qos=high",
         "--constraint=a|b",
     ]
@@ -51,13 +55,14 @@ def test_the_spec_holds_typed_values():
 
 def test_defaults_leave_out_what_was_not_asked():
     options = options_of(JobFacts(exclusive=False))
-    assert set(options) == {"job-name", "output", "nodes", "ntasks"}
+    assert set(options) == {"job-name", "output", "nodes", "ntasks", "comment"}
 
 
 def test_a_service_port_is_remembered_in_the_job_comment():
     arguments = sbatch_arguments(spec_of(JobFacts(), scratch="/s", service_port=2228))
-    assert arguments[-1] == "--comment=dssr-service-port=2228 dssr-job-number=1"  # number: the proxy's
-    assert "comment" not in options_of(JobFacts())
+    assert arguments[-1] == f"--comment=dssr-service-port=2228 dssr-job-number=1 dssr-script={SCRIPT}"
+    # number: the proxy's; the script's fingerprint: every job's, to tell a retry from another job
+    assert options_of(JobFacts())["comment"] == f"dssr-script={SCRIPT}"
 
 
 def test_output_in_the_home_directory_when_no_scratch_dir_and_percent_escaped():

@@ -5,7 +5,8 @@ import subprocess
 import pytest
 
 from dssr_core.errors import ClusterUnavailable, ConnectorError, InvalidRequest, SchedulerRejected
-from dssr_core.remote.jobs import JobRecord, check_job_id
+from dssr_core.remote.jobs import JobRecord, check_job_id, script_fingerprint_of
+from dssr_core.remote.login import EXISTING
 from dssr_core.remote.ssh import CommandResult
 from dssr_core.testing import wait_until
 from dssr_slurm.commands import programs as commands
@@ -45,6 +46,23 @@ def test_squeue_reads_the_service_port_from_the_comment_and_never_fails_on_it(co
     (record,) = commands.parse_squeue(f"12|jarvice_job-a|kirby|RUNNING|0:05|node[01-02]|{comment}\n")
     assert (record.jobid, record.state, record.nodes) == ("12", "RUNNING", ("node01", "node02"))
     assert record.service_port == port
+
+
+@pytest.mark.parametrize("comment, port, fingerprint", [
+    ("dssr-service-port=2228 dssr-job-number=7 dssr-script=0123456789abcdef", 2228, "0123456789abcdef"),
+    ("dssr-script=0123456789abcdef", None, "0123456789abcdef"),
+    ("dssr-service-port=2228", 2228, None), ("dssr-script=0123", None, None), ("(null)", None, None),
+])
+def test_squeue_reads_the_scripts_fingerprint_beside_the_service_port(comment, port, fingerprint):
+    (record,) = commands.parse_squeue(f"12|jarvice_job-a|kirby|RUNNING|0:05|node01|{comment}\n")
+    assert (record.service_port, record.fingerprint) == (port, fingerprint)
+
+
+def test_a_submit_that_finds_a_live_job_answers_its_id_and_its_comment_holds_the_fingerprint():
+    found = CommandResult(0, f"{EXISTING} 12 dssr-script=0123456789abcdef\n", "")
+    assert commands.parse_submit(found, "job-a") == ("12", True)
+    assert script_fingerprint_of(found.stdout) == "0123456789abcdef"
+    assert "--format=%i %k" in commands.submit("job-a", ["--job-name=jarvice_job-a"], 15)
 
 
 def test_sacct_lines():

@@ -112,6 +112,17 @@ def test_retried_submission_returns_the_queued_job(api_for):
     wait_ended(api, first)
 
 
+@pytest.mark.one_slurm_version
+def test_a_submit_of_a_live_name_with_another_script_is_a_409_naming_the_job(api_for):
+    api = api_for()
+    name = unique("twin")
+    first = job_of(name, api.submit(name, template("sleep 30", devices=SHARED), hold=True, bearer=KIRBY))
+    other = api.submit(name, template("sleep 31", devices=SHARED), hold=True, bearer=KIRBY)
+    assert other.status == 409 and f"(job id {first['jobid']})" in other.json["description"]
+    assert api.post("/terminate", first).json is True
+    wait_ended(api, first)
+
+
 def test_tail_without_output_access_says_how_to_enable_it(api_for):
     api = api_for()
     name = unique("notail")

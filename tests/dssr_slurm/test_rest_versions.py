@@ -6,7 +6,7 @@ import json
 import pytest
 from rest_fixtures import LIVE_RECORDED, RECORDED, RECORDED_NOW, recorded
 
-from dssr_core.models import JobFacts, Submission
+from dssr_core.models import JobFacts, Submission, script_fingerprint
 from dssr_core.remote.snapshot import Snapshot
 from dssr_slurm.jobspec import job_spec
 from dssr_slurm.rest.versions import ADAPTERS, adapter, base_state, exit_code, number
@@ -18,6 +18,10 @@ SCRATCH = "/scratch"
 def records(version: str, name: str, now: float = RECORDED_NOW):
     body = recorded(version, name)["body"]
     return [r for r in (adapter(version).job_record(raw, now) for raw in body["jobs"]) if r is not None]
+
+
+#: The fingerprint of the specs' script, "true\n" (dssr_core.models.script_fingerprint).
+SCRIPT = script_fingerprint("true\n")
 
 
 def spec(held=False, service_port=None, **facts):
@@ -200,8 +204,9 @@ def test_v0_0_39_keeps_the_v0_0_38_layout():
 @pytest.mark.parametrize("version", ("v0.0.38", *NEW_VERSIONS, *LIVE_RECORDED))
 def test_the_service_port_is_submitted_as_the_job_comment(version):
     body = adapter(version).submit_body("s", spec(service_port=2228))
-    assert body["job"]["comment"] == "dssr-service-port=2228 dssr-job-number=1"
-    assert "comment" not in adapter(version).submit_body("s", spec())["job"]
+    assert body["job"]["comment"] == f"dssr-service-port=2228 dssr-job-number=1 dssr-script={SCRIPT}"
+    # Every job's comment keeps its script's fingerprint: a retried submit is told from another job.
+    assert adapter(version).submit_body("s", spec())["job"]["comment"] == f"dssr-script={SCRIPT}"
     if version == "v0.0.38":
         schema = json.loads((RECORDED / "v0.0.38" / "openapi-job-submission.json").read_text())
         assert "comment" in schema["v0.0.38_job_properties"]["properties"]

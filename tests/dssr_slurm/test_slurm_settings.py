@@ -38,6 +38,15 @@ def test_required_settings(env, name):
         build(env)
 
 
+def test_every_missing_setting_is_named_in_one_try(env):
+    for name in ("JARVICE_SLURM_CLUSTER_ADDR", "JARVICE_SLURM_SSH_USER", "JARVICE_SLURM_SSH_PKEY"):
+        del env[name]
+    with pytest.raises(SettingsError) as refused:
+        build(env)
+    assert refused.value.message == ("JARVICE_SLURM_CLUSTER_ADDR, JARVICE_SLURM_SSH_USER and "
+                                     "JARVICE_SLURM_SSH_PKEY must be set to reach the cluster over SSH.")
+
+
 @pytest.mark.parametrize("name, value, words", [
     ("JARVICE_SLURM_SSH_PKEY", "bm90IGEga2V5", "must be a private key"),
     ("JARVICE_SLURM_SSH_PKEY", "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----",

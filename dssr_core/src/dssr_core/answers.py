@@ -19,6 +19,19 @@ FAILED = "DSSR failed on this request; the server log has the details."
 _PHRASES = {413: "Content Too Large"}
 
 
+def is_tls_hello(data: bytes) -> bool:
+    """Whether ``data`` opens a TLS handshake (a record of type 22, version 3.x): an ``https://``
+    URL that reaches a plain-HTTP listener. Such a client waits for a handshake that never
+    comes; the listeners close at once and log :func:`tls_hint` instead."""
+    return data[:2] == b"\x16\x03"
+
+
+def tls_hint(peer: str) -> str:
+    """The log line for a TLS handshake that reached a plain-HTTP listener."""
+    return (f"{peer} began a TLS handshake (an https:// URL?) on this plain-HTTP port; closed. DSSR serves "
+            "http://: call it with http://, or end TLS in an ingress or proxy in front of it")
+
+
 def title(status: int) -> str:
     """``"404 Not Found"``: the status line's code and reason, as the app's titles are."""
     return f"{status} {_PHRASES.get(status) or http.HTTPStatus(status).phrase}"

@@ -25,6 +25,7 @@ from dssr_core.errors import (
     DssrError,
     Forbidden,
     InvalidRequest,
+    JobConflict,
     JobNotFound,
     NotAvailable,
     SchedulerRejected,
@@ -44,6 +45,7 @@ STATUS_BY_ERROR = {
     Forbidden: falcon.HTTP_403,
     NotAvailable: falcon.HTTP_404,
     JobNotFound: falcon.HTTP_404,
+    JobConflict: falcon.HTTP_409,
     SchedulerRejected: falcon.HTTP_422,
     ClusterUnavailable: falcon.HTTP_503,
     ConnectorError: falcon.HTTP_500,
@@ -78,6 +80,7 @@ def create_app(settings, connector, executor, *, executor_name: str, report=None
     app.add_route("/submit", Submit(reader, connector, executor, executor_name, bearers))
     app.add_route("/running", Listing(connector.running, "running"))
     app.add_route("/queued", Listing(connector.queued, "queued"))
+    app.add_route("/ended", Listing(connector.ended, "ended"))
     app.add_route("/runstatus", RunStatusResource(reader, connector))
     app.add_route("/exitstatus", ExitStatusResource(reader, connector))
     app.add_route("/terminate", Terminate(reader, connector))
@@ -382,7 +385,7 @@ class JobRequest(_ConnectorResource):
         if isinstance(answer.body, dict):
             resp.media = answer.body
         else:
-            resp.content_type = answer.content_type
+            resp.content_type = _with_charset(answer.content_type)
             resp.data = answer.body if isinstance(answer.body, bytes) else _utf8(answer.body)
 
 
@@ -394,6 +397,14 @@ class DataListing(_ConnectorResource):
         entries = self.connector.pvcls(path, details)
         resp.content_type = falcon.MEDIA_TEXT
         resp.data = _utf8("".join(entry.as_line(details) + "\n" for entry in entries))
+
+
+def _with_charset(content_type: str) -> str:
+    """A text type says that its bytes are UTF-8 (as :func:`_utf8` makes them), so that clients
+    do not guess Latin-1 (``café`` shown as ``cafÃ©``)."""
+    if content_type.startswith("text/") and "charset=" not in content_type:
+        return content_type + "; charset=utf-8"
+    return content_type
 
 
 def _utf8(text: str) -> bytes:

@@ -146,10 +146,14 @@ class BearerCheck:
             return Bearer(token, unchecked_claims(token), checked=False)
         return Bearer(token, self._checked_claims(token), checked=True)
 
-    def describe(self) -> str:
-        """For the init report, in plain words."""
+    def describe(self, decides_account: bool = True) -> str:
+        """For the init report, in plain words; ``decides_account``: whether the connector runs
+        a job as the cluster account that upstream's bearer names."""
         if self.keys is None:
             why = f"; {self.why_unchecked}" if self.why_unchecked else ""
+            if not decides_account:
+                return (f"not checked{why}; this connector runs every job as one account, whatever "
+                        "upstream's bearer says")
             return ("NOT CHECKED: upstream's bearer decides which cluster account a job runs as, and its "
                     f"signature is not checked{why} (set DSSR_BEARER_JWKS_URL and DSSR_BEARER_ISSUER, or "
                     "JARVICE_KEYCLOAK_TOKEN_URL)")

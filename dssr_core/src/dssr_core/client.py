@@ -34,6 +34,8 @@ class Client:
     def __init__(self, server: str, server_key: str | None = None,
                  timeout: float | tuple[float, float] = 30.0):
         self.server = server_url(server)
+        if server_key and ":" not in server_key:
+            raise InvalidRequest("JARVICE_SCHED_SERVER_KEY must be of the form user:password.")
         self.auth = tuple(server_key.split(":", 1)) if server_key else None
         self.timeout = timeout
         self.session = requests.Session()
@@ -45,6 +47,9 @@ class Client:
                                             auth=self.auth, timeout=self.timeout)
         except requests.ReadTimeout:
             raise ClientError(f"{self.server} did not answer {path} in time.") from None
+        except requests.exceptions.SSLError:
+            raise ClientError(f"TLS with {self.server} failed: DSSR serves plain http://, so call it "
+                              "with http:// unless a TLS proxy stands in front of it.") from None
         except requests.ConnectionError:  # ConnectTimeout included
             raise ServerUnreachable(
                 f"Cannot reach {self.server}: no DSSR server answers there. Start one with "

@@ -6,8 +6,9 @@ threads at the same time: every method must be thread-safe.
 
 import abc
 import logging
+import warnings
 
-from dssr_core.errors import InvalidRequest, NotAvailable
+from dssr_core.errors import InvalidRequest, JobConflict, NotAvailable
 from dssr_core.models import (
     DirEntry,
     ExitStatus,
@@ -39,16 +40,32 @@ class Connector(abc.ABC):
     (:class:`dssr_core.models.ConnectorSpec`); the class does not repeat it.
     """
 
+    #: Whether upstream's bearer (``Submission.bearer``) decides the cluster account a job runs
+    #: as (the Slurm connectors map users from it); the init report warns about an unchecked
+    #: bearer only then. ``.. versionadded:: 0.2``
+    bearer_decides_account: bool = False
+
     @classmethod
     def from_settings(cls, settings):
         """Build the connector from :class:`dssr_core.settings.Settings`: ``cls(settings)``."""
         return cls(settings)
 
+    def __init__(self, settings=None):
+        """Takes nothing. A connector written for 0.1 passes ``settings``: it is kept as
+        ``self.settings``, as 0.1 did, with a ``DeprecationWarning`` (removed in 0.3)."""
+        if settings is not None:
+            warnings.warn(
+                f"{type(self).__name__}: Connector.__init__(settings) is deprecated since DSSR 0.2 and "
+                "goes in 0.3; call super().__init__() and read settings in from_settings(settings) "
+                "with settings.read(Setting(...)).", DeprecationWarning, stacklevel=2)
+            self.settings = settings
+
     # Jobs: every connector implements these ---------------------------------------------
 
     @abc.abstractmethod
     def submit(self, submission: Submission) -> SubmitResult:
-        """Submit the job; a live job of the same name is returned instead (a retried submit)."""
+        """Submit the job; a live job of the same name is returned instead (a retried submit)
+        when it has the same script, else :func:`check_retried_submit` raises ``JobConflict``."""
 
     @abc.abstractmethod
     def running(self) -> list[JobListing]:
@@ -83,6 +100,12 @@ class Connector(abc.ABC):
         """A live test of the cluster; return a one-line summary or raise ClusterUnavailable."""
 
     # Jobs: defaults ---------------------------------------------------------------------
+
+    def ended(self) -> list[JobListing]:
+        """The jobs of this downstream that ended and whose exit status was not collected
+        (``/exitstatus`` removes a job's files), oldest first: ``GET /ended`` and ``dssr ended``.
+        By default a 404 with a sentence. ``.. versionadded:: 0.2``"""
+        raise NotAvailable("This connector cannot list the jobs that ended and were not collected.")
 
     def events(self, job: JobRef) -> str:
         """What the scheduler says of the job, as text; by default a 404 with a sentence."""
@@ -163,6 +186,22 @@ class Connector(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 (a default that does nothing, not an abstract method)
         """Release connections and threads at shutdown; jobs keep running. May be called twice."""
+
+
+def check_retried_submit(name: str, jobid: str, first: str | None, again: str) -> None:
+    """A submit of ``name`` found its live job ``jobid``: return when it is a retried submit of
+    that job, else raise ``JobConflict`` (409) with a sentence that names the job.
+
+    ``first`` is the fingerprint (:func:`dssr_core.models.script_fingerprint`) the job was
+    submitted with, None when the scheduler does not keep one (then the job is answered, as a
+    retry); ``again`` is the new submission's. Every connector compares here, so that all answer
+    the same. ``.. versionadded:: 0.2``
+    """
+    if first is not None and first != again:
+        raise JobConflict(
+            f"A job named {name} is live already (job id {jobid}) and was submitted with another "
+            f"script; only a retry of the same script answers that job. Choose another name, or "
+            f"terminate job {jobid} first.")
 
 
 def _lines(query: dict[str, list[str]]) -> int:

@@ -37,6 +37,11 @@ class NotAvailable(DssrError):
     """The thing asked for does not exist, e.g. a job with no output yet (HTTP 404)."""
 
 
+class JobConflict(DssrError):
+    """The request contradicts a live job, e.g. a submit of a live job's name with another
+    script (HTTP 409). ``.. versionadded:: 0.2``"""
+
+
 class SchedulerRejected(DssrError):
     """The scheduler refused the job, e.g. an unknown partition (HTTP 422).
 

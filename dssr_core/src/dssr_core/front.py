@@ -410,6 +410,9 @@ class _Conversation:
                 data = self.client.recv(_CHUNK)
             except BlockingIOError:  # nothing for the channel timeout
                 return None
+            if answers.is_tls_hello(data):  # it would wait for a handshake: close, with a hint
+                log.warning("front listener: %s", answers.tls_hint(self.peer))
+                return None
             self.h11.receive_data(data)
             event = self.h11.next_event()
         self._deadline = time.monotonic() + self.bounds.channel_timeout

@@ -64,5 +64,5 @@ def dssr_declare_settings():
         def dssr_declare_settings():
             return [PBS_SERVER]
 
-    .. versionadded:: 0.1
+    .. versionadded:: 0.2
     """

@@ -4,6 +4,7 @@ The HTTP layer turns these into the contract's JSON; connectors and executors ne
 ad-hoc tuples.
 """
 
+import hashlib
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -132,6 +133,18 @@ class Submission:
     user_email: str | None = None
     bearer: str | None = attrs.field(default=None, repr=False)
     bearer_claims: Mapping = attrs.field(factory=dict, repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        """:func:`script_fingerprint` of ``script``: a connector keeps it with the job, to tell a
+        retried submit from another job of the same name. ``.. versionadded:: 0.2``"""
+        return script_fingerprint(self.script)
+
+
+def script_fingerprint(script: str) -> str:
+    """16 hex digits of the SHA-256 of ``script``: equal for the same script, never a secret's
+    text. ``.. versionadded:: 0.2``"""
+    return hashlib.sha256(script.encode("utf-8", errors="surrogatepass")).hexdigest()[:16]
 
 
 @attrs.frozen

@@ -52,9 +52,11 @@ class PluginRegistry:
     """A plugin manager with its plugins loaded, and the backends they register."""
 
     def __init__(self, manager: pluggy.PluginManager, broken: dict[str, BrokenPlugin],
-                 origins: dict[str, tuple[str, str]]):
+                 origins: dict[str, tuple[str, str]], disabled: dict[str, str] | None = None):
         self.manager = manager
         self.broken = broken
+        #: Entry points not loaded because DSSR_DISABLE_PLUGINS names them -> their distribution.
+        self.disabled = disabled or {}
         self._origins = origins
 
     def origin(self, plugin_name: str) -> tuple[str, str]:
@@ -125,13 +127,20 @@ class PluginRegistry:
                 f"The {kind} plugin {name!r} ({broken.distribution}) failed to load: "
                 f"{broken.error}"
             )
+        if name in self.disabled:
+            raise PluginError(
+                f"The {kind} plugin {name!r} ({self.disabled[name]}) is installed but disabled by "
+                "DSSR_DISABLE_PLUGINS: remove it from there to use it."
+            )
         installed = ", ".join(sorted(backends)) or "none"
         hint = KNOWN_DISTRIBUTIONS.get(name)
         install = (f"pip install ./{hint} (from a DSSR checkout)" if hint
                    else "pip install the distribution that provides it")
+        disabled = (f" DSSR_DISABLE_PLUGINS disables {', '.join(sorted(self.disabled))}."
+                    if self.disabled else "")
         raise PluginError(
             f"No {kind} named {name!r} is installed. Installed {kind}s: {installed}. "
-            f"To add it: {install}."
+            f"To add it: {install}.{disabled}"
         )
 
 
@@ -160,21 +169,29 @@ def make_registry(*, block: tuple[str, ...] = (), load_entry_points: bool = True
         manager.set_blocked(name)
     broken: dict[str, BrokenPlugin] = {}
     origins: dict[str, tuple[str, str]] = {}
+    disabled: dict[str, str] = {}
     if load_entry_points:
         for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if manager.is_blocked(entry_point.name):
+                disabled[entry_point.name] = _origin(entry_point)
+                continue
             _load(manager, entry_point, broken, origins)
     for plugin in extra_plugins:
         manager.register(plugin)
     manager.check_pending()
-    return PluginRegistry(manager, broken, origins)
+    return PluginRegistry(manager, broken, origins, disabled)
+
+
+def _origin(entry_point) -> str:
+    """``dssr_slurm 0.2.0``: the distribution and version that bring ``entry_point``."""
+    dist = entry_point.dist
+    return f"{dist.metadata['Name']} {dist.version}" if dist else "unknown"
 
 
 def _load(manager, entry_point, broken, origins) -> None:
     dist = entry_point.dist
     distribution = dist.metadata["Name"] if dist else "unknown"
     version = dist.version if dist else ""
-    if manager.is_blocked(entry_point.name):
-        return
     if manager.get_plugin(entry_point.name) is not None:
         other = origins.get(entry_point.name, ("unknown", ""))[0]
         raise PluginError(

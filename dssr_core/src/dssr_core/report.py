@@ -30,7 +30,8 @@ def init_report(settings, connector_backend, executor_backend, connector, execut
         "authentication: " + ("HTTP Basic (JARVICE_SCHED_SERVER_KEY is set)" if settings.server_key
                               else "none (JARVICE_SCHED_SERVER_KEY is not set)"),
         "interactive jobs: " + _job_urls(settings),
-        f"bearer signatures: {BearerCheck.from_settings(settings).describe()}",
+        "bearer signatures: "
+        + BearerCheck.from_settings(settings).describe(connector.bearer_decides_account),
         f"log level: {logging.getLevelName(settings.log_level)}" + (
             f", {logging.getLevelName(settings.slurm_log_level)} for the Slurm connectors"
             if settings.slurm_log_level != settings.log_level else ""),

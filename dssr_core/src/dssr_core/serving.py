@@ -9,12 +9,16 @@ task that writes the JSON error (:mod:`dssr_core.answers`) instead of waitress's
 A test checks the answers, so that a waitress that stopped honouring them is seen.
 """
 
+import logging
+
 import waitress
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer
 from waitress.task import ErrorTask
 
 from dssr_core import answers, metrics, requestids
+
+log = logging.getLogger(__name__)
 
 #: Waitress reads a body whole before the app sees it, and answers 413 itself, often with a
 #: reset connection, past its own limit. It takes twice DSSR_MAX_BODY_BYTES, so that the app's
@@ -71,6 +75,19 @@ class JsonErrorTask(ErrorTask):
 
 class JsonErrorChannel(HTTPChannel):
     error_task_class = JsonErrorTask
+    _tls_checked = False
+
+    def received(self, data):
+        """Close at once, with a hint in the log, when the first bytes are a TLS handshake:
+        waitress would wait for a request line until the channel timeout."""
+        if not self._tls_checked and data:
+            self._tls_checked = True
+            if answers.is_tls_hello(data):
+                log.warning("%s", answers.tls_hint(f"{self.addr[0]}:{self.addr[1]}"
+                                                   if isinstance(self.addr, tuple) else "a client"))
+                self.handle_close()
+                return False
+        return super().received(data)
 
 
 def waitress_sentence(error, adjustments) -> str:

@@ -11,6 +11,7 @@ plugins declare theirs with the ``dssr_declare_settings`` hook and read them in 
 import logging
 import os
 import re
+import warnings
 from collections.abc import Mapping
 
 import attrs
@@ -27,6 +28,7 @@ from dssr_core.shell import SERVICE_PORT as SHELL_SERVICE_PORT
 __all__ = ["CORE_SETTINGS", "Found", "Setting", "Settings", "is_secret"]
 
 DEFAULT_CONNECTOR = "dummy"
+DEFAULT_CONNECTOR_REASON = "the default: no setting points at a cluster"
 DEFAULT_EXECUTOR = "shell"
 #: The connectors whose deployments run upstream's Singularity scripts by default.
 SLURM_CONNECTORS = ("slurm-cli", "slurmrestd")
@@ -189,6 +191,21 @@ class Settings:
             return setting.default_value()
         return setting.parse(found.spelling, found.text)
 
+    def read_required(self, *settings: Setting, purpose: str) -> tuple:
+        """The typed values of ``settings``, which must all be set: else one SettingsError that
+        names every one missing (``... must be set <purpose>``), so that one try tells all.
+
+        Example: ``host, user = settings.read_required(HOST, USER, purpose="to reach PBS")``.
+        ``.. versionadded:: 0.2``
+        """
+        values = tuple(self.read(setting) for setting in settings)
+        missing = [setting.name for setting, value in zip(settings, values, strict=True)
+                   if value is None or value == "" or value == ()]
+        if missing:
+            names = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
+            raise SettingsError(f"{names} must be set {purpose}.")
+        return values
+
     def found(self, setting: Setting) -> Found | None:
         """Which spelling of ``setting`` is set, its text and where it came from; None if none."""
         for spelling in setting.spellings:
@@ -206,6 +223,47 @@ class Settings:
         DSSR's settings are read with :meth:`read`, through their declaration.
         """
         return self.values.get(name)
+
+    # 0.1's getters, deprecated in 0.2 and gone in 0.3 ------------------------------------
+
+    def get(self, name: str, default: str | None = None, *, legacy: tuple[str, ...] = ()) -> str | None:
+        """Deprecated: the text of ``name``, else of ``legacy`` in order, else ``default``."""
+        return self._deprecated_read("get", name, default, legacy=legacy)
+
+    def get_int(self, name: str, default: int, *, minimum: int | None = None,
+                maximum: int | None = None, legacy: tuple[str, ...] = ()) -> int:
+        """Deprecated: ``read(Setting(name, ..., kind="int"))``."""
+        return self._deprecated_read("get_int", name, default, "int", minimum, maximum, legacy)
+
+    def get_float(self, name: str, default: float, *, minimum: float = 0.0,
+                  legacy: tuple[str, ...] = ()) -> float:
+        """Deprecated: ``read(Setting(name, ..., kind="float"))``."""
+        return self._deprecated_read("get_float", name, default, "float", minimum, None, legacy)
+
+    def get_bool(self, name: str, default: bool, *, legacy: tuple[str, ...] = ()) -> bool:
+        """Deprecated: ``read(Setting(name, ..., kind="bool"))``."""
+        return self._deprecated_read("get_bool", name, default, "bool", legacy=legacy)
+
+    def get_list(self, name: str, *, legacy: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """Deprecated: ``read(Setting(name, ..., kind="list"))``."""
+        return self._deprecated_read("get_list", name, (), "list", legacy=legacy)
+
+    def get_log_level(self, name: str, default: int, *, legacy: tuple[str, ...] = ()) -> int:
+        """Deprecated: ``read(Setting(name, ..., kind="log level"))``."""
+        return self._deprecated_read("get_log_level", name, default, "log level", legacy=legacy)
+
+    def _deprecated_read(self, getter: str, name: str, default, kind: str = "str", minimum=None,
+                         maximum=None, legacy: tuple[str, ...] = ()):
+        """What 0.1's ``settings.<getter>(name, ...)`` answered, with a DeprecationWarning that
+        names the call that replaces it."""
+        warnings.warn(
+            f"settings.{getter}({name!r}) is deprecated since DSSR 0.2 and goes in 0.3: declare "
+            f"Setting({name!r}, help, kind={kind!r}, ...) in your plugin's dssr_declare_settings hook "
+            f"and read it with settings.read(SETTING), or use settings.raw({name!r}) for a variable "
+            "that is no setting.", DeprecationWarning, stacklevel=3)
+        setting = Setting(name, "read with a getter of DSSR 0.1", kind=kind, default=default,
+                          minimum=minimum, maximum=maximum, legacy=tuple(legacy))
+        return self.read(setting)
 
 
 def choose_connector(settings: Settings) -> tuple[str, str]:
@@ -227,7 +285,7 @@ def choose_connector(settings: Settings) -> tuple[str, str]:
     for hint, connector in CLUSTER_HINTS:
         if settings.is_set(hint):
             return connector, f"chosen because {hint} is set"
-    return DEFAULT_CONNECTOR, "the default: no setting points at a cluster"
+    return DEFAULT_CONNECTOR, DEFAULT_CONNECTOR_REASON
 
 
 def _translated(settings: Settings, name: str) -> str:

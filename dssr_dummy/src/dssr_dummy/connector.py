@@ -35,7 +35,7 @@ from pathlib import Path
 import attrs
 
 from dssr_core import metrics
-from dssr_core.connector import Connector
+from dssr_core.connector import Connector, check_retried_submit
 from dssr_core.errors import (
     ClusterUnavailable,
     ConnectorError,
@@ -56,6 +56,7 @@ from dssr_core.models import (
     RunStatus,
     Submission,
     SubmitResult,
+    script_fingerprint,
 )
 from dssr_core.settings import is_secret
 from dssr_core.textfiles import last_lines
@@ -122,10 +123,14 @@ class DummyConnector(Connector):
             with self._lock:
                 existing = self._jobs.get(self._active_by_name.get(submission.name, -1))
             if existing is not None:
+                kept = self._script(existing, None)  # as it was written: secret lines dropped
+                script = drop_lines_naming(submission.script, UPSTREAM_SECRETS)
+                check_retried_submit(submission.name, str(existing.jobid),
+                                     None if kept is None else script_fingerprint(kept),
+                                     script_fingerprint(script))
                 log.info("submit of %s again: it is job %s already (%s); not run twice",
                          submission.name, existing.jobid, existing.state.lower())
-                return SubmitResult(str(existing.jobid), self._script(existing, submission.script),
-                                    existing=True)
+                return SubmitResult(str(existing.jobid), kept or script, existing=True)
             now = time.time()
             timer = self.config.timer
             job = Job(
@@ -177,6 +182,12 @@ class DummyConnector(Connector):
             raise ClusterUnavailable("The dummy connector is closed.")
         if not self._thread.is_alive():
             raise ClusterUnavailable("The dummy's tick thread stopped; restart DSSR.")
+
+    def ended(self) -> list[JobListing]:
+        """Ended jobs stay in the store, files and all, until their exit status is taken."""
+        with self._lock:
+            jobs = [self._jobs[jobid] for jobid in sorted(self._jobs)]
+        return [JobListing(job.name, str(job.jobid)) for job in jobs if job.state == ENDED]
 
     def runstatus(self, job: JobRef) -> RunStatus:
         found = self._find(job)

@@ -24,7 +24,7 @@ import attrs
 
 from dssr_core.errors import InvalidRequest
 from dssr_core.models import Submission
-from dssr_core.remote.jobs import scheduler_job_name, service_port_comment
+from dssr_core.remote.jobs import job_comment, scheduler_job_name
 from dssr_slurm.jobscript import output_pattern
 
 #: sbatch options DSSR sets from the spec; ``comment`` holds an interactive job's service port.
@@ -111,7 +111,7 @@ def job_spec(submission: Submission, scratch_dir: str, *, working_directory: str
         walltime_s=facts.walltime_s or None,
         licenses=facts.licenses,
         held=submission.held,
-        comment=service_port_comment(port, submission.number) if port is not None else None,
+        comment=job_comment(submission.fingerprint, port, submission.number),
         devices=tuple(device(option, value) for option, value in facts.scheduler_options),
         working_directory=working_directory,
         environment=tuple(sorted((environment or {}).items())),

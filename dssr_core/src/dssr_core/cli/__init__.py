@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 
+import dssr_core
 from dssr_core.cli import jobs, server
 from dssr_core.errors import DssrError, InvalidRequest, PluginError, SettingsError
 
@@ -39,10 +40,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def version_line() -> str:
+    """``dssr 0.2.0 (plugin API 0.2)``: the core's version and the plugin API it offers."""
+    return f"dssr {dssr_core.__version__} (plugin API {dssr_core.PLUGIN_API_VERSION})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dssr", description="DSSR: downstream scheduler bridge for HPC. "
                                  "`dssr COMMAND -h` describes a command.")
+    parser.add_argument("--version", action="version", version=version_line())
     commands = parser.add_subparsers(metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.add_commands(commands)

@@ -2,17 +2,18 @@
 
 import argparse
 import json
-import os
 import sys
 import time
 import uuid
 
 from dssr_core.cli.parsing import add_command
+from dssr_core.cli.server import served_url
 from dssr_core.client import Client, ClientError, parse_job, termination_state
 from dssr_core.errors import InvalidRequest
 from dssr_core.facts import escape_braces
 from dssr_core.models import check_job_name
 from dssr_core.numbers import is_digits
+from dssr_core.settings import SERVER, Settings
 
 JOB_HELP = "the job as name/number/jobid (as submit prints it)"
 
@@ -41,6 +42,10 @@ def add_commands(commands) -> None:
                     cmd_list_queued, "Prints NAME and JOBID columns, as the API lists them.")
     _client_command(commands, "running", "list the jobs that run", cmd_list_running,
                     "Prints NAME and JOBID columns, as the API lists them.")
+    _client_command(commands, "ended", "list the jobs that ended and were not collected", cmd_list_ended,
+                    "Prints NAME and JOBID columns (GET /ended), oldest first. Upstream collects each "
+                    "ended job with exitstatus, which removes its files; the jobs listed here keep "
+                    "theirs: `dssr exitstatus` collects one.")
     _job_command(commands, "status", "where and for how long a job runs", cmd_status,
                  "Exits 1 when the job neither waits nor runs (it ended, or is not known).")
     _job_command(commands, "exitstatus", "how a job ended, its output; removes the job's files",
@@ -58,9 +63,10 @@ def add_commands(commands) -> None:
 
 def _client_command(commands, name, summary, handler, details=""):
     sub = add_command(commands, name, summary, handler, details)
-    sub.add_argument("--server", default=os.environ.get("DSSR_SERVER", _default_server()),
-                     help="the DSSR server, host:port or URL (DSSR_SERVER; "
-                          "default http://127.0.0.1:5000)")
+    sub.add_argument("--server", help="the DSSR server, host:port or URL (DSSR_SERVER; "
+                                      "default http://127.0.0.1:$WAITRESS_PORT)")
+    sub.add_argument("--config", help="YAML file of settings (DSSR_CONFIG): DSSR_SERVER, "
+                                      "WAITRESS_PORT and JARVICE_SCHED_SERVER_KEY are read from it too")
     return sub
 
 
@@ -80,12 +86,11 @@ def _whole_number(minimum: int):
     return parse
 
 
-def _default_server() -> str:
-    return f"http://127.0.0.1:{os.environ.get('WAITRESS_PORT', '5000')}"
-
-
 def _client(args) -> Client:
-    return Client(args.server, os.environ.get("JARVICE_SCHED_SERVER_KEY") or None)
+    """A client of the server that ``--server``, else DSSR_SERVER, else WAITRESS_PORT names, with
+    the key of JARVICE_SCHED_SERVER_KEY: read as ``dssr serve`` reads them (DSSR_CONFIG too)."""
+    settings = Settings.from_env(config_file=args.config)
+    return Client(args.server or settings.read(SERVER) or served_url(settings), settings.server_key)
 
 
 # submit ---------------------------------------------------------------------------------
@@ -151,6 +156,10 @@ def cmd_list_queued(args) -> int:
 
 def cmd_list_running(args) -> int:
     return _print_listing(_client(args).call("GET", "/running"))
+
+
+def cmd_list_ended(args) -> int:
+    return _print_listing(_client(args).call("GET", "/ended"))
 
 
 def _print_listing(rows) -> int:

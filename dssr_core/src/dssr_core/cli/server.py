@@ -8,13 +8,16 @@ import signal
 import socket
 import sys
 
+import attrs
+
+import dssr_core
 from dssr_core.cli.logs import configure_logging
 from dssr_core.cli.parsing import add_command
 from dssr_core.client import Client, ClientError, ServerUnreachable
 from dssr_core.errors import DssrError, SettingsError
 from dssr_core.plugins import disabled_plugins, make_registry
 from dssr_core.report import REPORT_FOOTER, init_report
-from dssr_core.settings import Settings
+from dssr_core.settings import DEFAULT_CONNECTOR_REASON, Settings
 
 log = logging.getLogger("dssr_core.cli")
 
@@ -42,20 +45,25 @@ def add_commands(commands) -> None:
 
     check = add_command(
         commands, "check", "print the init report and test the cluster", cmd_check,
-        "When a DSSR server with the same connector and executor answers at --server, that "
-        "server makes the report (a connector's state belongs to the server that runs it); "
-        "else it is made here. Exits 1 when the cluster does not answer.")
+        "First asks a DSSR server at --server (default: where these settings serve). When it runs "
+        "the same connector and executor, it makes the report (a connector's state belongs to the "
+        "server that runs it); when it refuses the credentials or fails, check fails with its "
+        "answer. With no server there, or one running other backends, the report is made here, "
+        "with the connector built from these settings. Exits 1 when the cluster does not answer.")
     backend_options(check)
     check.add_argument("--server", help="ask this running server (host:port or URL; default: "
                                         "the address these settings serve on, http://127.0.0.1:5000)")
 
-    add_command(commands, "plugins", "list the installed connectors, executors and plugins",
-                cmd_plugins, "Broken plugins are listed with their error.")
+    plugins = add_command(commands, "plugins", "list the installed connectors, executors and plugins",
+                          cmd_plugins, "Broken plugins are listed with their error, and plugins that "
+                          "DSSR_DISABLE_PLUGINS disables as disabled.")
+    plugins.add_argument("--config", help="YAML file of settings (DSSR_CONFIG)")
 
     settings = add_command(
         commands, "settings", "print the effective settings (secrets masked) and where each came from",
         cmd_settings, "Every installed distribution's settings: value, and whether it came from the "
-        "default, the environment, the config file or an older spelling. Exits 1 when a value is invalid.")
+        "default, the environment, the config file or an older spelling. Exits 2 when a value is invalid "
+        "(each invalid value is shown with its sentence).")
     backend_options(settings)
     settings.add_argument("--markdown", action="store_true",
                           help="print the declarations as the tables of docs/settings.md instead")
@@ -78,7 +86,24 @@ def load_settings(args) -> Settings:
         "WAITRESS_PORT": _text(getattr(args, "port", None)),
         "DSSR_THREADS": _text(getattr(args, "threads", None)),
     }
-    return Settings.from_env(config_file=getattr(args, "config", None), overrides=overrides)
+    settings = Settings.from_env(config_file=getattr(args, "config", None), overrides=overrides)
+    return _only_connector_installed(settings)
+
+
+def _only_connector_installed(settings: Settings) -> Settings:
+    """Without dssr_dummy, the default connector is the one connector installed, if one is.
+
+    A third-party connector's author who installed only their own connector is not asked for
+    ``dummy``; with several installed, selection fails listing them (as it does by name).
+    """
+    if settings.connector_reason != DEFAULT_CONNECTOR_REASON:
+        return settings
+    installed = make_registry(block=disabled_plugins(settings)).backends("connector")
+    if settings.connector in installed or len(installed) != 1:
+        return settings
+    only = next(iter(installed))
+    return attrs.evolve(settings, connector=only, connector_reason=(
+        f"the only connector installed (the default {settings.connector} is not)"))
 
 
 def _text(value):
@@ -112,6 +137,8 @@ def cmd_serve(args) -> int:
         sockets = listen_on(settings.bind, settings.port, settings.backlog)
         for listening in sockets:
             cleanup.callback(listening.close)
+        if settings.port == 0:  # the port the kernel chose is the one to report and to call
+            settings = attrs.evolve(settings, port=sockets[0].getsockname()[1])
         if scrape_port is not None:
             try:
                 cleanup.callback(serve_metrics(settings.bind, scrape_port).shutdown)
@@ -150,6 +177,8 @@ def listen_on(host: str, port: int, backlog: int = LISTEN_BACKLOG) -> list[socke
     sockets = []
     try:
         for family, kind, proto, _, address in dict.fromkeys(found):
+            if port == 0 and sockets:  # every address on the one port the kernel chose first
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
             sockets.append(socket.socket(family, kind, proto))
             sockets[-1].setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
@@ -173,6 +202,7 @@ def _listen_failure(host: str, port: int, error: OSError) -> str:
 
 
 def _exit_on_sigterm(signum, frame):
+    log.info("SIGTERM: stopping; running jobs keep running")
     raise SystemExit(0)  # lets serve() return so that the connector closes cleanly
 
 
@@ -250,14 +280,16 @@ def cmd_settings(args) -> int:
         return 0
     lines, ok = catalogue.settings_report(settings, registry)
     print("\n".join(lines))
-    return 0 if ok else 1
+    return 0 if ok else 2  # a setting to fix, as when one of DSSR's own is invalid
 
 
 # plugins --------------------------------------------------------------------------------
 
 
 def cmd_plugins(args) -> int:
-    registry = make_registry()
+    settings = load_settings(args)
+    registry = make_registry(block=disabled_plugins(settings))
+    print(f"dssr_core {dssr_core.__version__}, plugin API {dssr_core.PLUGIN_API_VERSION}")
     print(f"{'KIND':<10} {'NAME':<13} {'DISTRIBUTION':<18} {'VERSION':<8} DESCRIPTION")
     for kind in ("connector", "executor"):
         for name, backend in sorted(registry.backends(kind).items()):
@@ -268,4 +300,6 @@ def cmd_plugins(args) -> int:
         print(f"plugin {plugin_name}: hooks {hooks}")
     for broken in registry.broken.values():
         print(f"broken     {broken.entry_point:<13} {broken.distribution:<27} {broken.error}")
+    for name, distribution in sorted(registry.disabled.items()):
+        print(f"disabled   {name:<13} {distribution:<27} by DSSR_DISABLE_PLUGINS")
     return 0

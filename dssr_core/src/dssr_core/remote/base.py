@@ -57,6 +57,7 @@ class RemoteConnector(Connector):
     """
 
     scheduler = "the scheduler"
+    bearer_decides_account = True  # dssr_core.remote.users maps upstream's user to a cluster account
     config: RemoteConfig
     snapshot: StatusSnapshot
     files: OutputAccess

@@ -17,6 +17,10 @@ _JOB_ID = re.compile(r"\A[0-9]{1,12}\Z")
 #: number (its URL's).
 SERVICE_PORT_KEY = "dssr-service-port"
 JOB_NUMBER_KEY = "dssr-job-number"
+#: ... and the fingerprint of the script it was submitted with, to tell a retried submit of a
+#: live job's name from another job (:func:`dssr_core.connector.check_retried_submit`).
+SCRIPT_KEY = "dssr-script"
+_SCRIPT = re.compile(rf"(?:^|[\s,;]){SCRIPT_KEY}=([0-9a-f]{{16}})(?=$|[\s,;|])")
 _SERVICE_PORT = re.compile(rf"(?:^|[\s,;]){SERVICE_PORT_KEY}=([0-9]{{1,5}})(?=$|[\s,;|])")
 _JOB_NUMBER = re.compile(rf"(?:^|[\s,;]){JOB_NUMBER_KEY}=([0-9]{{1,12}})(?=$|[\s,;|])")
 
@@ -40,6 +44,19 @@ def service_port_comment(port: int, number: int | None = None) -> str:
     return text if number is None else f"{text} {JOB_NUMBER_KEY}={int(number)}"
 
 
+def job_comment(fingerprint: str, port: int | None = None, number: int | None = None) -> str:
+    """The comment of a job: its script's fingerprint, and for an interactive job its
+    service port and job number (:func:`service_port_comment`)."""
+    text = f"{SCRIPT_KEY}={fingerprint}"
+    return text if port is None else f"{service_port_comment(port, number)} {text}"
+
+
+def script_fingerprint_of(comment: object) -> str | None:
+    """The script fingerprint a job's comment remembers; None when it has none (never fails)."""
+    match = _SCRIPT.search(comment) if isinstance(comment, str) else None
+    return match.group(1) if match else None
+
+
 def job_number(comment: object) -> int | None:
     """Upstream's job number a job's comment remembers; None when it has none (never fails)."""
     match = _JOB_NUMBER.search(comment) if isinstance(comment, str) else None
@@ -47,8 +64,10 @@ def job_number(comment: object) -> int | None:
 
 
 def interactive_fields(comment: object) -> dict:
-    """The :class:`JobRecord` fields a job's comment gives: service port and job number."""
-    return {"service_port": service_port(comment), "number": job_number(comment)}
+    """The :class:`JobRecord` fields a job's comment gives: service port, job number and
+    script fingerprint."""
+    return {"service_port": service_port(comment), "number": job_number(comment),
+            "fingerprint": script_fingerprint_of(comment)}
 
 
 def service_port(comment: object) -> int | None:
@@ -91,6 +110,7 @@ class JobRecord:
     exit_code: int | None = None
     service_port: int | None = None
     number: int | None = None
+    fingerprint: str | None = None
 
     def is_for(self, job: JobRef) -> bool:
         """Whether this record is ``job``: same id AND same name (schedulers reuse ids)."""

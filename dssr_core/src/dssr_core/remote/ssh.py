@@ -90,10 +90,8 @@ class SshSettings:
 
     @classmethod
     def from_settings(cls, settings) -> "SshSettings":
-        host, user, key = (settings.read(setting) for setting in (CLUSTER_ADDR, SSH_USER, SSH_PKEY))
-        for setting, value in ((CLUSTER_ADDR, host), (SSH_USER, user), (SSH_PKEY, key)):
-            if not value:
-                raise SettingsError(f"{setting.name} must be set to reach the cluster over SSH.")
+        host, user, key = settings.read_required(CLUSTER_ADDR, SSH_USER, SSH_PKEY,
+                                                 purpose="to reach the cluster over SSH")
         try:
             key_text = decode_private_key(key)
         except ValueError:

@@ -11,11 +11,12 @@ import logging
 
 from dssr_core import metrics
 from dssr_core.audit import audit, portal_user_of
+from dssr_core.connector import check_retried_submit
 from dssr_core.errors import Forbidden, NotAvailable
 from dssr_core.models import DirEntry, JobRef, Submission, SubmitResult
 from dssr_core.remote.config import RemoteConfig
 from dssr_core.remote.files import SshFiles
-from dssr_core.remote.jobs import JobRecord, matching
+from dssr_core.remote.jobs import JobRecord, matching, script_fingerprint_of
 from dssr_core.remote.login import check_keys, dir_entries, list_directory
 from dssr_core.remote.snapshot import StatusSnapshot
 from dssr_core.remote.ssh import CommandResult, SshPool, SshSettings, command_message, quote_command
@@ -52,9 +53,11 @@ class SlurmCliConnector(SlurmConnector):
         account = self.accounts.for_submission(submission)
         command = commands.submit(submission.name, commands.sbatch_arguments(spec),
                                   lock_wait=self.ssh_settings.command_timeout / 2)
-        jobid, existing = commands.parse_submit(self._run(account, command, "sbatch", stdin=script),
-                                                submission.name)
-        if existing:
+        result = self._run(account, command, "sbatch", stdin=script)
+        jobid, existing = commands.parse_submit(result, submission.name)
+        if existing:  # the first live job's comment comes first in squeue's answer
+            check_retried_submit(submission.name, jobid, script_fingerprint_of(result.stdout),
+                                 submission.fingerprint)
             log.info("job %s/%s is already in Slurm as %s; not submitted again",
                      submission.name, submission.number, jobid)
         else:

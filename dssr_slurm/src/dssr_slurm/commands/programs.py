@@ -54,9 +54,11 @@ def sacct_job(jobid: str) -> str:
 def submit(name: str, sbatch_arguments: list[str], lock_wait: float) -> str:
     """One remote command: under the submit lock (:func:`dssr_core.remote.login.locked_submit`),
     answer the id of a live job of this name (a fresh ``squeue``: squeue lists a job as soon as
-    sbatch has returned), else ``sbatch`` with the script on stdin."""
+    sbatch has returned), else ``sbatch`` with the script on stdin. squeue prints each live job's
+    comment after its id: the script's fingerprint is there
+    (:func:`dssr_core.remote.jobs.script_fingerprint_of`), to tell a retry from another job."""
     find_live = quote_command("squeue", "--noheader", "--all", f"--states={LIVE_STATE_NAMES}",
-                              f"--name={scheduler_job_name(name)}", "--format=%i")
+                              f"--name={scheduler_job_name(name)}", "--format=%i %k")
     return locked_submit(name, find_live, f"sbatch --parsable {quote_command(*sbatch_arguments)}", lock_wait)
 
 

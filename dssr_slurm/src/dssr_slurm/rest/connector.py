@@ -15,6 +15,7 @@ import time
 from datetime import UTC, datetime
 
 from dssr_core.audit import audit, portal_user_of
+from dssr_core.connector import check_retried_submit
 from dssr_core.errors import ClusterUnavailable, ConnectorError, SettingsError
 from dssr_core.models import JobRef, Submission, SubmitResult
 from dssr_core.remote.config import RemoteConfig
@@ -124,6 +125,8 @@ class SlurmRestConnector(SlurmConnector):
         body = version.submit_body(script, spec)  # before Slurm is asked: a device it lacks is refused
         existing = self._live_jobs_named(submission.name, version)
         if existing:
+            check_retried_submit(submission.name, existing[0].jobid, existing[0].fingerprint,
+                                 submission.fingerprint)
             log.info("job %s/%s is already in Slurm as %s; not submitted again",
                      submission.name, submission.number, existing[0].jobid)
             self.snapshot.invalidate()  # the next listing shows the job whose id we answer

@@ -21,8 +21,10 @@ import time
 from pathlib import Path
 
 import dssr_core
-from dssr_core.errors import ClusterUnavailable, JobNotFound, NotAvailable
-from dssr_core.models import ConnectorSpec, ExitStatus, JobListing, RunStatus, SubmitResult
+from dssr_core.connector import check_retried_submit
+from dssr_core.errors import ClusterUnavailable, InvalidRequest, JobNotFound, NotAvailable
+from dssr_core.models import (ConnectorSpec, ExitStatus, JobListing, RunStatus, SubmitResult,
+                              script_fingerprint)
 
 JOB_DIR = dssr_core.Setting("LOCAL_JOB_DIR", "where the jobs' folders are kept (across restarts)",
                             kind="directory", default_text="`~/.dssr-local`")
@@ -48,7 +50,10 @@ class LocalConnector(dssr_core.Connector):
             for jobid, folder in self._jobs():
                 if self._meta(folder)["name"] == submission.name and self._state(folder) in (
                         "PENDING", "RUNNING"):
-                    return SubmitResult(jobid, (folder / "job.sh").read_text())  # a retried submit
+                    kept = (folder / "job.sh").read_text()
+                    check_retried_submit(submission.name, jobid, script_fingerprint(kept),
+                                         submission.fingerprint)
+                    return SubmitResult(jobid, kept)  # a retried submit
             jobid = self._next_id()
             folder = self.root / jobid
             folder.mkdir()
@@ -183,8 +188,10 @@ class LocalConnector(dssr_core.Connector):
                     for jobid, folder in self._jobs() if self._state(folder) == state]
 
     def _folder(self, ref):
+        if not ref.jobid.isdigit():  # the ids this connector issues: a 400 for any other
+            raise InvalidRequest(f"jobid must be digits (a local job id), not {ref.jobid!r}.")
         folder = self.root / ref.jobid
-        if not ref.jobid.isdigit() or not folder.is_dir() or self._meta(folder)["name"] != ref.name:
+        if not folder.is_dir() or self._meta(folder)["name"] != ref.name:
             raise JobNotFound(f"No job {ref} is known.")
         return folder
 
