@@ -17,8 +17,8 @@ from dssr_core.catalogue import Declared, declared_settings, markdown_tables
 from dssr_core.connector import Connector
 from dssr_core.models import Submission
 from dssr_core.plugins import make_registry
-from dssr_core.settings import Setting, Settings
-from dssr_core.testing import ConnectorContract, shell_template
+from dssr_core.settings import Setting
+from dssr_core.testing import ConnectorContract
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -139,15 +139,3 @@ def test_every_page_of_docs_is_linked_from_the_readme():
     readme = (ROOT / "README.md").read_text()
     unlinked = [page.name for page in DOCS.glob("*.md") if f"docs/{page.name}" not in readme]
     assert unlinked == []
-
-
-def test_the_documented_connector_answers_a_retry_and_refuses_a_reused_name(tmp_path):
-    connector = _documented_connector_module().LocalConnector.from_settings(
-        Settings.from_env({"LOCAL_JOB_DIR": str(tmp_path)}))
-    api = ConnectorContract.api_for(connector)
-    first = api.submit("reused", shell_template("sleep 60"), hold=True)
-    retry = api.submit("reused", shell_template("sleep 60"), hold=True)
-    other = api.submit("reused", shell_template("sleep 61"), hold=True)
-    assert retry.json[0] == first.json[0] and other.status == 409
-    assert api.post("/runstatus", {"name": "reused", "number": 1, "jobid": "x1"}).status == 400
-    api.post("/terminate", {"name": "reused", "number": 1, "jobid": first.json[0]})

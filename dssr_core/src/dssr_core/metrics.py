@@ -72,7 +72,8 @@ SCHEDULER_REQUESTS = Counter("dssr_scheduler_requests", "Calls to the scheduler,
                              "outcome (ok, error, timeout).", ["operation", "outcome"])
 SCHEDULER_DURATION = Histogram("dssr_scheduler_request_duration_seconds", "Seconds a call to the "
                                "scheduler took, by operation.", ["operation"], buckets=_SCHEDULER_BUCKETS)
-JOBS = Gauge("dssr_jobs", "This DSSR's jobs in the last listing, by state: queued, running, and ended (not yet collected) when /ended was asked.", ["state"])
+JOBS = Gauge("dssr_jobs", "This DSSR's jobs in the last listing, by state: queued, running, and "
+             "ended (not yet collected) once /ended was asked.", ["state"])
 SUBMITS = Counter("dssr_submits", "Submissions, by outcome: new, retried (a live job of that name "
                   "answered), refused (4xx), failed (5xx).", ["outcome"])
 SSH_OPEN = Gauge("dssr_ssh_connections", "SSH connections to the cluster open now.")

@@ -23,8 +23,14 @@ from pathlib import Path
 import dssr_core
 from dssr_core.connector import check_retried_submit
 from dssr_core.errors import ClusterUnavailable, InvalidRequest, JobNotFound, NotAvailable
-from dssr_core.models import (ConnectorSpec, ExitStatus, JobListing, RunStatus, SubmitResult,
-                              script_fingerprint)
+from dssr_core.models import (
+    ConnectorSpec,
+    ExitStatus,
+    JobListing,
+    RunStatus,
+    SubmitResult,
+    script_fingerprint,
+)
 
 JOB_DIR = dssr_core.Setting("LOCAL_JOB_DIR", "where the jobs' folders are kept (across restarts)",
                             kind="directory", default_text="`~/.dssr-local`")
