@@ -45,3 +45,12 @@ def bench(session):
     session.run("python", "bench/bench_slurm_cli.py")
     session.run("python", "bench/bench_slurmrestd.py")
     session.run("python", "bench/bench_proxy.py", "--slurm")
+
+
+@nox.session
+def soak(session):
+    """The soak: two dssr serve replicas behind haproxy on a private Slurm cluster, faults on a
+    schedule, checked against sacct; p50/p99 per endpoint and a verdict (exit 1 on FAIL).
+    Length and connectors by flags: `nox -s soak -- --minutes 60 --connector slurmrestd`."""
+    session.install(*LOCAL_DISTRIBUTIONS)
+    session.run("python", "bench/soak.py", *session.posargs)
