@@ -424,7 +424,9 @@ def soak(connector: str, minutes: float, version: str, interval: float, poll: fl
     log_dir = Path(tempfile.mkdtemp(prefix=f"soak-{connector}-"))
     env = {**os.environ, **cluster.env, "JARVICE_BAREMETAL_CONNECTOR": connector,
            "JARVICE_BAREMETAL_EXECUTOR": "shell", "JARVICE_SCHED_SERVER_KEY": SERVER_KEY,
-           "JARVICE_SCHED_LOGLEVEL": "30"}
+           "JARVICE_SCHED_LOGLEVEL": "30",
+           # slurmrestd reads the output over SSH too, so its /exitstatus shows the job's own words
+           "JARVICE_SLURMRESTD_OUTPUT_ACCESS": "ssh"}
     replicas = [Replica(name, env, log_dir) for name in ("a", "b")]
     balancer = LoadBalancer(replicas, log_dir)
     log = Log()
