@@ -457,7 +457,13 @@ def soak(connector: str, minutes: float, version: str, interval: float, poll: fl
         kinds = ["replica", "sshd", "slurmctld", "slurmrestd"]
         next_fault = began + warmup
         count = 0
+        next_report = began + 300
         while time.monotonic() < end_at:
+            if time.monotonic() >= next_report:
+                next_report += 300
+                print(f"  {time.strftime('%H:%M:%S')} {len(driver.jobs)} jobs submitted, "
+                      f"{sum(job.exit is not None for job in driver.jobs)} collected, {len(log.calls)} "
+                      f"requests, {sum(call[2] != 200 for call in log.calls)} not 200", flush=True)
             if time.monotonic() >= next_fault and end_at - time.monotonic() > 45:
                 faults.inject(kinds[count % len(kinds)])
                 count += 1
