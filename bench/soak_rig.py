@@ -19,6 +19,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from loadgen import stop
+
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_SH = ROOT / "tests/cluster/cluster.sh"
 CHROOTS = Path("/var/cache/dssr-test-cluster")
@@ -41,6 +43,20 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def wait_answering(process: subprocess.Popen, url: str, seconds: float, what: str, log: Path) -> None:
+    """Wait until ``url`` answers; raise when ``process`` exits first or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited ({process.returncode}); see {log}")
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not answer {url} in {seconds:g} s; see {log}")
 
 
 class PrivateCluster:
@@ -136,16 +152,8 @@ class Replica:
                                              str(self.port)], env=self.env, stdout=log,
                                             stderr=subprocess.STDOUT)
         self.lives.append({"pid": self.process.pid, "started": time.monotonic(), "samples": []})
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"replica {self.name} exited ({self.process.returncode}); see {self.log}")
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ready", timeout=1).read()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"replica {self.name} did not answer /ready in 60 s; see {self.log}")
+        wait_answering(self.process, f"http://127.0.0.1:{self.port}/ready", 60, f"replica {self.name}",
+                       self.log)
 
     def kill(self) -> None:
         """``kill -9``, as a pod that is killed."""
@@ -153,12 +161,7 @@ class Replica:
         self.process.wait()
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop(self.process)
 
     def sample(self) -> None:
         """RSS (kB) and open file descriptors of the running process, from /proc."""
@@ -238,16 +241,7 @@ class LoadBalancer:
         with self.log.open("a") as log:
             self.process = subprocess.Popen([self.install(), "-db", "-f", str(self.config)],
                                             stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/live", timeout=1).read()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"haproxy did not answer in 20 s; see {self.log}")
+        wait_answering(self.process, f"http://127.0.0.1:{self.port}/live", 20, "haproxy", self.log)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
+        stop(self.process)
