@@ -24,8 +24,10 @@ from loadgen import stop
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_SH = ROOT / "tests/cluster/cluster.sh"
 CHROOTS = Path("/var/cache/dssr-test-cluster")
-#: ssh, slurmrestd, MariaDB, and the first of slurmctld/slurmd/slurmdbd, per private cluster
-PRIVATE_PORTS = {"slurm-cli": (22124, 6924, 13424, 28817), "slurmrestd": (22125, 6925, 13425, 28821)}
+#: ssh, slurmrestd, MariaDB, the registry, and the first of slurmctld/slurmd/slurmdbd, per private
+#: cluster (below the kernel's ephemeral ports, where clients' ports come and go)
+PRIVATE_PORTS = {"slurm-cli": (22124, 6924, 13424, 15124, 28817),
+                 "slurmrestd": (22125, 6925, 13425, 15125, 28821)}
 SERVER_KEY = "soak:soak-server-key"
 
 
@@ -63,7 +65,7 @@ class PrivateCluster:
     """A cluster.sh cluster of Slurm ``version`` for one soak, named by ``label``."""
 
     def __init__(self, label: str, version: str):
-        ssh, rest, db, ctld = PRIVATE_PORTS[label]
+        ssh, rest, db, registry, ctld = PRIVATE_PORTS[label]
         self.version = version
         self.root = CHROOTS / f"soak-{label}-{version}"
         self.settings = {
@@ -73,9 +75,10 @@ class PrivateCluster:
             "DSSR_CLUSTER_SSH_PORT": str(ssh),
             "DSSR_CLUSTER_REST_PORT": str(rest),
             "DSSR_CLUSTER_DB_PORT": str(db),
+            "DSSR_CLUSTER_REGISTRY_PORT": str(registry),
             "DSSR_CLUSTER_SLURMCTLD_PORT": str(ctld),
         }
-        self.ports = (ssh, rest, db, ctld, ctld + 1, ctld + 2)
+        self.ports = (ssh, rest, db, registry, ctld, ctld + 1, ctld + 2)
         self.env: dict[str, str] = {}
 
     def run(self, command: str, capture: bool = False) -> str:
