@@ -60,3 +60,12 @@ def mutants(session):
     example connector; reports which the suite catches (``nox -s mutants -- local`` for one)."""
     session.install(*LOCAL_DISTRIBUTIONS, *TEST_TOOLS)
     session.run("python", "tests/mutation/mutants.py", *session.posargs)
+
+
+@nox.session
+def soak(session):
+    """The soak: two dssr serve replicas behind haproxy on a private Slurm cluster, faults on a
+    schedule, checked against sacct; p50/p99 per endpoint and a verdict (exit 1 on FAIL).
+    Length and connectors by flags: `nox -s soak -- --minutes 60 --connector slurmrestd`."""
+    session.install(*LOCAL_DISTRIBUTIONS)
+    session.run("python", "bench/soak.py", *session.posargs)

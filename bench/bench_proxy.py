@@ -30,7 +30,7 @@ from pathlib import Path
 import jwt
 
 sys.path.insert(0, str(Path(__file__).parent))
-from loadgen import cpu_seconds, post, run_echo_load, run_load, wait_live  # noqa: E402
+from loadgen import cpu_seconds, post, run_echo_load, run_load, stop, wait_live  # noqa: E402
 from slurm_bench_common import cluster_env  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "dssr_slurm"))
@@ -64,15 +64,6 @@ def start_serve(env: dict, log) -> tuple[subprocess.Popen, int]:
     process = subprocess.Popen([sys.executable, "-m", "dssr_core", "serve"], env=env, stdout=log, stderr=log)
     wait_live(port, 15)
     return process, port
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def interactive_template(command: str) -> str:

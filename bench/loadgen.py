@@ -5,6 +5,7 @@ import http.client
 import json
 import os
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -108,6 +109,17 @@ def cpu_seconds(pid: int) -> float:
     """User and system CPU time of a process, from /proc (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stop(process: subprocess.Popen | None) -> None:
+    """SIGTERM, then SIGKILL after 10 s, of a server the benchmark started (if it still runs)."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def wait_live(port: int, seconds: float = 10) -> None:

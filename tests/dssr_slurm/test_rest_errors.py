@@ -94,6 +94,9 @@ def test_a_version_not_served_is_a_path_unknown():
     (500, [{"error_code": 1800, "error": "Unable to contact slurm controller (connect failure)"}],
      ClusterUnavailable),
     (500, [{"error_number": 5004, "error": "Socket timed out on send/recv operation"}], ClusterUnavailable),
+    # 26.05's GET /jobs while slurmctld restarts (the soak, bench/soak.py)
+    (500, [{"error_number": 104, "error": "Connection reset by peer", "description": "Unable to query jobs"}],
+     ClusterUnavailable),
     (503, [], ClusterUnavailable),
     (500, [{"error_number": 2002, "error": "Access/permission denied"}], ConnectorError),
     (500, [{"error_number": 6002, "error": "Invalid authentication credential"}], TokenRefused),

@@ -8,7 +8,10 @@ failure. The classes:
   (422) when submitting or updating a job;
 - a job Slurm does not know (2017): JobNotFound;
 - the token refused (HTTP 401/403, 1007, 6000-6999): TokenRefused (500), naming the token mode;
-- Slurm not answering slurmrestd (1001-1006, 1800-1804, 5004): ClusterUnavailable (503);
+- Slurm not answering slurmrestd (1001-1006, 1800-1804, 5004), or its connection to slurmctld
+  failing with a socket's errno (ECONNRESET "Connection reset by peer" while slurmctld restarts,
+  found by the soak; EPIPE, ENOTCONN, ETIMEDOUT, ECONNREFUSED, EHOSTUNREACH):
+  ClusterUnavailable (503);
 - 22.05's ambiguous answers (-1 "Unspecified error", 5005 "Zero Bytes were transmitted"), given
   both when slurmctld is down and when it refused the token: ClusterUnavailable with both
   causes in the sentence;
@@ -18,6 +21,8 @@ failure. The classes:
 - anything else: ConnectorError (500).
 """
 
+import errno
+
 from dssr_core.errors import ClusterUnavailable, ConnectorError, DssrError, JobNotFound, SchedulerRejected
 from dssr_slurm.rest.client import Answer
 from dssr_slurm.rest.tokens import TokenRefused
@@ -26,7 +31,10 @@ INVALID_JOB_ID = 2017
 EMPTY_RESULT = 9003  # "Nothing found with query": accounting has no such job
 JOB_HELD = 2042  # "Job is in held state, pending scheduler release": a submit answer, not a failure
 AUTHENTICATION = frozenset({1007})
-UNREACHABLE = frozenset({1001, 1002, 1003, 1004, 1005, 1006, 1800, 1801, 1802, 1803, 1804, 5004})
+UNREACHABLE = frozenset({1001, 1002, 1003, 1004, 1005, 1006, 1800, 1801, 1802, 1803, 1804, 5004,
+                         # Slurm passes a socket's errno on as the error number (Linux values)
+                         errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ETIMEDOUT,
+                         errno.ECONNREFUSED, errno.EHOSTUNREACH})
 AMBIGUOUS = frozenset({-1, 5005})
 DB_UNREACHABLE = 7000
 
