@@ -209,7 +209,6 @@ def split_answer(answer: bytes) -> tuple[int, dict]:
 
 @pytest.mark.parametrize("request_bytes, status, words", [
     (b"GET / HTTP/1.1 extra\r\nHost: dssr\r\n\r\n", 400, "not valid HTTP/1.1"),
-    (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400, "not valid HTTP/1.1"),  # TLS to HTTP
     (b"GET /live HTTP/1.1\r\nHost: dssr\r\nBad Header: x\r\n\r\n", 400, "not valid HTTP/1.1"),
     (b"POST /runstatus HTTP/1.1\r\nHost: dssr\r\nContent-Length: 5x\r\n\r\n", 400, "not valid HTTP/1.1"),
     (b"GET /live HTTP/1.1\r\nHost: dssr\r\nX-Big: " + b"x" * 9000 + b"\r\n\r\n", 431,
