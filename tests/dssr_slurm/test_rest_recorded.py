@@ -195,9 +195,14 @@ def test_a_retried_submission_returns_the_live_job(make, fake_slurmrestd, versio
     name = "rest-run" if version != "v0.0.38" else recorded("v0.0.38", "jobs")["body"]["jobs"][0]["name"][8:]
     jobs = recorded(version, "jobs")["body"]["jobs"]
     jobid = next(str(j["job_id"]) for j in jobs if j["name"] == f"jarvice_{name}")
+    listed = recorded(version, "jobs")["body"]
+    fake_slurmrestd.answer("GET", f"/slurm/{version}/job/{jobid}",
+                           (200, {**listed, "jobs": [j for j in jobs if str(j["job_id"]) == jobid]}))
     answer = api.submit(name, shell_template("echo again"), bearer=KIRBY)
     assert answer.status == 200 and answer.json[0] == jobid
     assert not fake_slurmrestd.requested("POST")
+    assert fake_slurmrestd.requested("GET", f"/slurm/{version}/job/{jobid}"), \
+        "the job list's job of that name is read again: it still lives"
 
 
 def test_a_refused_job_is_a_422_with_slurms_words(make, fake_slurmrestd):

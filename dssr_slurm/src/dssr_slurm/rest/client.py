@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import attrs
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -68,6 +69,17 @@ class Answer:
         text = "" if isinstance(body, dict) else response.text[:500]
         return cls(response.status_code, body if isinstance(body, dict) else {}, text)
 
+    @classmethod
+    def read(cls, response: requests.Response, reader: Callable[[bytes], dict]) -> "Answer":
+        """The answer of a streamed response, its bytes read at once (one copy) and decoded by
+        ``reader`` (which raises ValueError for no JSON)."""
+        data = response.raw.read(decode_content=True)
+        try:
+            body = reader(data)
+        except ValueError:
+            return cls(response.status_code, {}, data[:500].decode("utf-8", "replace"))
+        return cls(response.status_code, body, "")
+
 
 class RestClient:
     """Sends requests to slurmrestd at ``base_url`` and counts them (for benchmarks)."""
@@ -88,8 +100,10 @@ class RestClient:
         """How many requests were made (a retried read counts once)."""
         return self._calls
 
-    def get(self, path: str, credentials: Credentials, what: str) -> Answer:
-        return self.request("GET", path, credentials, what)
+    def get(self, path: str, credentials: Credentials, what: str,
+            reader: Callable[[bytes], dict] | None = None) -> Answer:
+        """A GET; ``reader`` decodes the body's bytes (for a large answer: read once, only what is needed)."""
+        return self.request("GET", path, credentials, what, reader=reader)
 
     def post(self, path: str, credentials: Credentials, what: str, body: dict) -> Answer:
         return self.request("POST", path, credentials, what, body)
@@ -98,15 +112,16 @@ class RestClient:
         return self.request("DELETE", path, credentials, what)
 
     def request(self, method: str, path: str, credentials: Credentials, what: str,
-                body: dict | None = None) -> Answer:
+                body: dict | None = None, reader: Callable[[bytes], dict] | None = None) -> Answer:
         """One request; ClusterUnavailable when slurmrestd cannot be reached or is too slow. A refused
         token is renewed and the request sent once more when the credentials can be renewed."""
-        answer = self._send(method, path, credentials, what, body)
+        answer = self._send(method, path, credentials, what, body, reader)
         if credentials.renew is not None and answer.token_refused:
-            answer = self._send(method, path, credentials.renew(), what, body)
+            answer = self._send(method, path, credentials.renew(), what, body, reader)
         return answer
 
-    def _send(self, method: str, path: str, credentials: Credentials, what: str, body: dict | None) -> Answer:
+    def _send(self, method: str, path: str, credentials: Credentials, what: str, body: dict | None,
+              reader: Callable[[bytes], dict] | None = None) -> Answer:
         with self._lock:
             self._calls += 1
         headers = credentials.headers()
@@ -116,8 +131,12 @@ class RestClient:
             data = json.dumps(body)
         try:
             response = self.session.request(method, self.base_url + path, headers=headers, data=data,
-                                            timeout=self.timeout, allow_redirects=False)
-        except requests.RequestException as error:
+                                            timeout=self.timeout, allow_redirects=False,
+                                            stream=reader is not None)
+            if reader is not None:
+                with response:
+                    answer = Answer.read(response, reader)
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as error:  # urllib3: a stream read
             if isinstance(error, requests.Timeout) or "timed out" in str(error).lower():
                 raise ClusterUnavailable(f"slurmrestd at {self.label} did not answer in time "
                                          f"({self.timeout[1]:g} s) while {what}.") from None
@@ -126,7 +145,8 @@ class RestClient:
                       else f"{_connection_failure(error)}.")
             raise ClusterUnavailable(
                 f"Cannot reach slurmrestd at {self.label} while {what}: {reason}") from None
-        answer = Answer.from_response(response)
+        if reader is None:
+            answer = Answer.from_response(response)
         log.debug("slurmrestd %s %s -> %d", method, path, answer.status)
         return answer
 
@@ -146,7 +166,7 @@ def _session(retries: int, pool_size: int) -> requests.Session:
     return session
 
 
-def _connection_failure(error: requests.RequestException) -> str:
+def _connection_failure(error: Exception) -> str:
     """Why requests could not connect, in a few words.
 
     Unlike :func:`dssr_slurm.ssh.error_reason` (which reads the socket's own error), this reads

@@ -20,15 +20,17 @@ from dssr_core.models import JobRef, Submission, SubmitResult
 from dssr_slurm.base import SlurmConnector
 from dssr_slurm.config import SlurmConfig
 from dssr_slurm.files import OutputAccess, SshFiles
-from dssr_slurm.jobs import JobRecord, matching, slurm_job_name
+from dssr_slurm.jobs import JobRecord, matching
 from dssr_slurm.jobscript import batch_script
 from dssr_slurm.jobspec import job_spec
 from dssr_slurm.rest.client import Answer, RestClient
 from dssr_slurm.rest.errors import failure, is_not_found, is_path_unknown
 from dssr_slurm.rest.files import NoOutputAccess, SharedOutputAccess, ssh_account_for
+from dssr_slurm.rest.listing import Listing, highest_job_id, read_jobs, unchanged
 from dssr_slurm.rest.settings import RestSettings
 from dssr_slurm.rest.tokens import Credentials, token_source
 from dssr_slurm.rest.tunnel import SshTunnel
+from dssr_slurm.rest.twins import MAX_PROBES, TwinIndex
 from dssr_slurm.rest.versions import PROBE_ORDER, ApiVersion, adapter, number
 from dssr_slurm.snapshot import StatusSnapshot
 from dssr_slurm.ssh import CLUSTER_ADDR, SshPool, SshSettings
@@ -69,6 +71,9 @@ class SlurmRestConnector(SlurmConnector):
         self.files = self._output_access()
         self.versions = VersionChooser(self.client, self.tokens, self.rest.api_version,
                                        self.rest.api_version_setting)
+        self.twins = TwinIndex()
+        self._listing: Listing | None = None
+        self._listing_lock = threading.Lock()
         self.snapshot = StatusSnapshot(self._list_jobs, self.config.status_interval)
         self.versions.choose_at_start()
 
@@ -144,7 +149,7 @@ class SlurmRestConnector(SlurmConnector):
         """The id to answer for the job just submitted as ``jobid``: the lowest id of the live jobs
         of its name; ours is cancelled when it is not that one (a twin that lost the race)."""
         try:
-            live = self._live_jobs_named(submission.name, version)
+            live = self._live_jobs_named(submission.name, version, jobid)
         except (ClusterUnavailable, ConnectorError) as error:
             log.warning("job %s/%s was submitted as %s, but the check for a twin from another replica "
                         "failed (%s); singleton keeps a twin waiting", submission.name, submission.number,
@@ -222,7 +227,28 @@ class SlurmRestConnector(SlurmConnector):
     # What slurmrestd answers ------------------------------------------------------------
 
     def _list_jobs(self) -> list[JobRecord]:
-        return self._jobs(self.versions.current(), "listing jobs")
+        """Our jobs from ``GET /jobs``: only when some job changed since the last list (``update_time``,
+        from v0.0.40 on), else the last list's records as they are now. Feeds :attr:`twins`."""
+        version = self.versions.current()
+        previous = self._listing
+        since = previous.update_time(version.name) if previous is not None else None
+        credentials = self.tokens.service()
+        what = "listing jobs"
+        path = version.jobs_path + (f"?update_time={since}" if since else "")
+        taken = time.time()
+        answer = self.client.get(path, credentials, what, reader=read_jobs)
+        if not answer.ok:
+            raise failure(answer, what, self.tokens, credentials.user)
+        if unchanged(answer.body, since):
+            return previous.records_now()
+        raw = _raw_jobs(answer)
+        listing = Listing(records=tuple(_records(version, answer, taken)), highest=highest_job_id(raw),
+                          last_update=number(answer.body.get("last_update")), taken=taken, api=version.name)
+        with self._listing_lock:
+            if self._listing is None or listing.taken >= self._listing.taken:
+                self._listing = listing
+        self.twins.listed(listing.records, listing.highest)
+        return list(listing.records)
 
     def _controller_record(self, job: JobRef) -> JobRecord | None:
         version = self.versions.current()
@@ -263,18 +289,52 @@ class SlurmRestConnector(SlurmConnector):
         """The credentials that act on a job: its owner's when mapped, else the service account's."""
         return self.tokens.credentials(self.accounts.for_owner(record.user).user)
 
-    def _jobs(self, version: ApiVersion, what: str) -> list[JobRecord]:
+    def _live_jobs_named(self, name: str, version: ApiVersion,
+                         submitted: str | None = None) -> list[JobRecord]:
+        """The queued or running jobs of this name, lowest id first, each read fresh from Slurm.
+
+        The candidates are those :attr:`twins` knows (the last job list, and the ids read since);
+        with ``submitted`` (the id our submit just got), the ids between what it knows and ours are
+        read first, so a twin submitted before ours is among them (see :mod:`dssr_slurm.rest.twins`).
+        """
+        fresh: dict[str, JobRecord] = {}
+        if submitted is not None:
+            fresh = self._read_ids_up_to(int(submitted), name, version)
+        elif self.twins.upto is None:
+            self.snapshot.get()  # the first job list of this process (shared with the listings)
+        live = []
+        for known in self.twins.named(name, int(submitted) if submitted is not None else None):
+            record = fresh.get(known.jobid) or (known if known.jobid == submitted else
+                                                self._controller_record(JobRef(name, 0, known.jobid)))
+            if record is not None and is_live(record.state):
+                live.append(record)
+            else:
+                self.twins.ended(known)
+        return live
+
+    def _read_ids_up_to(self, jobid: int, name: str, version: ApiVersion) -> dict[str, JobRecord]:
+        """Read the job ids between what :attr:`twins` knows and ``jobid`` (ours, named ``name``), one by
+        one, or the whole job list when there are more than :data:`MAX_PROBES`; the records read, by id."""
+        known = self.twins.upto
+        if known is not None and jobid <= known:  # a job list taken after our submit has them all
+            return {}
+        if known is None or jobid - known > MAX_PROBES + 1:
+            return {record.jobid: record for record in self._list_jobs()}
+        found = [record for probe in range(known + 1, jobid) for record in self._probe(probe, version)]
+        ours = JobRecord(jobid=str(jobid), name=name, user="", state="PENDING")
+        self.twins.learned([*found, ours], jobid)
+        return {record.jobid: record for record in found}
+
+    def _probe(self, jobid: int, version: ApiVersion) -> list[JobRecord]:
+        """The jobs of ours the controller lists under ``jobid`` (none when it knows no such job)."""
         credentials = self.tokens.service()
-        answer = self.client.get(version.jobs_path, credentials, what)
+        what = f"reading job {jobid} (looking for a twin)"
+        answer = self.client.get(version.job_path(str(jobid)), credentials, what)
+        if is_not_found(answer):
+            return []
         if not answer.ok:
             raise failure(answer, what, self.tokens, credentials.user)
         return _records(version, answer)
-
-    def _live_jobs_named(self, name: str, version: ApiVersion) -> list[JobRecord]:
-        """The queued or running jobs of this name, lowest id first, from a fresh job list."""
-        records = self._jobs(version, f"looking for a job named {slurm_job_name(name)}")
-        return sorted((record for record in records if record.name == name and is_live(record.state)),
-                      key=lambda record: int(record.jobid))
 
     def _raw_job(self, job: JobRef, version: ApiVersion) -> dict | None:
         """The controller's record of ``job`` (same id and name), or None when it forgot it."""
@@ -393,8 +453,8 @@ def _raw_jobs(answer: Answer) -> list[dict]:
     return [raw for raw in answer.body.get("jobs") or [] if isinstance(raw, dict)]
 
 
-def _records(version: ApiVersion, answer: Answer) -> list[JobRecord]:
-    now = time.time()
+def _records(version: ApiVersion, answer: Answer, now: float | None = None) -> list[JobRecord]:
+    now = time.time() if now is None else now
     return [record for raw in _raw_jobs(answer) if (record := version.job_record(raw, now)) is not None]
 
 

@@ -1,0 +1,107 @@
+"""slurmrestd's job list, read for what DSSR needs of it and not read again when nothing changed.
+
+``GET /slurm/vX/jobs`` answers every job with its whole record (about 8 KB of JSON a job on
+26.05): DSSR decodes only the fields it reads (:data:`JOB_FIELDS`) with msgspec, which skips
+the rest without building it, so the list costs its bytes once and a few small objects per job.
+From v0.0.40 on the answer carries Slurm's ``last_update`` and the request takes
+``update_time``: slurmctld then answers no job at all when none has changed since, and the
+last list stands, running jobs' elapsed time moved on by the clock.
+
+:class:`Listing` also remembers the highest job id Slurm listed (every user's): a job with a
+higher id was submitted after the list was taken, which is what the check for a twin needs
+(:mod:`dssr_slurm.rest.twins`).
+"""
+
+import json
+import time
+from typing import Any
+
+import attrs
+import msgspec
+
+from dssr_slurm.jobs import JobRecord
+from dssr_slurm.rest.versions import number
+from dssr_slurm.states import is_running
+
+#: The fields of a job record that DSSR reads (``ApiVersion.job_record``), in every version.
+JOB_FIELDS = ("job_id", "name", "user_name", "job_state", "start_time", "suspend_time", "pre_sus_time",
+              "end_time", "nodes", "exit_code", "comment")
+
+
+class _Job(msgspec.Struct):
+    job_id: Any = None
+    name: Any = None
+    user_name: Any = None
+    job_state: Any = None
+    start_time: Any = None
+    suspend_time: Any = None
+    pre_sus_time: Any = None
+    end_time: Any = None
+    nodes: Any = None
+    exit_code: Any = None
+    comment: Any = None
+
+
+class _Jobs(msgspec.Struct):
+    jobs: list[_Job] | None = None
+    last_update: Any = None
+    errors: Any = None
+    warnings: Any = None
+    meta: Any = None
+
+
+_DECODER = msgspec.json.Decoder(_Jobs)
+
+
+def read_jobs(data: bytes) -> dict:
+    """A ``GET /jobs`` answer as the body :class:`~dssr_slurm.rest.client.Answer` holds, each job
+    with :data:`JOB_FIELDS` only. An answer of another shape is read whole (ValueError: no JSON)."""
+    try:
+        answer = _DECODER.decode(data)
+    except msgspec.ValidationError:
+        body = json.loads(data)
+        return body if isinstance(body, dict) else {}
+    except msgspec.DecodeError as error:
+        raise ValueError(str(error)) from None
+    body = {key: value for key in ("last_update", "errors", "warnings", "meta")
+            if (value := getattr(answer, key)) is not None}
+    body["jobs"] = [msgspec.structs.asdict(job) for job in answer.jobs or ()]
+    return body
+
+
+def highest_job_id(raw_jobs: list[dict]) -> int:
+    """The highest job id of a list of raw job records (0 when there is none)."""
+    ids = [job_id for raw in raw_jobs if isinstance(job_id := raw.get("job_id"), int)
+           and not isinstance(job_id, bool)]
+    return max(ids, default=0)
+
+
+@attrs.frozen
+class Listing:
+    """One full job list: our jobs' records as they were at ``taken`` (``time.time()``), the highest
+    job id listed, and Slurm's ``last_update`` (None: the API version does not say)."""
+
+    records: tuple[JobRecord, ...]
+    highest: int
+    last_update: int | None
+    taken: float
+    api: str
+
+    def update_time(self, api: str) -> int | None:
+        """The ``update_time`` to ask for the next list with (None: ask for everything)."""
+        return self.last_update if self.last_update and api == self.api else None
+
+    def records_now(self, now: float | None = None) -> list[JobRecord]:
+        """The records as they are now, nothing having changed in Slurm: running jobs have run longer."""
+        ran = int((time.time() if now is None else now) - self.taken)
+        return [attrs.evolve(record, elapsed_s=record.elapsed_s + ran)
+                if ran > 0 and is_running(record.state) and record.state != "SUSPENDED" else record
+                for record in self.records]
+
+
+def unchanged(body: dict, last_update: int | None) -> bool:
+    """Whether an answer to ``update_time`` says no job changed: no job, and ``last_update`` unset
+    or 0 (a list that did change carries slurmctld's time of the change)."""
+    if last_update is None or body.get("jobs"):
+        return False
+    return not number(body.get("last_update"))
