@@ -75,7 +75,8 @@ def test_submit_answers():
 
 def run_submit_command(home, path="/usr/bin:/bin", lock_wait=0.5):
     """The submit command line in a local bash (it stops before squeue in these cases)."""
-    line = commands.submit("job-1", ["--job-name=jarvice_job-1"], lock_wait)
+    record = str(home / "jarvice_job-1.jobid")
+    line = commands.submit("job-1", ["--job-name=jarvice_job-1"], lock_wait, record)
     done = subprocess.run(["/bin/bash", "-c", line], env={"HOME": str(home), "PATH": path},
                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
     return CommandResult(done.returncode, done.stdout, done.stderr)
@@ -130,7 +131,8 @@ def test_job_ids_must_be_digits(jobid):
 
 
 def test_submit_command_is_valid_shell_with_hostile_looking_arguments():
-    line = commands.submit("job-1", ["--job-name=jarvice_job-1", "--comment=a|b&c;$(x)`y`"], 15)
+    line = commands.submit("job-1", ["--job-name=jarvice_job-1", "--comment=a|b&c;$(x)`y`"], 15,
+                           "/s p/x.jobid")
     assert subprocess.run(["bash", "-n", "-c", line]).returncode == 0
     assert "'--comment=a|b&c;$(x)`y`'" in line
 

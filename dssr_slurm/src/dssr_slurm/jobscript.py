@@ -47,6 +47,10 @@ export JOB_GPUS_PER_NODE="${SLURM_GPUS_PER_NODE:-0}"
 SRUN = 'srun -N "$SLURM_NNODES" -n "$SLURM_NNODES" --ntasks-per-node=1 /bin/bash "$dssr_files.task"'
 
 
+#: The suffix of a name's submit record (:func:`submit_record`).
+RECORD_SUFFIX = ".jobid"
+
+
 @attrs.frozen
 class JobFiles:
     """The files of one job: ``<scratch>/jarvice_<name>.<jobid>`` plus a suffix each."""
@@ -62,8 +66,13 @@ class JobFiles:
         """The job script, the launcher and rank 0's output (removed by the batch script)."""
         return (self.base + ".sh", self.base + ".task", self.base + ".rank0")
 
+    @property
+    def record(self) -> str:
+        """The name's submit record (:func:`submit_record`): it goes with the job's files."""
+        return self.base.rsplit(".", 1)[0] + RECORD_SUFFIX
+
     def all(self) -> tuple[str, ...]:
-        return (self.output, *self.helpers)
+        return (self.output, *self.helpers, self.record)
 
 
 def files_prefix(scratch_dir: str, name: str) -> str:
@@ -74,6 +83,12 @@ def files_prefix(scratch_dir: str, name: str) -> str:
 
 def job_files(scratch_dir: str, name: str, jobid: str) -> JobFiles:
     return JobFiles(f"{files_prefix(scratch_dir, name)}.{jobid}")
+
+
+def submit_record(scratch_dir: str, name: str) -> str:
+    """Where slurm-cli's submit command records the id of the last job of ``name`` (``?`` while it is
+    not known): ``<scratch>/jarvice_<name>.jobid``, removed with the job's files at ``/exitstatus``."""
+    return files_prefix(scratch_dir, name) + RECORD_SUFFIX
 
 
 def output_pattern(scratch_dir: str, name: str) -> str:

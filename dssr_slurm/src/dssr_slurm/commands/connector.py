@@ -18,7 +18,7 @@ from dssr_slurm.config import SlurmConfig
 from dssr_slurm.failures import unreachable_or_failed
 from dssr_slurm.files import SshFiles
 from dssr_slurm.jobs import JobRecord, matching
-from dssr_slurm.jobscript import batch_script
+from dssr_slurm.jobscript import batch_script, submit_record
 from dssr_slurm.jobspec import job_spec
 from dssr_slurm.snapshot import StatusSnapshot
 from dssr_slurm.ssh import CommandResult, SshPool, SshSettings, load_private_key, quote_command
@@ -49,7 +49,8 @@ class SlurmCliConnector(SlurmConnector):
                               submission.success_marker)
         account = self.accounts.for_submission(submission)
         command = commands.submit(submission.name, commands.sbatch_arguments(spec),
-                                  lock_wait=self.ssh_settings.command_timeout / 2)
+                                  lock_wait=self.ssh_settings.command_timeout / 2,
+                                  record=submit_record(self.config.scratch_dir, submission.name))
         jobid, existing = commands.parse_submit(self._run(account, command, stdin=script), submission.name)
         if existing:
             log.info("job %s/%s is already in Slurm as %s; not submitted again",

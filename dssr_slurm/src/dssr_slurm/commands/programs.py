@@ -25,6 +25,8 @@ SQUEUE_FORMAT = "%i|%j|%u|%T|%M|%N|%k"
 SQUEUE_FIELDS = 7
 SACCT_FIELDS = "JobID,JobName,State,ExitCode,ElapsedRaw,User"
 INVALID_JOB = "invalid job id specified"
+#: squeue's words for a job id the controller does not know (any more).
+INVALID_JOB_WORDS = "Invalid job id specified"
 EXISTING = "existing"
 #: Where the submit locks are, relative to the submitting user's home.
 LOCK_DIR = ".dssr/locks"
@@ -50,27 +52,46 @@ def sacct_job(jobid: str) -> str:
                          "--parsable2", f"--format={SACCT_FIELDS}")
 
 
-def submit(name: str, sbatch_arguments: list[str], lock_wait: float) -> str:
+def submit(name: str, sbatch_arguments: list[str], lock_wait: float, record: str) -> str:
     """One remote command: under a lock, answer the id of a live job of this name, else ``sbatch``.
 
-    The script comes on stdin. The check uses a fresh ``squeue`` so that a retried submission
-    never runs twice, and the lock makes check and ``sbatch`` one step for every DSSR replica:
-    ``flock(1)`` on :func:`submit_lock` in the submitting user's home (shared by the login
-    nodes; the chart's documentation requires it to support flock). Two replicas given the same
-    job submit it as the same user, so they take the same lock, and squeue lists a job as soon
-    as sbatch has returned, so the second one finds the first one's job. The lock is waited
-    for ``lock_wait`` seconds at most. The umask makes the lock and the job's output readable by
-    their owner only (sbatch passes it on to the job).
+    The script comes on stdin. The lock makes check and ``sbatch`` one step for every DSSR
+    replica: ``flock(1)`` on :func:`submit_lock` in the submitting user's home (shared by the
+    login nodes; the chart's documentation requires it to support flock). Two replicas given the
+    same job submit it as the same user, so they take the same lock. The lock is waited for
+    ``lock_wait`` seconds at most. The umask makes the lock, the record and the job's output
+    readable by their owner only (sbatch passes it on to the job).
+
+    The check reads the name's ``record`` (beside the job's output) under
+    the lock, so a retried submission never runs twice, without listing the whole queue:
+
+    - no record (:func:`dssr_slurm.jobscript.submit_record`): no submission of this name got as
+      far as sbatch; nothing to ask;
+    - a job id: ``squeue --jobs`` of that one job (its name and a live state), so a job that
+      has ended is submitted again;
+    - ``?``: an sbatch whose answer was lost (it failed, or the connection dropped while it ran)
+      may have made a job: a fresh ``squeue`` of every live job of the name, as before records.
+
+    The record says ``?`` before ``sbatch`` runs, and the new id once it has answered.
     """
-    find_live = quote_command("squeue", "--noheader", "--all", f"--states={LIVE_STATE_NAMES}",
-                              f"--name={slurm_job_name(name)}", "--format=%i")
+    live = quote_command("squeue", "--noheader", "--all", f"--states={LIVE_STATE_NAMES}",
+                         f"--name={slurm_job_name(name)}", "--format=%i")
     lock = f'"$HOME"/{quote_command(submit_lock(name))}'
+    record = quote_command(record)
+    by_name = f"dssr_found=$({live} </dev/null) || exit {SQUEUE_FAILED}"
+    failed = f'echo "$dssr_found" >&2; exit {SQUEUE_FAILED}'
+    by_id = (f'dssr_found=$({live} --jobs="$dssr_id" </dev/null 2>&1) || case "$dssr_found" in '
+             f'*"{INVALID_JOB_WORDS}"*) dssr_found= ;; *) {failed} ;; esac')
     return (f"command -v flock >/dev/null 2>&1 || exit {NO_FLOCK}; umask 077; "
             f'mkdir -p "$HOME"/{LOCK_DIR} && touch {lock} || exit {NO_LOCK_FILE}; '
             f"{{ flock -w {lock_wait:g} 9 || exit {LOCK_NOT_TAKEN}; "
-            f"dssr_found=$({find_live} </dev/null) || exit {SQUEUE_FAILED}; "
+            f"dssr_id=$(cat {record} 2>/dev/null); "
+            f"case \"$dssr_id\" in '') ;; *[!0-9]*) {by_name} ;; *) {by_id} ;; esac; "
             f'if [ -n "$dssr_found" ]; then echo {EXISTING} $dssr_found; exit 0; fi; '
-            f"sbatch --parsable {quote_command(*sbatch_arguments)}; }} 9>>{lock}")
+            f"echo '?' >{record}; "
+            f"dssr_out=$(sbatch --parsable {quote_command(*sbatch_arguments)}); dssr_status=$?; "
+            f'[ $dssr_status -ne 0 ] || echo "${{dssr_out%%;*}}" >{record}; '
+            f'[ -z "$dssr_out" ] || echo "$dssr_out"; exit $dssr_status; }} 9>>{lock}')
 
 
 def submit_lock(name: str) -> str:
