@@ -29,6 +29,19 @@ def test_squeue_lines_of_our_jobs_become_records():
     ]
 
 
+def test_the_snapshots_reader_parses_only_the_lines_that_changed():
+    reader = commands.SqueueReader()
+    first = reader.parse(SQUEUE)
+    assert first == commands.parse_squeue(SQUEUE)
+    later = SQUEUE.replace("1-02:03:04", "1-02:03:09") + "19|jarvice_job-d|kirby|PENDING|0:00||\n"
+    second = reader.parse(later)
+    assert second == commands.parse_squeue(later)
+    assert second[0].elapsed_s == 93789 and second[0] is not first[0], "a running job's line changed"
+    assert second[1] is first[1] and second[2] is first[2], "unchanged lines keep their records"
+    assert [record.jobid for record in reader.parse(later.replace("13|jarvice_job-b|mario|PENDING|0:00||\n",
+                                                                  ""))] == ["12", "18", "19"]
+
+
 def test_squeue_asks_for_the_comment():
     assert "%k" in commands.squeue_all() and "%k" in commands.squeue_job("12")
 

@@ -39,6 +39,7 @@ class SlurmCliConnector(SlurmConnector):
         self.accounts = Accounts(self.ssh_settings.service_account, user_map)
         self.ssh = SshPool(self.ssh_settings)
         self.files = SshFiles(self.ssh, self.accounts.for_owner)
+        self.listings = commands.SqueueReader()
         self.snapshot = StatusSnapshot(self._list_jobs, self.config.status_interval)
 
     # Jobs -------------------------------------------------------------------------------
@@ -105,7 +106,7 @@ class SlurmCliConnector(SlurmConnector):
         result = self._run(self.accounts.service, commands.squeue_all())
         if not result.ok:
             raise unreachable_or_failed("squeue", result)
-        return commands.parse_squeue(result.stdout)
+        return self.listings.parse(result.stdout)
 
     def _controller_record(self, job: JobRef) -> JobRecord | None:
         result = self._run(self.accounts.service, commands.squeue_job(job.jobid))

@@ -161,6 +161,23 @@ def parse_squeue(text: str) -> list[JobRecord]:
     return records
 
 
+class SqueueReader:
+    """Reads the snapshot's squeue listings, each distinct line once: a line the last listing had
+    as it is keeps its record. A queued job's line does not change from one listing to the next
+    (a running job's does, by its time used), so a refresh parses only what changed."""
+
+    def __init__(self):
+        self._last: dict[str, JobRecord | None] = {}
+
+    def parse(self, text: str) -> list[JobRecord]:
+        """:func:`parse_squeue` of ``text``."""
+        last, seen = self._last, {}
+        for line in text.splitlines():
+            seen[line] = last[line] if line in last else _squeue_record(line)
+        self._last = seen
+        return [record for record in seen.values() if record is not None]
+
+
 def _squeue_record(line: str) -> JobRecord | None:
     fields = line.split("|")
     if len(fields) > SQUEUE_FIELDS:
