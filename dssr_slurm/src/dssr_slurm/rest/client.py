@@ -70,15 +70,32 @@ class Answer:
         return cls(response.status_code, body if isinstance(body, dict) else {}, text)
 
     @classmethod
-    def read(cls, response: requests.Response, reader: Callable[[bytes], dict]) -> "Answer":
-        """The answer of a streamed response, its bytes read at once (one copy) and decoded by
-        ``reader`` (which raises ValueError for no JSON)."""
-        data = response.raw.read(decode_content=True)
+    def read(cls, response: requests.Response, reader: "Reader") -> "Answer":
+        """The answer of a streamed response, read by ``reader`` as it arrives (ValueError: no JSON)."""
+        stream = _Stream(response.raw)
         try:
-            body = reader(data)
-        except ValueError:
-            return cls(response.status_code, {}, data[:500].decode("utf-8", "replace"))
+            body = reader(stream)
+        except ValueError as error:
+            return cls(response.status_code, {}, (stream.start or str(error))[:500])
         return cls(response.status_code, body, "")
+
+
+#: Reads an answer from a stream of its bytes (``read(size)``), to a body; ValueError: not JSON.
+Reader = Callable[[object], dict]
+
+
+class _Stream:
+    """A response's bytes for a :data:`Reader`; remembers how it began (for an error's words)."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.start = ""
+
+    def read(self, size: int | None = None) -> bytes:
+        data = self.raw.read(size, decode_content=True)
+        if not self.start and data:
+            self.start = data[:500].decode("utf-8", "replace")
+        return data
 
 
 class RestClient:
@@ -101,8 +118,8 @@ class RestClient:
         return self._calls
 
     def get(self, path: str, credentials: Credentials, what: str,
-            reader: Callable[[bytes], dict] | None = None) -> Answer:
-        """A GET; ``reader`` decodes the body's bytes (for a large answer: read once, only what is needed)."""
+            reader: "Reader | None" = None) -> Answer:
+        """A GET; ``reader`` reads a large answer as it arrives, for what is needed of it."""
         return self.request("GET", path, credentials, what, reader=reader)
 
     def post(self, path: str, credentials: Credentials, what: str, body: dict) -> Answer:
@@ -112,7 +129,7 @@ class RestClient:
         return self.request("DELETE", path, credentials, what)
 
     def request(self, method: str, path: str, credentials: Credentials, what: str,
-                body: dict | None = None, reader: Callable[[bytes], dict] | None = None) -> Answer:
+                body: dict | None = None, reader: "Reader | None" = None) -> Answer:
         """One request; ClusterUnavailable when slurmrestd cannot be reached or is too slow. A refused
         token is renewed and the request sent once more when the credentials can be renewed."""
         answer = self._send(method, path, credentials, what, body, reader)
@@ -121,7 +138,7 @@ class RestClient:
         return answer
 
     def _send(self, method: str, path: str, credentials: Credentials, what: str, body: dict | None,
-              reader: Callable[[bytes], dict] | None = None) -> Answer:
+              reader: "Reader | None" = None) -> Answer:
         with self._lock:
             self._calls += 1
         headers = credentials.headers()

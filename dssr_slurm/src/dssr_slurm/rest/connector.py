@@ -239,6 +239,8 @@ class SlurmRestConnector(SlurmConnector):
         answer = self.client.get(path, credentials, what, reader=read_jobs)
         if not answer.ok:
             raise failure(answer, what, self.tokens, credentials.user)
+        if "jobs" not in answer.body:  # never an empty list for an answer that could not be read
+            raise ConnectorError(f"slurmrestd's job list could not be read: {answer.text[:200] or 'no JSON'}")
         if unchanged(answer.body, since):
             return previous.records_now()
         raw = _raw_jobs(answer)

@@ -13,8 +13,9 @@ higher id was submitted after the list was taken, which is what the check for a 
 """
 
 import json
+import re
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import msgspec
@@ -51,22 +52,88 @@ class _Jobs(msgspec.Struct):
 
 
 _DECODER = msgspec.json.Decoder(_Jobs)
+_JOB_DECODER = msgspec.json.Decoder(_Job)
+_JOBS_KEY = re.compile(rb'"jobs"\s*:\s*\[')
+_GAP = re.compile(rb"[\s,]*")
+#: How much of the answer is read at a time.
+CHUNK = 1 << 16
 
 
-def read_jobs(data: bytes) -> dict:
-    """A ``GET /jobs`` answer as the body :class:`~dssr_slurm.rest.client.Answer` holds, each job
-    with :data:`JOB_FIELDS` only. An answer of another shape is read whole (ValueError: no JSON)."""
+class JobStream(Protocol):
+    def read(self, size: int | None = None) -> bytes:
+        """Up to ``size`` more bytes (b"" at the end); with None, all the rest."""
+
+
+def read_jobs(stream: JobStream) -> dict:
+    """A ``GET /jobs`` answer as the body :class:`~dssr_slurm.rest.client.Answer` holds, each job with
+    :data:`JOB_FIELDS` only, read as it arrives: one job's JSON at a time is in memory, not the
+    whole answer (about 80 MB with 10,000 jobs on 26.05).
+
+    slurmrestd writes its answers indented, one value a line, and a JSON string holds no raw
+    newline: so a job of the list ends at the first line that closes a brace at the indentation
+    its own ``{`` opened with. An answer written otherwise (on one line) is read whole.
+    ValueError when the answer is no such JSON.
+    """
+    head = b""
+    while (match := _JOBS_KEY.search(head)) is None:
+        chunk = stream.read(CHUNK)
+        if not chunk:
+            return _whole(head)  # no job list: an error's answer
+        head += chunk
+    skeleton, buffer, position = head[:match.end()], head[match.end():], 0
+    jobs: list[dict] = []
+    closing = b""
+    while True:
+        position = _GAP.match(buffer, position).end()
+        if position == len(buffer):
+            buffer, position = _more(stream, buffer, position)
+            continue
+        if buffer[position] == ord("]"):
+            body = _whole(skeleton + buffer[position:] + stream.read())
+            body["jobs"] = jobs
+            return body
+        if buffer[position] != ord("{"):
+            raise ValueError("slurmrestd's job list holds something other than job objects")
+        if not closing:
+            line_start = buffer.rfind(b"\n", 0, position) + 1
+            indent = buffer[line_start:position]
+            if not line_start or indent.strip(b" "):  # not one value a line: read it whole
+                return _whole(skeleton + buffer + stream.read())
+            closing = b"\n" + indent + b"}"
+        while (end := buffer.find(closing, position)) < 0:
+            buffer, position = _more(stream, buffer, position)
+        end += len(closing)
+        jobs.append(msgspec.structs.asdict(_decode(_JOB_DECODER, buffer[position:end])))
+        position = end
+
+
+def _more(stream: JobStream, buffer: bytes, position: int) -> tuple[bytes, int]:
+    chunk = stream.read(CHUNK)
+    if not chunk:
+        raise ValueError("slurmrestd's job list ends before its last job")
+    return buffer[position:] + chunk, 0
+
+
+def _whole(data: bytes) -> dict:
+    """An answer read whole: its jobs with :data:`JOB_FIELDS` only, the rest as it is."""
     try:
-        answer = _DECODER.decode(data)
+        answer = _decode(_DECODER, data)
     except msgspec.ValidationError:
         body = json.loads(data)
         return body if isinstance(body, dict) else {}
-    except msgspec.DecodeError as error:
-        raise ValueError(str(error)) from None
     body = {key: value for key in ("last_update", "errors", "warnings", "meta")
             if (value := getattr(answer, key)) is not None}
     body["jobs"] = [msgspec.structs.asdict(job) for job in answer.jobs or ()]
     return body
+
+
+def _decode(decoder: msgspec.json.Decoder, data: bytes):
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError:
+        raise
+    except msgspec.DecodeError as error:
+        raise ValueError(str(error)) from None
 
 
 def highest_job_id(raw_jobs: list[dict]) -> int:
