@@ -5,10 +5,10 @@ import subprocess
 import pytest
 
 from dssr_core.errors import ClusterUnavailable, ConnectorError, InvalidRequest, SchedulerRejected
+from dssr_core.remote.ssh import CommandResult
 from dssr_core.testing import wait_until
 from dssr_slurm.commands import programs as commands
 from dssr_slurm.jobs import JobRecord, check_slurm_job_id
-from dssr_slurm.ssh import CommandResult
 
 SQUEUE = """\
 12|jarvice_job-a|kirby|RUNNING|1-02:03:04|node[01-02]|(null)

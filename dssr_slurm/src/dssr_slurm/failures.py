@@ -5,7 +5,7 @@ connectors use.
 """
 
 from dssr_core.errors import ClusterUnavailable
-from dssr_slurm.ssh import CommandResult
+from dssr_core.remote.ssh import CommandResult
 
 #: Words in Slurm's error output that mean the controller or the database did not answer.
 UNREACHABLE = ("unable to contact slurm controller", "socket timed out", "connection refused",

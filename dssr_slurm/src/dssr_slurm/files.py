@@ -11,10 +11,10 @@ from collections.abc import Callable
 from typing import Protocol
 
 from dssr_core.errors import ClusterUnavailable
+from dssr_core.remote.ssh import SshPool, quote_command
+from dssr_core.remote.users import ClusterAccount
 from dssr_slurm.failures import slurm_message, unreachable_or_failed
 from dssr_slurm.jobscript import JobFiles
-from dssr_slurm.ssh import SshPool, quote_command
-from dssr_slurm.users import ClusterAccount
 
 log = logging.getLogger(__name__)
 

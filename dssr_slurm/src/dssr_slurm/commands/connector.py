@@ -12,6 +12,8 @@ import logging
 from dssr_core.audit import audit, portal_user_of
 from dssr_core.errors import Forbidden, NotAvailable, SettingsError
 from dssr_core.models import DirEntry, JobRef, Submission, SubmitResult
+from dssr_core.remote.ssh import CommandResult, SshPool, SshSettings, load_private_key, quote_command
+from dssr_core.remote.users import Accounts, ClusterAccount, load_user_map
 from dssr_slurm.base import SlurmConnector
 from dssr_slurm.commands import programs as commands
 from dssr_slurm.config import SlurmConfig
@@ -21,8 +23,6 @@ from dssr_slurm.jobs import JobRecord, matching
 from dssr_slurm.jobscript import batch_script, submit_record
 from dssr_slurm.jobspec import job_spec
 from dssr_slurm.snapshot import StatusSnapshot
-from dssr_slurm.ssh import CommandResult, SshPool, SshSettings, load_private_key, quote_command
-from dssr_slurm.users import Accounts, ClusterAccount, load_user_map
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 import dssr_core
 from dssr_core.models import ConnectorSpec
-from dssr_slurm import config, ssh, users
+from dssr_slurm import config
 from dssr_slurm.commands.connector import SlurmCliConnector
 
 
@@ -14,4 +14,4 @@ def dssr_register_connectors():
 
 @dssr_core.hookimpl
 def dssr_declare_settings():
-    return [*config.SETTINGS, users.MAPPING_FILE, *ssh.SETTINGS]
+    return [*config.SETTINGS]

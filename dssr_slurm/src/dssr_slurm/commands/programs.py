@@ -9,11 +9,11 @@ import logging
 
 from dssr_core.durations import parse_slurm_duration
 from dssr_core.errors import ClusterUnavailable, ConnectorError, DssrError, SchedulerRejected
+from dssr_core.remote.ssh import CommandResult, quote_command
 from dssr_slurm.failures import is_unreachable, slurm_message, unreachable_or_failed
 from dssr_slurm.jobs import JobRecord, interactive_fields, slurm_job_name, upstream_name
 from dssr_slurm.jobspec import JobSpec
 from dssr_slurm.nodelist import expand_nodelist
-from dssr_slurm.ssh import CommandResult, quote_command
 from dssr_slurm.states import LIVE_STATE_NAMES, state_code, state_name
 
 log = logging.getLogger(__name__)

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from dssr_core.audit import audit, portal_user_of
 from dssr_core.errors import ClusterUnavailable, ConnectorError, SettingsError
 from dssr_core.models import JobRef, Submission, SubmitResult
+from dssr_core.remote.ssh import CLUSTER_ADDR, SshPool, SshSettings
+from dssr_core.remote.users import Accounts, ClusterAccount, load_user_map
 from dssr_slurm.base import SlurmConnector
 from dssr_slurm.config import SlurmConfig
 from dssr_slurm.files import OutputAccess, SshFiles
@@ -33,9 +35,7 @@ from dssr_slurm.rest.tunnel import SshTunnel
 from dssr_slurm.rest.twins import MAX_PROBES, TwinIndex
 from dssr_slurm.rest.versions import PROBE_ORDER, ApiVersion, adapter, number
 from dssr_slurm.snapshot import StatusSnapshot
-from dssr_slurm.ssh import CLUSTER_ADDR, SshPool, SshSettings
 from dssr_slurm.states import is_live
-from dssr_slurm.users import Accounts, ClusterAccount, load_user_map
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ import os
 from collections.abc import Callable
 
 from dssr_core.errors import NotAvailable
+from dssr_core.remote.users import ClusterAccount, UserMap
 from dssr_core.textfiles import last_lines
 from dssr_slurm.jobscript import JobFiles
-from dssr_slurm.users import ClusterAccount, UserMap
 
 log = logging.getLogger(__name__)
 
