@@ -4,12 +4,15 @@ For each Slurm version (``--slurm``) and each N (``--n``), N held jobs of kirby 
 (``jarvice_scale-<run>-<i>``, by shell loops over SSH as kirby), then for each connector a real
 ``dssr serve`` on the test cluster is measured through HTTP, as upstream drives it:
 
-- submit p50: the median of ``--submits`` held ``/submit`` (and its ratio to N = 0);
+- submit p50: the median of ``--submits`` held ``/submit`` (and its ratio to N = 0), beside
+  Slurm's own cost of a submission at the same N: ``sbatch`` timed in a shell on the login node
+  (slurm-cli), a held job POSTed straight to slurmrestd, taking turns with DSSR's (slurmrestd);
 - poll cycle per listed job: one cycle is ``/queued``, ``/running`` and ``/runstatus`` for every
-  listed job, its time divided by the jobs listed (median of ``--cycles``);
+  listed job, its time divided by the jobs listed (median of ``--cycles``), once the queue has
+  stopped changing (a snapshot refresh then asks Slurm, but has nothing new to read);
 - refresh CPU: the CPU time ``dssr serve`` spends on the ``/queued`` that refreshes its status
-  snapshot, once right after a submit (the queue changed) and once when nothing has changed
-  for an interval;
+  snapshot, once when nothing has changed for an interval and once right after a submit (the
+  queue changed);
 - RSS: ``dssr serve``'s resident memory after the measures, and its peak (VmHWM).
 
 Prints figures and a table; asserts nothing. Every job it queued is cancelled at the end (at
@@ -41,6 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "tests" / "cluster" / "cluster.sh"
 CONNECTORS = ("slurm-cli", "slurmrestd")
 INTERVAL = 2.0
+#: The test cluster's MinJobAge, plus a second: how long Slurm still lists a cancelled job.
+MIN_JOB_AGE = 6
 #: Shell loops queueing the held jobs at the same time (sbatch waits on slurmctld, not on CPU).
 LOOPS = 3
 
@@ -150,8 +155,14 @@ def measure(env: dict[str, str], server: DssrServer, connector: str, options) ->
     api = ApiClient.for_url(server.url, timeout=300, check_contract=False)
     pid = server.process.pid
     bearer = jwt.encode({"email": "kirby@example.org"}, "bench-key-dssr-does-not-check-it-at-all")
+    time.sleep(MIN_JOB_AGE)  # what the last measure cancelled is purged
     api.get("/queued")  # connections open, the first list read
-    times, submitted = [], []
+    time.sleep(INTERVAL + 0.2)
+    before = cpu_seconds(pid)
+    api.get("/queued")  # nothing changed since the last list
+    unchanged = cpu_seconds(pid) - before
+    times, submitted, slurm_times = [], [], []
+    straight = StraightSubmit(env) if connector == "slurmrestd" else None
     for i in range(options.submits):
         started = time.perf_counter()
         answer = api.submit(f"scale-submit-{uuid.uuid4().hex[:6]}-{i}", shell_template("true"), hold=True,
@@ -160,18 +171,19 @@ def measure(env: dict[str, str], server: DssrServer, connector: str, options) ->
         if answer.status != 200:
             sys.exit(f"{connector}: submit failed: {answer.status} {answer.text}")
         submitted.append(answer.json[0])
+        if straight is not None:  # taking turns with DSSR's, so that a busy moment falls on both
+            seconds, jobid = straight.submit(f"scale-straight-{i}")
+            slurm_times.append(seconds)
+            submitted.append(jobid)
+    if straight is None:
+        slurm_times, jobids = sbatch_in_a_shell(env, options.submits)
+        submitted += jobids
     # The last submit changed the queue and made the snapshot stale: this /queued refreshes it.
     before = cpu_seconds(pid)
     api.get("/queued")
     changed = cpu_seconds(pid) - before
-    # Two intervals later (the scheduler has looked at the last job since), nothing changed.
-    time.sleep(INTERVAL + 0.2)
-    api.get("/queued")
-    time.sleep(INTERVAL + 0.2)
-    before = cpu_seconds(pid)
-    api.get("/queued")
-    unchanged = cpu_seconds(pid) - before
     cancel(env, submitted)
+    time.sleep(MIN_JOB_AGE)  # the cancelled jobs purged: the cycles see a queue that does not change
     cycles, listed = [], 0
     for _ in range(options.cycles):
         time.sleep(INTERVAL + 0.2)  # each cycle starts from a stale snapshot
@@ -180,6 +192,7 @@ def measure(env: dict[str, str], server: DssrServer, connector: str, options) ->
         cycles.append((time.perf_counter() - started) / max(listed, 1))
     status = Path(f"/proc/{pid}/status").read_text()
     return {"listed": listed, "submit_p50_ms": round(statistics.median(times) * 1000, 1),
+            "slurm_submit_p50_ms": round(statistics.median(slurm_times) * 1000, 1),
             "cycle_per_job_ms": round(statistics.median(cycles) * 1000, 2),
             "refresh_cpu_changed_ms": round(changed * 1000, 1),
             "refresh_cpu_unchanged_ms": round(unchanged * 1000, 1),
@@ -196,6 +209,55 @@ def cpu_seconds(pid: int) -> float:
         except (OSError, IndexError, ValueError):
             pass
     return total / 1e9
+
+
+class StraightSubmit:
+    """Slurm's own cost of a submission through slurmrestd: a held job POSTed straight to it as
+    kirby (a token minted with the cluster's key), one connection kept alive, as DSSR does."""
+
+    def __init__(self, env: dict[str, str]):
+        import requests
+
+        key = Path(env["JARVICE_SLURMRESTD_JWT_KEY_FILE"]).read_bytes()
+        now = int(time.time())
+        token = jwt.encode({"sun": "kirby", "iat": now, "exp": now + 3600}, key, algorithm="HS256")
+        self.url = f"http://{env['JARVICE_SLURMRESTD_ADDR']}:{env['JARVICE_SLURMRESTD_PORT']}"
+        self.session = requests.Session()
+        self.session.headers.update({"X-SLURM-USER-NAME": "kirby", "X-SLURM-USER-TOKEN": token})
+        versions = self.session.get(self.url + "/openapi.json", timeout=30).json()["paths"]
+        self.version = max((path.split("/")[2] for path in versions if path.startswith("/slurm/v0.0.")),
+                           key=lambda name: tuple(int(part) for part in name[1:].split(".")))
+
+    def submit(self, name: str) -> tuple[float, str]:
+        job = {"name": f"jarvice_{name}", "hold": True, "current_working_directory": "/tmp",
+               "standard_output": "/dev/null", "dependency": "singleton"}
+        if self.version == "v0.0.38":
+            body = {"script": "#!/bin/sh\ntrue\n", "job": {**job, "environment": {"PATH": "/bin"}}}
+        else:
+            body = {"job": {**job, "script": "#!/bin/sh\ntrue\n", "environment": ["PATH=/bin"]}}
+            if self.version == "v0.0.40":
+                del body["job"]["hold"]
+                body["job"]["priority"] = 0
+        started = time.perf_counter()
+        answer = self.session.post(f"{self.url}/slurm/{self.version}/job/submit", json=body, timeout=60)
+        seconds = time.perf_counter() - started
+        jobid = answer.json().get("job_id") or answer.json().get("result", {}).get("job_id")
+        if not jobid:
+            sys.exit(f"straight submit to slurmrestd failed: {answer.status_code} {answer.text[:300]}")
+        return seconds, str(jobid)
+
+
+def sbatch_in_a_shell(env: dict[str, str], count: int) -> tuple[list[float], list[str]]:
+    """Slurm's own cost of a submission on the login node: ``sbatch --hold`` timed in one shell as
+    kirby (no SSH, no lock: what slurm-cli's submit command adds to it is DSSR's)."""
+    loop = (f"for i in $(seq 1 {count}); do s=$(date +%s%N); j=$(sbatch --parsable --hold --exclusive "
+            "--job-name=jarvice_scale-straight-$i --output=/dev/null --wrap=true) || exit 1; "
+            'echo "$j $(( $(date +%s%N) - s ))"; done')
+    done = subprocess.run(ssh_as(env, "kirby") + [loop], capture_output=True, text=True, timeout=600)
+    pairs = [line.split() for line in done.stdout.splitlines() if len(line.split()) == 2]
+    if done.returncode != 0 or not pairs:
+        sys.exit(f"sbatch in a shell failed: {done.stderr.strip()[:300]}")
+    return [int(ns) / 1e9 for _, ns in pairs], [jobid.split(";")[0] for jobid, _ in pairs]
 
 
 def poll_cycle(api: ApiClient) -> int:
@@ -215,16 +277,16 @@ def load() -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    print("\n| Slurm | connector | N | listed | submit p50 | x N=0 | poll cycle per listed job "
-          "| refresh CPU: changed / unchanged | RSS (peak) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| Slurm | connector | N | listed | submit p50 | x N=0 | Slurm's own submit p50 "
+          "| poll cycle per listed job | refresh CPU: changed / unchanged | RSS (peak) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     empty = {(row["slurm"], row["connector"]): row["submit_p50_ms"] for row in rows if row["n"] == 0}
     for row in rows:
         base = empty.get((row["slurm"], row["connector"]))
         ratio = f"{row['submit_p50_ms'] / base:.1f}" if base else "-"
         cycle = f"{row['cycle_per_job_ms']:g} ms" if row["listed"] else "-"
         print(f"| {row['slurm']} | {row['connector']} | {row['n']:,} | {row['listed']:,} "
-              f"| {row['submit_p50_ms']:g} ms | {ratio} | {cycle} "
+              f"| {row['submit_p50_ms']:g} ms | {ratio} | {row['slurm_submit_p50_ms']:g} ms | {cycle} "
               f"| {row['refresh_cpu_changed_ms']} / {row['refresh_cpu_unchanged_ms']} ms "
               f"| {row['rss_mb']} MB ({row['rss_peak_mb']} MB) |")
     print(f"(load average at the end {load()})")
