@@ -25,7 +25,6 @@ when its ``DSSR_CLUSTER_*`` settings are in the environment (see docs/cluster.md
 
 import argparse
 import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,9 @@ import jwt
 
 from dssr_core.testing import ApiClient, shell_template
 from dssr_core.testing.plugin import DssrServer
+
+sys.path.insert(0, str(Path(__file__).parent))
+from slurm_bench_common import cluster_env  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "tests" / "cluster" / "cluster.sh"
@@ -67,7 +69,7 @@ def main() -> None:
 
 
 def bench_version(version: str, sizes: list[int], connectors: list[str], options) -> list[dict]:
-    env = cluster_env(version)
+    env = cluster_up(version)
     print(f"\nSlurm {version}: {env['JARVICE_SLURM_CLUSTER_ADDR']}:{env['JARVICE_SLURM_CLUSTER_PORT']}, "
           f"slurmrestd :{env['JARVICE_SLURMRESTD_PORT']} (load average {load()})", flush=True)
     run = uuid.uuid4().hex[:6]
@@ -94,19 +96,11 @@ def bench_version(version: str, sizes: list[int], connectors: list[str], options
     return rows
 
 
-def cluster_env(version: str) -> dict[str, str]:
+def cluster_up(version: str) -> dict[str, str]:
     """``cluster.sh up``, then its ``env``, for ``version`` (a private cluster's DSSR_CLUSTER_* kept)."""
-    shell_env = {**os.environ, "DSSR_CLUSTER_SLURM": version}
-    subprocess.run(["bash", str(CLUSTER), "up"], env=shell_env, check=True, capture_output=True)
-    text = subprocess.run(["bash", str(CLUSTER), "env"], env=shell_env, check=True, capture_output=True,
-                          text=True).stdout
-    env = {}
-    for line in text.splitlines():
-        words = shlex.split(line)
-        if len(words) == 2 and words[0] == "export":
-            name, value = words[1].split("=", 1)
-            env[name] = value
-    return env
+    subprocess.run(["bash", str(CLUSTER), "up"], env={**os.environ, "DSSR_CLUSTER_SLURM": version},
+                   check=True, capture_output=True)
+    return cluster_env(version)
 
 
 def start_server(env: dict[str, str], connector: str, logs: str) -> DssrServer:
