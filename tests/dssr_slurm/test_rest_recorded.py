@@ -155,6 +155,42 @@ def test_events_are_the_job_record_as_text(make, fake_slurmrestd, version):
     assert "time_limit=5" in text and "start_time=2026-11-21T" in text
 
 
+@pytest.mark.parametrize("version", ("v0.0.40", "v0.0.41", "v0.0.42", "v0.0.43"))
+def test_a_queue_that_did_not_change_is_not_read_again(make, fake_slurmrestd, version):
+    """From v0.0.42 on the next list is asked with update_time=<last_update>; slurmctld's 'no
+    change' (no job, last_update 0) keeps the last list. 24.11 refuses it in v0.0.40 and v0.0.41."""
+    serve(fake_slurmrestd, version)
+    listed = recorded(version, "jobs")["body"]
+    since = f"/slurm/{version}/jobs?update_time={listed['last_update']['number']}"
+    no_change = {**listed, "jobs": [], "last_update": {"set": True, "infinite": False, "number": 0},
+                 "warnings": [{"description": "No job changes since update_time[1]", "source": "jobs"}]}
+    fake_slurmrestd.answer("GET", since, (200, no_change))
+    connector, api = make()
+    first = sorted(api.get("/queued").json + api.get("/running").json)
+    connector.snapshot.invalidate()
+    assert sorted(api.get("/queued").json + api.get("/running").json) == first and first
+    plain, *later = [r["path"] for r in fake_slurmrestd.requested("GET", f"/slurm/{version}/jobs")]
+    assert plain == f"/slurm/{version}/jobs" and later
+    assert set(later) == ({since} if version >= "v0.0.42" else {plain})
+
+
+def test_a_slurmrestd_that_refuses_update_time_is_asked_for_whole_lists(make, fake_slurmrestd, caplog):
+    serve(fake_slurmrestd, "v0.0.42")
+    listed = recorded("v0.0.42", "jobs")["body"]
+    since = f"/slurm/v0.0.42/jobs?update_time={listed['last_update']['number']}"
+    fake_slurmrestd.answer("GET", since, (422, {"errors": [{"error_number": 9202, "description":
+                                                            "Parsing of 1 for timestamp failed"}]}))
+    connector, api = make()
+    first = sorted(api.get("/queued").json)
+    caplog.set_level(logging.INFO, logger="dssr_slurm.rest.connector")
+    for _ in range(2):
+        connector.snapshot.invalidate()
+        assert sorted(api.get("/queued").json) == first and first
+    plain, asked, *later = [r["path"] for r in fake_slurmrestd.requested("GET", "/slurm/v0.0.42/jobs")]
+    assert asked == since and later and set(later) == {plain}, "refused once, never asked again"
+    assert "refuses GET /slurm/v0.0.42/jobs?update_time=" in caplog.text
+
+
 # Writing jobs ------------------------------------------------------------------------------
 
 

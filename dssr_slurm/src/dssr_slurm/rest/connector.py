@@ -74,6 +74,7 @@ class SlurmRestConnector(SlurmConnector):
         self.twins = TwinIndex()
         self._listing: Listing | None = None
         self._listing_lock = threading.Lock()
+        self._whole_lists = False  # slurmrestd refused update_time once: never sent again
         self.snapshot = StatusSnapshot(self._list_jobs, self.config.status_interval)
         self.versions.choose_at_start()
 
@@ -228,15 +229,22 @@ class SlurmRestConnector(SlurmConnector):
 
     def _list_jobs(self) -> list[JobRecord]:
         """Our jobs from ``GET /jobs``: only when some job changed since the last list (``update_time``,
-        from v0.0.40 on), else the last list's records as they are now. Feeds :attr:`twins`."""
+        from v0.0.42 on), else the last list's records as they are now. Feeds :attr:`twins`."""
         version = self.versions.current()
         previous = self._listing
-        since = previous.update_time(version.name) if previous is not None else None
+        since = (previous.update_time(version.name) if previous is not None and version.lists_changes
+                 and not self._whole_lists else None)
         credentials = self.tokens.service()
         what = "listing jobs"
-        path = version.jobs_path + (f"?update_time={since}" if since else "")
         taken = time.time()
-        answer = self.client.get(path, credentials, what, reader=read_jobs)
+        answer = self.client.get(version.jobs_path + (f"?update_time={since}" if since else ""), credentials,
+                                 what, reader=read_jobs)
+        if since and not answer.ok:  # a slurmrestd that refuses update_time: ask for the whole list
+            answer = self.client.get(version.jobs_path, credentials, what, reader=read_jobs)
+            if answer.ok:
+                log.info("slurmrestd at %s refuses GET %s?update_time=: every job list is read whole",
+                         self.client.label, version.jobs_path)
+                self._whole_lists, since = True, None
         if not answer.ok:
             raise failure(answer, what, self.tokens, credentials.user)
         if "jobs" not in answer.body:  # never an empty list for an answer that could not be read

@@ -3,9 +3,10 @@
 ``GET /slurm/vX/jobs`` answers every job with its whole record (about 8 KB of JSON a job on
 26.05): DSSR decodes only the fields it reads (:data:`JOB_FIELDS`) with msgspec, which skips
 the rest without building it, so the list costs its bytes once and a few small objects per job.
-From v0.0.40 on the answer carries Slurm's ``last_update`` and the request takes
-``update_time``: slurmctld then answers no job at all when none has changed since, and the
-last list stands, running jobs' elapsed time moved on by the clock.
+From v0.0.40 on the answer carries Slurm's ``last_update``, and from v0.0.42 on the request
+takes it back as ``update_time`` (24.11 refuses it in v0.0.40 and v0.0.41): slurmctld then
+answers no job at all when none has changed since, and the last list stands, running jobs'
+elapsed time moved on by the clock.
 
 :class:`Listing` also remembers the highest job id Slurm listed (every user's): a job with a
 higher id was submitted after the list was taken, which is what the check for a twin needs
