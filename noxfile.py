@@ -35,7 +35,8 @@ def lint(session):
 @nox.session
 def bench(session):
     """Print figures: the API against a bare Falcon app, bearer checks, logging, memory under 8 MB
-    bodies, Slurm, Slurm with 10,000 jobs queued, the proxy of interactive jobs."""
+    bodies, Slurm, Slurm with 10,000 jobs queued, the proxy of interactive jobs, a job in a real
+    container (26.05)."""
     session.install(*LOCAL_DISTRIBUTIONS, "websockets>=13")
     session.run("python", "bench/bench_api.py", *session.posargs)
     session.run("python", "bench/bench_bearer.py")
@@ -47,3 +48,6 @@ def bench(session):
     # Both Slurm connectors with 0, 1,000 and 10,000 held jobs queued, on 26.05 then 22.05.
     session.run("python", "bench/bench_scale.py", "--n", "0,1000,10000", "--slurm", "26.05,22.05")
     session.run("python", "bench/bench_proxy.py", "--slurm")
+    # Real containers: Apptainer runs on the 26.05 cluster only.
+    session.run("bash", CLUSTER, "up", external=True, env={"DSSR_CLUSTER_SLURM": "26.05"})
+    session.run("python", "bench/bench_containers.py", env={"DSSR_CLUSTER_SLURM": "26.05"})

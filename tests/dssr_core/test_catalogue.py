@@ -48,7 +48,7 @@ def test_a_plugins_declared_settings_are_listed_under_its_distribution(pbs_distr
     declared = {entry.setting.name: entry for entry in declared_settings(make_registry())}
     assert declared["PBS_SERVER"].distribution == "dssr_pbs"
     assert declared["PBS_SERVER"].setting.default == "pbs"
-    assert declared["JARVICE_SLURM_DATA_ROOT"].distribution == "dssr_slurm"
+    assert declared["JARVICE_SLURMRESTD_URL"].distribution == "dssr_slurm"
     assert declared["JARVICE_SLURM_CLUSTER_ADDR"].distribution == "dssr_core"
     assert declared["WAITRESS_PORT"].distribution == "dssr_core"
     assert "| `PBS_PASSWORD` | text, secret | unset | the PBS service password | |" in \

@@ -6,7 +6,7 @@ import json
 import pytest
 from rest_fixtures import recorded
 
-from dssr_slurm.jobs import JobRecord
+from dssr_core.remote.jobs import JobRecord
 from dssr_slurm.rest.listing import JOB_FIELDS, Listing, highest_job_id, read_jobs, unchanged
 from dssr_slurm.rest.twins import TwinIndex
 

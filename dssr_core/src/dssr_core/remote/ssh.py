@@ -144,6 +144,13 @@ def quote_command(*arguments: str) -> str:
     return " ".join(shlex.quote(str(argument)) for argument in arguments)
 
 
+def command_message(result: CommandResult) -> str:
+    """What a failed command said (the scheduler's own words): its error lines, joined."""
+    lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()] or lines
+    return " ".join(errors)[:1000] or f"exit status {result.exit_status} and no message"
+
+
 def load_private_key(text: str, what: str) -> paramiko.PKey:
     """A paramiko key from PEM text, trying ed25519, ECDSA and RSA; SettingsError naming ``what``."""
     for key_class in KEY_CLASSES:

@@ -4,17 +4,26 @@ Every value that reaches the remote shell goes through ``shlex.quote`` (``quote_
 job ids are checked to be digits before they get here.
 """
 
-import hashlib
 import logging
 
 from dssr_core.durations import parse_slurm_duration
-from dssr_core.errors import ClusterUnavailable, ConnectorError, DssrError, SchedulerRejected
+from dssr_core.errors import ClusterUnavailable, ConnectorError, SchedulerRejected
+from dssr_core.remote.jobs import JobRecord, interactive_fields, scheduler_job_name, upstream_name
+from dssr_core.remote.login import (  # noqa: F401 (LOCK_DIR, list_directory, ...: the tests' names)
+    FIND_FAILED,
+    LOCK_DIR,
+    LOCK_NOT_TAKEN,
+    list_directory,
+    lock_failure,
+    locked_submit,
+    submit_answer,
+    submit_lock,
+)
 from dssr_core.remote.ssh import CommandResult, quote_command
-from dssr_slurm.failures import is_unreachable, slurm_message, unreachable_or_failed
-from dssr_slurm.jobs import JobRecord, interactive_fields, slurm_job_name, upstream_name
+from dssr_core.remote.states import LIVE_STATE_NAMES, state_code, state_name
+from dssr_slurm.failures import command_message, is_unreachable, unreachable_or_failed
 from dssr_slurm.jobspec import JobSpec
 from dssr_slurm.nodelist import expand_nodelist
-from dssr_slurm.states import LIVE_STATE_NAMES, state_code, state_name
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +36,6 @@ SACCT_FIELDS = "JobID,JobName,State,ExitCode,ElapsedRaw,User"
 INVALID_JOB = "invalid job id specified"
 #: squeue's words for a job id the controller does not know (any more).
 INVALID_JOB_WORDS = "Invalid job id specified"
-EXISTING = "existing"
-#: Where the submit locks are, relative to the submitting user's home.
-LOCK_DIR = ".dssr/locks"
-#: Exit statuses of the submit command's own steps (sbatch exits 0 or 1).
-NO_FLOCK = 93
-NO_LOCK_FILE = 94
-LOCK_NOT_TAKEN = 95
-SQUEUE_FAILED = 97
 
 
 def squeue_all() -> str:
@@ -53,51 +54,21 @@ def sacct_job(jobid: str) -> str:
 
 
 def submit(name: str, sbatch_arguments: list[str], lock_wait: float, record: str) -> str:
-    """One remote command: under a lock, answer the id of a live job of this name, else ``sbatch``.
+    """One remote command: under the submit lock (:func:`dssr_core.remote.login.locked_submit`),
+    answer the id of a live job of this name, else ``sbatch`` with the script on stdin.
 
-    The script comes on stdin. The lock makes check and ``sbatch`` one step for every DSSR
-    replica: ``flock(1)`` on :func:`submit_lock` in the submitting user's home (shared by the
-    login nodes; the chart's documentation requires it to support flock). Two replicas given the
-    same job submit it as the same user, so they take the same lock. The lock is waited for
-    ``lock_wait`` seconds at most. The umask makes the lock, the record and the job's output
-    readable by their owner only (sbatch passes it on to the job).
-
-    The check reads the name's ``record`` (beside the job's output) under
-    the lock, so a retried submission never runs twice, without listing the whole queue:
-
-    - no record (:func:`dssr_slurm.jobscript.submit_record`): no submission of this name got as
-      far as sbatch; nothing to ask;
-    - a job id: ``squeue --jobs`` of that one job (its name and a live state), so a job that
-      has ended is submitted again;
-    - ``?``: an sbatch whose answer was lost (it failed, or the connection dropped while it ran)
-      may have made a job: a fresh ``squeue`` of every live job of the name, as before records.
-
-    The record says ``?`` before ``sbatch`` runs, and the new id once it has answered.
-    """
-    live = quote_command("squeue", "--noheader", "--all", f"--states={LIVE_STATE_NAMES}",
-                         f"--name={slurm_job_name(name)}", "--format=%i")
-    lock = f'"$HOME"/{quote_command(submit_lock(name))}'
-    record = quote_command(record)
-    by_name = f"dssr_found=$({live} </dev/null) || exit {SQUEUE_FAILED}"
-    failed = f'echo "$dssr_found" >&2; exit {SQUEUE_FAILED}'
-    by_id = (f'dssr_found=$({live} --jobs="$dssr_id" </dev/null 2>&1) || case "$dssr_found" in '
-             f'*"{INVALID_JOB_WORDS}"*) dssr_found= ;; *) {failed} ;; esac')
-    return (f"command -v flock >/dev/null 2>&1 || exit {NO_FLOCK}; umask 077; "
-            f'mkdir -p "$HOME"/{LOCK_DIR} && touch {lock} || exit {NO_LOCK_FILE}; '
-            f"{{ flock -w {lock_wait:g} 9 || exit {LOCK_NOT_TAKEN}; "
-            f"dssr_id=$(cat {record} 2>/dev/null); "
-            f"case \"$dssr_id\" in '') ;; *[!0-9]*) {by_name} ;; *) {by_id} ;; esac; "
-            f'if [ -n "$dssr_found" ]; then echo {EXISTING} $dssr_found; exit 0; fi; '
-            f"echo '?' >{record}; "
-            f"dssr_out=$(sbatch --parsable {quote_command(*sbatch_arguments)}); dssr_status=$?; "
-            f'[ $dssr_status -ne 0 ] || echo "${{dssr_out%%;*}}" >{record}; '
-            f'[ -z "$dssr_out" ] || echo "$dssr_out"; exit $dssr_status; }} 9>>{lock}')
-
-
-def submit_lock(name: str) -> str:
-    """The lock file of a job name, relative to the home directory: one of 256, by a hash of the
-    name (a file per name would pile up; removing lock files races with their users)."""
-    return f"{LOCK_DIR}/submit-{hashlib.sha256(name.encode()).hexdigest()[:2]}.lock"
+    The name's ``record`` (:func:`dssr_core.remote.files.submit_record`) gives the job to ask
+    about: ``squeue --jobs`` of that one job (its name and a live state; a job the controller
+    forgot is none), which costs the same with 10 or 10,000 jobs queued. When the record says
+    ``?`` (an sbatch whose answer was lost), a fresh ``squeue`` of every live job of the name
+    (squeue lists a job as soon as sbatch has returned)."""
+    find_live = quote_command("squeue", "--noheader", "--all", f"--states={LIVE_STATE_NAMES}",
+                              f"--name={scheduler_job_name(name)}", "--format=%i")
+    find_job = (f'dssr_job=$({find_live} --jobs="$dssr_id" 2>&1) || case "$dssr_job" in '
+                f'*"{INVALID_JOB_WORDS}"*) dssr_job= ;; *) echo "$dssr_job" >&2; exit 1 ;; esac; '
+                'echo "$dssr_job"')
+    return locked_submit(name, find_live, f"sbatch --parsable {quote_command(*sbatch_arguments)}", lock_wait,
+                         record=record, find_job=find_job)
 
 
 def sbatch_arguments(spec: JobSpec) -> list[str]:
@@ -128,20 +99,6 @@ def slurm_time(seconds: int) -> str:
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{days}-{hours:02d}:{minutes:02d}:{secs:02d}"
-
-
-def list_directory(root: str, path: str) -> str:
-    """One level of ``root/path`` as ``type|mtime|size|name`` records ending in NUL.
-
-    Exit status 3: no such directory; 4: it resolves outside ``root`` (a symbolic link).
-    ``root`` empty means the home directory.
-    """
-    root_arg = root or "."
-    target = f"{root_arg.rstrip('/')}/{path}" if path else root_arg
-    return (f"dssr_root=$(realpath -e -- {quote_command(root_arg)}) && "
-            f"dssr_dir=$(realpath -e -- {quote_command(target)}) && [ -d \"$dssr_dir\" ] || exit 3; "
-            'case "$dssr_dir/" in "${dssr_root%/}"/*) ;; *) exit 4 ;; esac; '
-            "exec find \"$dssr_dir\" -mindepth 1 -maxdepth 1 -printf '%Y|%T@|%s|%P\\0'")
 
 
 def cluster_check() -> str:
@@ -215,38 +172,22 @@ def parse_sacct(text: str) -> list[JobRecord]:
 
 def parse_submit(result: CommandResult, name: str) -> tuple[str, bool]:
     """The job id from :func:`submit`'s answer for job ``name``, and whether it was an existing job."""
-    if result.exit_status in (NO_FLOCK, NO_LOCK_FILE, LOCK_NOT_TAKEN):
-        raise _lock_failure(result, f"~/{submit_lock(name)}")
-    if result.exit_status == SQUEUE_FAILED:
+    failure = lock_failure(result, name)
+    if failure is not None:
+        raise failure
+    if result.exit_status == FIND_FAILED:
         raise unreachable_or_failed("squeue", result)
     if not result.ok:
-        message = slurm_message(result)
+        message = command_message(result)
         if is_unreachable(message):
             raise ClusterUnavailable(f"Slurm could not take the job: {message}")
         raise SchedulerRejected(f"Slurm refused the job: {message}")
-    words = result.stdout.split()
-    existing = bool(words) and words[0] == EXISTING
-    jobid = (words[1] if existing and len(words) > 1 else words[0] if words else "").split(";")[0]
+    jobid, existing = submit_answer(result)
     if not jobid.isdigit():
         raise ConnectorError("sbatch answered no job id; the DSSR log has its output.")
     if result.stderr.strip():
-        log.info("sbatch said: %s", slurm_message(result))
+        log.info("sbatch said: %s", command_message(result))
     return jobid, existing
-
-
-def _lock_failure(result: CommandResult, lock: str) -> DssrError:
-    words = " ".join(result.stderr.split())
-    if result.exit_status == NO_FLOCK:
-        return ConnectorError("flock(1) is not installed on the login node (Debian and RHEL: util-linux); "
-                              "DSSR takes a lock with it so that two replicas never submit one job twice.")
-    if result.exit_status == NO_LOCK_FILE:
-        return ConnectorError(f"Cannot create the submit lock {lock} on the login node: "
-                              f"{words or 'no reason given'}.")
-    if words:  # flock itself failed: the file system does not lock
-        return ConnectorError(f"flock(1) cannot lock {lock} on the login node ({words}); the home directory "
-                              "must support flock, as the JARVICE chart's documentation requires.")
-    return ClusterUnavailable(f"Another submission held the submit lock {lock} on the login node for longer "
-                              "than DSSR waits (half of JARVICE_SLURM_COMMAND_TIMEOUT); try again.")
 
 
 def is_invalid_job(result: CommandResult) -> bool:

@@ -21,9 +21,9 @@ from typing import Any, Protocol
 import attrs
 import msgspec
 
-from dssr_slurm.jobs import JobRecord
+from dssr_core.remote.jobs import JobRecord
+from dssr_core.remote.states import is_running
 from dssr_slurm.rest.versions import number
-from dssr_slurm.states import is_running
 
 #: The fields of a job record that DSSR reads (``ApiVersion.job_record``), in every version.
 JOB_FIELDS = ("job_id", "name", "user_name", "job_state", "start_time", "suspend_time", "pre_sus_time",

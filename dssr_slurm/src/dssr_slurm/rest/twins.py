@@ -14,8 +14,8 @@ When too many ids lie between (:data:`MAX_PROBES`), the job list is read again i
 import threading
 from collections.abc import Iterable
 
-from dssr_slurm.jobs import JobRecord
-from dssr_slurm.states import is_live
+from dssr_core.remote.jobs import JobRecord
+from dssr_core.remote.states import is_live
 
 #: At most this many ids are read one by one after a submit; with more, the whole list is read.
 MAX_PROBES = 16

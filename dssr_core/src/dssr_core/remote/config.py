@@ -1,4 +1,6 @@
-"""Settings shared by the Slurm connectors, read once from :class:`dssr_core.settings.Settings`."""
+"""Settings every connector to a batch scheduler reads, read once from :class:`dssr_core.settings.Settings`.
+
+Their names are the JARVICE chart's (``JARVICE_SLURM_*``), kept for every scheduler family."""
 
 import attrs
 
@@ -27,12 +29,12 @@ USER_GROUP = Setting(
 CHOWN_WRAPPER = Setting(
     "JARVICE_CHOWN_WRAPPER", "the chart's command to run instead of `chown` on the cluster; shown in the "
     "init report and otherwise not needed: DSSR changes no file's owner (jobs run as the users themselves)")
-#: The settings both Slurm connectors read (``JARVICE_JOB_SCRATCH_DIR`` is DSSR's own).
+#: The settings every such connector reads (``JARVICE_JOB_SCRATCH_DIR`` is DSSR's own).
 SETTINGS = (DATA_ROOT, STATUS_INTERVAL, SERVICE_URL, USER_GROUP, CHOWN_WRAPPER)
 
 
 @attrs.frozen
-class SlurmConfig:
+class RemoteConfig:
     """Where jobs keep their files and how often the scheduler is asked for status.
 
     ``scratch_dir`` empty means the job user's home directory (the working directory of a
@@ -53,7 +55,7 @@ class SlurmConfig:
     service_url_set: bool = False
 
     @classmethod
-    def from_settings(cls, settings) -> "SlurmConfig":
+    def from_settings(cls, settings) -> "RemoteConfig":
         scratch = settings.read(JOB_SCRATCH_DIR) or ""
         data_root = settings.read(DATA_ROOT)
         return cls(
