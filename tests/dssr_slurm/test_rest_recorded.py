@@ -241,6 +241,32 @@ def test_a_retried_submission_returns_the_live_job(make, fake_slurmrestd, versio
         "the job list's job of that name is read again: it still lives"
 
 
+def test_a_twin_is_found_among_the_ids_slurm_gave_out_since_the_last_job_list(make, fake_slurmrestd):
+    """The last list's highest id is 4007 and our submit got 4010: 4008 and 4009 are read one by
+    one, no job list; 4009 is a live job of the name (another replica's), so ours is cancelled and
+    4009 answered. The next submission, 4011, reads no id at all."""
+    serve(fake_slurmrestd, "v0.0.42", **{"POST /slurm/v0.0.42/job/submit": "submit"})
+    listed = recorded("v0.0.42", "jobs")["body"]
+    twin = {**listed["jobs"][0], "job_id": 4009, "name": "jarvice_rest-new"}
+    unknown = {"errors": [{"error_number": 2017, "error": "Invalid job id specified"}], "jobs": []}
+    fake_slurmrestd.answer("GET", "/slurm/v0.0.42/job/4008", (404, unknown))
+    fake_slurmrestd.answer("GET", "/slurm/v0.0.42/job/4009", (200, {**listed, "jobs": [twin]}))
+    fake_slurmrestd.answer("DELETE", "/slurm/v0.0.42/job/4010", (200, {"errors": []}))
+    _, api = make()
+    api.get("/queued")  # the snapshot's job list: ids up to 4007
+    asked = len(fake_slurmrestd.requests)
+    answer = api.submit("rest-new", shell_template("echo hi"), bearer=KIRBY, hold=True)
+    assert answer.status == 200 and answer.json[0] == "4009", answer.text
+    made = [(r["method"], r["path"]) for r in fake_slurmrestd.requests[asked:]]
+    assert made == [("POST", "/slurm/v0.0.42/job/submit"), ("GET", "/slurm/v0.0.42/job/4008"),
+                    ("GET", "/slurm/v0.0.42/job/4009"), ("DELETE", "/slurm/v0.0.42/job/4010")]
+    fake_slurmrestd.answer("POST", "/slurm/v0.0.42/job/submit",
+                           (200, {**recorded("v0.0.42", "submit")["body"], "job_id": 4011}))
+    asked = len(fake_slurmrestd.requests)
+    assert api.submit("rest-other", shell_template("true"), bearer=KIRBY, hold=True).json[0] == "4011"
+    assert [r["method"] for r in fake_slurmrestd.requests[asked:]] == ["POST"], "no id between 4010 and 4011"
+
+
 def test_a_refused_job_is_a_422_with_slurms_words(make, fake_slurmrestd):
     serve(fake_slurmrestd, "v0.0.41", **{"POST /slurm/v0.0.41/job/submit": "submit-bad-partition"})
     _, api = make()

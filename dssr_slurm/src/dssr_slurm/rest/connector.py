@@ -34,7 +34,7 @@ from dssr_slurm.rest.listing import Listing, highest_job_id, read_jobs, unchange
 from dssr_slurm.rest.settings import RestSettings
 from dssr_slurm.rest.tokens import Credentials, token_source
 from dssr_slurm.rest.tunnel import SshTunnel
-from dssr_slurm.rest.twins import MAX_PROBES, TwinIndex
+from dssr_slurm.rest.twins import MAX_PROBES, WRAPPED, TwinIndex
 from dssr_slurm.rest.versions import PROBE_ORDER, ApiVersion, adapter, number
 
 log = logging.getLogger(__name__)
@@ -326,9 +326,9 @@ class SlurmRestConnector(SlurmConnector):
         """Read the job ids between what :attr:`twins` knows and ``jobid`` (ours, named ``name``), one by
         one, or the whole job list when there are more than :data:`MAX_PROBES`; the records read, by id."""
         known = self.twins.upto
-        if known is not None and jobid <= known:  # a job list taken after our submit has them all
+        if known is not None and 0 <= known - jobid <= WRAPPED:  # a list taken after our submit has them
             return {}
-        if known is None or jobid - known > MAX_PROBES + 1:
+        if known is None or not 0 <= jobid - known <= MAX_PROBES + 1:  # far ahead, or the ids wrapped
             return {record.jobid: record for record in self._list_jobs()}
         found = [record for probe in range(known + 1, jobid) for record in self._probe(probe, version)]
         ours = JobRecord(jobid=str(jobid), name=name, user="", state="PENDING")

@@ -8,7 +8,8 @@ one by one, for whether they still live) and any among the ids above ``H``: afte
 submit returned id ``J``, a submission reads the ids from ``H + 1`` to ``J - 1`` one by one (a
 twin submitted before ours has one of them), and ``H`` becomes ``J``. Usually no id at all lies
 between: the index moves on with every submission of this replica and with every job list.
-When too many ids lie between (:data:`MAX_PROBES`), the job list is read again instead.
+When too many ids lie between (:data:`MAX_PROBES`), or the ids wrapped (:data:`WRAPPED`), the
+job list is read again instead.
 """
 
 import threading
@@ -19,6 +20,9 @@ from dssr_core.remote.states import is_live
 
 #: At most this many ids are read one by one after a submit; with more, the whole list is read.
 MAX_PROBES = 16
+#: A submit's id this far below the highest id known means Slurm's ids wrapped (at MaxJobId, 67
+#: million by default) since: the whole list is read.
+WRAPPED = 1_000_000
 
 
 class TwinIndex:
