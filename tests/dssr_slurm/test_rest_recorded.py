@@ -182,7 +182,7 @@ def test_a_slurmrestd_that_refuses_update_time_is_asked_for_whole_lists(make, fa
                                                             "Parsing of 1 for timestamp failed"}]}))
     connector, api = make()
     first = sorted(api.get("/queued").json)
-    caplog.set_level(logging.INFO, logger="dssr_slurm.rest.connector")
+    caplog.set_level(logging.INFO, logger="dssr_slurm.rest.listing")
     for _ in range(2):
         connector.snapshot.invalidate()
         assert sorted(api.get("/queued").json) == first and first

@@ -30,7 +30,7 @@ from dssr_slurm.jobspec import job_spec
 from dssr_slurm.rest.client import Answer, RestClient
 from dssr_slurm.rest.errors import failure, is_not_found, is_path_unknown
 from dssr_slurm.rest.files import NoOutputAccess, SharedOutputAccess, ssh_account_for
-from dssr_slurm.rest.listing import Listing, highest_job_id, read_jobs, unchanged
+from dssr_slurm.rest.listing import JobLists, raw_jobs, records_of
 from dssr_slurm.rest.settings import RestSettings
 from dssr_slurm.rest.tokens import Credentials, token_source
 from dssr_slurm.rest.tunnel import SshTunnel
@@ -72,9 +72,7 @@ class SlurmRestConnector(SlurmConnector):
         self.versions = VersionChooser(self.client, self.tokens, self.rest.api_version,
                                        self.rest.api_version_setting)
         self.twins = TwinIndex()
-        self._listing: Listing | None = None
-        self._listing_lock = threading.Lock()
-        self._whole_lists = False  # slurmrestd refused update_time once: never sent again
+        self.lists = JobLists(self.client, self.tokens, self.twins)
         self.snapshot = StatusSnapshot(self._list_jobs, self.config.status_interval)
         self.versions.choose_at_start()
 
@@ -228,37 +226,7 @@ class SlurmRestConnector(SlurmConnector):
     # What slurmrestd answers ------------------------------------------------------------
 
     def _list_jobs(self) -> list[JobRecord]:
-        """Our jobs from ``GET /jobs``: only when some job changed since the last list (``update_time``,
-        from v0.0.42 on), else the last list's records as they are now. Feeds :attr:`twins`."""
-        version = self.versions.current()
-        previous = self._listing
-        since = (previous.update_time(version.name) if previous is not None and version.lists_changes
-                 and not self._whole_lists else None)
-        credentials = self.tokens.service()
-        what = "listing jobs"
-        taken = time.time()
-        answer = self.client.get(version.jobs_path + (f"?update_time={since}" if since else ""), credentials,
-                                 what, reader=read_jobs)
-        if since and not answer.ok:  # a slurmrestd that refuses update_time: ask for the whole list
-            answer = self.client.get(version.jobs_path, credentials, what, reader=read_jobs)
-            if answer.ok:
-                log.info("slurmrestd at %s refuses GET %s?update_time=: every job list is read whole",
-                         self.client.label, version.jobs_path)
-                self._whole_lists, since = True, None
-        if not answer.ok:
-            raise failure(answer, what, self.tokens, credentials.user)
-        if "jobs" not in answer.body:  # never an empty list for an answer that could not be read
-            raise ConnectorError(f"slurmrestd's job list could not be read: {answer.text[:200] or 'no JSON'}")
-        if unchanged(answer.body, since):
-            return previous.records_now()
-        raw = _raw_jobs(answer)
-        listing = Listing(records=tuple(_records(version, answer, taken)), highest=highest_job_id(raw),
-                          last_update=number(answer.body.get("last_update")), taken=taken, api=version.name)
-        with self._listing_lock:
-            if self._listing is None or listing.taken >= self._listing.taken:
-                self._listing = listing
-        self.twins.listed(listing.records, listing.highest)
-        return list(listing.records)
+        return self.lists.read(self.versions.current())
 
     def _controller_record(self, job: JobRef) -> JobRecord | None:
         version = self.versions.current()
@@ -344,7 +312,7 @@ class SlurmRestConnector(SlurmConnector):
             return []
         if not answer.ok:
             raise failure(answer, what, self.tokens, credentials.user)
-        return _records(version, answer)
+        return records_of(version, answer)
 
     def _raw_job(self, job: JobRef, version: ApiVersion) -> dict | None:
         """The controller's record of ``job`` (same id and name), or None when it forgot it."""
@@ -355,7 +323,7 @@ class SlurmRestConnector(SlurmConnector):
             return None
         if not answer.ok:
             raise failure(answer, what, self.tokens, credentials.user)
-        return matching(job, _raw_jobs(answer), lambda raw: version.job_record(raw, time.time()))
+        return matching(job, raw_jobs(answer), lambda raw: version.job_record(raw, time.time()))
 
     def _raw_db_job(self, job: JobRef, version: ApiVersion) -> dict | None:
         """Accounting's record of ``job``, or None (unknown, or slurmrestd serves no accounting)."""
@@ -370,7 +338,7 @@ class SlurmRestConnector(SlurmConnector):
             return None
         if not answer.ok:
             raise failure(answer, what, self.tokens, credentials.user)
-        return matching(job, _raw_jobs(answer), version.db_record)
+        return matching(job, raw_jobs(answer), version.db_record)
 
 
 class VersionChooser:
@@ -457,15 +425,6 @@ def advertised_versions(openapi: dict) -> list[str]:
 
 
 # Reading answers ------------------------------------------------------------------------
-
-
-def _raw_jobs(answer: Answer) -> list[dict]:
-    return [raw for raw in answer.body.get("jobs") or [] if isinstance(raw, dict)]
-
-
-def _records(version: ApiVersion, answer: Answer, now: float | None = None) -> list[JobRecord]:
-    now = time.time() if now is None else now
-    return [record for raw in _raw_jobs(answer) if (record := version.job_record(raw, now)) is not None]
 
 
 def _already_done(answer: Answer) -> bool:

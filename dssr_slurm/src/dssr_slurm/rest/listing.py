@@ -1,29 +1,37 @@
 """slurmrestd's job list, read for what DSSR needs of it and not read again when nothing changed.
 
 ``GET /slurm/vX/jobs`` answers every job with its whole record (about 8 KB of JSON a job on
-26.05): DSSR decodes only the fields it reads (:data:`JOB_FIELDS`) with msgspec, which skips
-the rest without building it, so the list costs its bytes once and a few small objects per job.
+26.05): :func:`read_jobs` reads it as it arrives, one job at a time, and decodes only the fields
+DSSR reads (:data:`JOB_FIELDS`) with msgspec, which skips the rest without building it.
 From v0.0.40 on the answer carries Slurm's ``last_update``, and from v0.0.42 on the request
 takes it back as ``update_time`` (24.11 refuses it in v0.0.40 and v0.0.41): slurmctld then
 answers no job at all when none has changed since, and the last list stands, running jobs'
 elapsed time moved on by the clock.
 
-:class:`Listing` also remembers the highest job id Slurm listed (every user's): a job with a
-higher id was submitted after the list was taken, which is what the check for a twin needs
-(:mod:`dssr_slurm.rest.twins`).
+:class:`JobLists` reads the status snapshot's lists. :class:`Listing` also remembers the highest
+job id Slurm listed (every user's): a job with a higher id was submitted after the list was
+taken, which is what the check for a twin needs (:mod:`dssr_slurm.rest.twins`).
 """
 
 import json
+import logging
 import re
+import threading
 import time
 from typing import Any, Protocol
 
 import attrs
 import msgspec
 
+from dssr_core.errors import ConnectorError
 from dssr_core.remote.jobs import JobRecord
 from dssr_core.remote.states import is_running
-from dssr_slurm.rest.versions import number
+from dssr_slurm.rest.client import Answer, RestClient
+from dssr_slurm.rest.errors import failure
+from dssr_slurm.rest.twins import TwinIndex
+from dssr_slurm.rest.versions import ApiVersion, number
+
+log = logging.getLogger(__name__)
 
 #: The fields of a job record that DSSR reads (``ApiVersion.job_record``), in every version.
 JOB_FIELDS = ("job_id", "name", "user_name", "job_state", "start_time", "suspend_time", "pre_sus_time",
@@ -173,3 +181,58 @@ def unchanged(body: dict, last_update: int | None) -> bool:
     if last_update is None or body.get("jobs"):
         return False
     return not number(body.get("last_update"))
+
+
+class JobLists:
+    """The job lists of the status snapshot (``GET /slurm/vX/jobs`` as the service account): only
+    when some job changed since the last one (``update_time``, from v0.0.42 on), else the last
+    list's records as they are now. Each list read feeds ``twins``. Thread-safe."""
+
+    def __init__(self, client: RestClient, tokens, twins: TwinIndex):
+        self.client = client
+        self.tokens = tokens
+        self.twins = twins
+        self._last: Listing | None = None
+        self._lock = threading.Lock()
+        self._whole = False  # slurmrestd refused update_time once: never sent again
+
+    def read(self, version: ApiVersion) -> list[JobRecord]:
+        previous = self._last
+        since = (previous.update_time(version.name) if previous is not None and version.lists_changes
+                 and not self._whole else None)
+        credentials = self.tokens.service()
+        what = "listing jobs"
+        taken = time.time()
+        answer = self.client.get(version.jobs_path + (f"?update_time={since}" if since else ""), credentials,
+                                 what, reader=read_jobs)
+        if since and not answer.ok:  # a slurmrestd that refuses update_time: ask for the whole list
+            answer = self.client.get(version.jobs_path, credentials, what, reader=read_jobs)
+            if answer.ok:
+                log.info("slurmrestd at %s refuses GET %s?update_time=: every job list is read whole",
+                         self.client.label, version.jobs_path)
+                self._whole, since = True, None
+        if not answer.ok:
+            raise failure(answer, what, self.tokens, credentials.user)
+        if "jobs" not in answer.body:  # never an empty list for an answer that could not be read
+            raise ConnectorError(f"slurmrestd's job list could not be read: {answer.text[:200] or 'no JSON'}")
+        if unchanged(answer.body, since):
+            return previous.records_now()
+        listing = Listing(records=tuple(records_of(version, answer, taken)),
+                          highest=highest_job_id(raw_jobs(answer)),
+                          last_update=number(answer.body.get("last_update")), taken=taken, api=version.name)
+        with self._lock:
+            if self._last is None or listing.taken >= self._last.taken:
+                self._last = listing
+        self.twins.listed(listing.records, listing.highest)
+        return list(listing.records)
+
+
+def raw_jobs(answer: Answer) -> list[dict]:
+    """The job records of an answer (``jobs``), as slurmrestd wrote them."""
+    return [raw for raw in answer.body.get("jobs") or [] if isinstance(raw, dict)]
+
+
+def records_of(version: ApiVersion, answer: Answer, now: float | None = None) -> list[JobRecord]:
+    """The records of our jobs in an answer (``jobs``), their elapsed time as of ``now``."""
+    now = time.time() if now is None else now
+    return [record for raw in raw_jobs(answer) if (record := version.job_record(raw, now)) is not None]
