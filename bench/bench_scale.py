@@ -73,18 +73,21 @@ def bench_version(version: str, sizes: list[int], connectors: list[str], options
     print(f"\nSlurm {version}: {env['JARVICE_SLURM_CLUSTER_ADDR']}:{env['JARVICE_SLURM_CLUSTER_PORT']}, "
           f"slurmrestd :{env['JARVICE_SLURMRESTD_PORT']} (load average {load()})", flush=True)
     run = uuid.uuid4().hex[:6]
-    queued: list[str] = []
+    held: list[str] = []  # the N held jobs
+    queued: list[str] = []  # every job this run made, cancelled at the end
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as logs:
         servers = {name: start_server(env, name, logs) for name in connectors}
         try:
             for size in sizes:
                 started = time.perf_counter()
-                queued += queue_held(env, f"scale-{run}", len(queued), size - len(queued))
+                more = queue_held(env, f"scale-{run}", len(held), size - len(held))
+                held += more
+                queued += more
                 print(f"  {size} held jobs of ours queued ({time.perf_counter() - started:.0f} s to queue "
                       f"them; load average {load()})", flush=True)
                 for name, server in servers.items():
-                    row = measure(env, server, name, options)
+                    row = measure(env, server, name, options, queued)
                     rows.append({"slurm": version, "connector": name, "n": size, **row})
                     figures = ", ".join(f"{key} {value}" for key, value in row.items())
                     print(f"    {name}: {figures}", flush=True)
@@ -92,7 +95,7 @@ def bench_version(version: str, sizes: list[int], connectors: list[str], options
             for server in servers.values():
                 server.stop()
             cancel(env, queued)
-            print(f"  cancelled the {len(queued)} held jobs of this run", flush=True)
+            print(f"  cancelled the {len(queued)} jobs of this run", flush=True)
     return rows
 
 
@@ -145,7 +148,9 @@ def cancel(env: dict[str, str], jobids: list[str]) -> None:
         subprocess.run([scancel, *jobids[start:start + 2000]], capture_output=True, timeout=300)
 
 
-def measure(env: dict[str, str], server: DssrServer, connector: str, options) -> dict:
+def measure(env: dict[str, str], server: DssrServer, connector: str, options, queued: list[str]) -> dict:
+    """The figures of one connector at the queue's size now; the jobs it submits join ``queued``
+    (cancelled at the end whatever happens) and are cancelled before the poll cycles."""
     api = ApiClient.for_url(server.url, timeout=300, check_contract=False)
     pid = server.process.pid
     bearer = jwt.encode({"email": "kirby@example.org"}, "bench-key-dssr-does-not-check-it-at-all")
@@ -165,13 +170,16 @@ def measure(env: dict[str, str], server: DssrServer, connector: str, options) ->
         if answer.status != 200:
             sys.exit(f"{connector}: submit failed: {answer.status} {answer.text}")
         submitted.append(answer.json[0])
+        queued.append(answer.json[0])
         if straight is not None:  # taking turns with DSSR's, so that a busy moment falls on both
             seconds, jobid = straight.submit(f"scale-straight-{i}")
             slurm_times.append(seconds)
             submitted.append(jobid)
+            queued.append(jobid)
     if straight is None:
         slurm_times, jobids = sbatch_in_a_shell(env, options.submits)
         submitted += jobids
+        queued += jobids
     # The last submit changed the queue and made the snapshot stale: this /queued refreshes it.
     before = cpu_seconds(pid)
     api.get("/queued")
