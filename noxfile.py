@@ -37,8 +37,8 @@ def lint(session):
 @nox.session
 def bench(session):
     """Print figures: the API against a bare Falcon app, the metrics on and off, bearer checks,
-    logging, memory under 8 MB bodies, Slurm, the proxy of interactive jobs, a job in a real
-    container (26.05)."""
+    logging, memory under 8 MB bodies, Slurm, Slurm with 10,000 jobs queued, the proxy of
+    interactive jobs, a job in a real container (26.05)."""
     session.install(*LOCAL_DISTRIBUTIONS, "websockets>=13")
     session.run("python", "bench/bench_api.py", *session.posargs)
     session.run("python", "bench/bench_metrics.py")
@@ -48,6 +48,8 @@ def bench(session):
     session.run("bash", CLUSTER, "up", external=True)
     session.run("python", "bench/bench_slurm_cli.py")
     session.run("python", "bench/bench_slurmrestd.py")
+    # Both Slurm connectors with 0, 1,000 and 10,000 held jobs queued, on 26.05 then 22.05.
+    session.run("python", "bench/bench_scale.py", "--n", "0,1000,10000", "--slurm", "26.05,22.05")
     session.run("python", "bench/bench_proxy.py", "--slurm")
     # Real containers: Apptainer runs on the 26.05 cluster only.
     session.run("bash", CLUSTER, "up", external=True, env={"DSSR_CLUSTER_SLURM": "26.05"})

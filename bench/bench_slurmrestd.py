@@ -54,8 +54,8 @@ def main() -> None:
 
     median, calls = measure_submit(api, connector, bearer, "bench-rest-submit", http_calls, cancel)
     print(f"submit: median {median * 1000:.1f} ms of {SUBMITS}, {calls:g} HTTP call(s) each "
-          "(a fresh GET /jobs for retried submissions, the POST, a GET /jobs for a twin from "
-          "another replica)")
+          "(the POST, and a GET of each id Slurm gave out since the last job list: a twin from "
+          "another replica would have one)")
 
     run = uuid.uuid4().hex[:6]
     jobids: list[str] = []

@@ -6,6 +6,7 @@ cycles and ``/submit``).
 slurm-cli, the HTTP calls to slurmrestd for slurmrestd.
 """
 
+import os
 import shlex
 import statistics
 import subprocess
@@ -28,9 +29,11 @@ CYCLES = 5
 SUBMITS = 10
 
 
-def cluster_env() -> dict[str, str]:
+def cluster_env(version: str | None = None) -> dict[str, str]:
+    """``cluster.sh env`` (of the Slurm ``version``, else of ``DSSR_CLUSTER_SLURM``) as a dict."""
+    shell_env = {**os.environ, "DSSR_CLUSTER_SLURM": version} if version else None
     text = subprocess.run(["bash", str(ROOT / "tests/cluster/cluster.sh"), "env"], check=True,
-                          capture_output=True, text=True).stdout
+                          capture_output=True, text=True, env=shell_env).stdout
     env = {}
     for line in text.splitlines():
         words = shlex.split(line)

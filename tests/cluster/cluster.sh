@@ -647,6 +647,9 @@ SelectTypeParameters=CR_Core
 ReturnToService=2
 EnforcePartLimits=ALL
 MinJobAge=5
+# Room for 10,000 queued jobs and more (Slurm's default is 10,000 in all, finished ones
+# that MinJobAge still keeps included): bench/bench_scale.py queues 10,000 held jobs.
+MaxJobCount=50000
 KillWait=5
 InactiveLimit=0
 Waittime=0

@@ -67,8 +67,9 @@ class FakeSlurmrestd:
             self.answer(method, path, recorded(version, name))
 
     def requested(self, method: str | None = None, path: str | None = None) -> list[dict]:
+        """The requests made (of ``path`` with any query, or exactly ``path`` when it has one)."""
         return [r for r in self.requests if (method is None or r["method"] == method)
-                and (path is None or r["path"] == path)]
+                and (path is None or path in (r["path"], r["path"].split("?")[0]))]
 
     def close(self) -> None:
         """Stop listening and drop the kept-alive connections, as a stopped slurmrestd would."""
@@ -83,7 +84,8 @@ class FakeSlurmrestd:
                 pass
 
     def _next(self, method: str, path: str):
-        answers = self.routes.get((method, path))
+        """The answer routed for the path with its query, else for the path (a query it ignores)."""
+        answers = self.routes.get((method, path)) or self.routes.get((method, path.split("?")[0]))
         if not answers:
             return 404, None, "Unable find requested URL. Please view /openapi/v3 for API reference."
         answer = answers.pop(0) if len(answers) > 1 else answers[0]

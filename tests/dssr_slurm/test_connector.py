@@ -6,14 +6,15 @@ import subprocess
 import sys
 import threading
 import uuid
+from pathlib import Path
 
 import attrs
 import pytest
-from slurm_helpers import SHARED, bearer_for, job_of, template, wait_ended, wait_running
+from slurm_helpers import SHARED, bearer_for, job_of, slurm, template, wait_ended, wait_running
 
 from dssr_core.app import create_app
 from dssr_core.errors import ClusterUnavailable
-from dssr_core.remote.files import SshFiles
+from dssr_core.remote.files import SshFiles, submit_record
 from dssr_core.settings import Settings
 from dssr_core.shell import ShellExecutor
 from dssr_core.testing import ApiClient, wait_until
@@ -50,6 +51,29 @@ def test_concurrent_polls_cost_one_squeue(make_connector):
     assert connector.ssh.commands_run - before == 1
     api.post("/runstatus", {"name": "cli-x", "number": 1, "jobid": "1"})
     assert connector.ssh.commands_run - before == 1  # /runstatus reads the same snapshot
+
+
+def test_a_retried_submission_reads_the_record_of_its_name(make_connector, slurm_env):
+    """The submit command records the name's job id beside its output: a retried submission asks
+    squeue for that one job; a lost sbatch answer (``?``) makes the next one look for the name in
+    the whole queue; a job that has ended does not stop a new submission."""
+    api = app_for(make_connector())
+    name = f"cli-record-{uuid.uuid4().hex[:6]}"
+    record = Path(submit_record(slurm_env["JARVICE_JOB_SCRATCH_DIR"], name))
+    script = template("sleep 600", devices=SHARED)
+    first = api.submit(name, script, hold=True, bearer=KIRBY).json[0]
+    jobids = [first]
+    try:
+        assert record.read_text().strip() == first and record.stat().st_mode & 0o077 == 0
+        assert api.submit(name, script, hold=True, bearer=KIRBY).json[0] == first
+        record.write_text("?\n")
+        assert api.submit(name, script, hold=True, bearer=KIRBY).json[0] == first
+        slurm("scancel", first).check_returncode()
+        jobids.append(api.submit(name, script, hold=True, bearer=KIRBY).json[0])
+        assert jobids[1] != first and record.read_text().strip() == jobids[1]
+    finally:
+        slurm("scancel", *jobids)
+        record.unlink(missing_ok=True)
 
 
 def test_the_success_marker_decides_under_real_srun(make_connector):

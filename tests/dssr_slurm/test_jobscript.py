@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from dssr_core.remote.files import job_files
+from dssr_core.remote.files import job_files, submit_record
 from dssr_slurm.jobscript import batch_script
 
 FAKE_SRUN = """#!/bin/bash
@@ -94,5 +94,8 @@ def test_job_files_are_named_after_the_job():
     files = job_files("/scratch", "job-1", "42")
     assert files.output == "/scratch/jarvice_job-1.42.out"
     assert files.all() == ("/scratch/jarvice_job-1.42.out", "/scratch/jarvice_job-1.42.sh",
-                           "/scratch/jarvice_job-1.42.task", "/scratch/jarvice_job-1.42.rank0")
+                           "/scratch/jarvice_job-1.42.task", "/scratch/jarvice_job-1.42.rank0",
+                           "/scratch/jarvice_job-1.jobid")
+    assert files.record == submit_record("/scratch", "job-1")
     assert job_files("", "job-1", "42").output == "jarvice_job-1.42.out"
+    assert job_files("/scratch", "job.1", "42").record == "/scratch/jarvice_job.1.jobid"

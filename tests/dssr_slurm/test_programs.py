@@ -30,6 +30,19 @@ def test_squeue_lines_of_our_jobs_become_records():
     ]
 
 
+def test_the_snapshots_reader_parses_only_the_lines_that_changed():
+    reader = commands.SqueueReader()
+    first = reader.parse(SQUEUE)
+    assert first == commands.parse_squeue(SQUEUE)
+    later = SQUEUE.replace("1-02:03:04", "1-02:03:09") + "19|jarvice_job-d|kirby|PENDING|0:00||\n"
+    second = reader.parse(later)
+    assert second == commands.parse_squeue(later)
+    assert second[0].elapsed_s == 93789 and second[0] is not first[0], "a running job's line changed"
+    assert second[1] is first[1] and second[2] is first[2], "unchanged lines keep their records"
+    assert [record.jobid for record in reader.parse(later.replace("13|jarvice_job-b|mario|PENDING|0:00||\n",
+                                                                  ""))] == ["12", "18", "19"]
+
+
 def test_squeue_asks_for_the_comment():
     assert "%k" in commands.squeue_all() and "%k" in commands.squeue_job("12")
 
@@ -93,7 +106,8 @@ def test_submit_answers():
 
 def run_submit_command(home, path="/usr/bin:/bin", lock_wait=0.5):
     """The submit command line in a local bash (it stops before squeue in these cases)."""
-    line = commands.submit("job-1", ["--job-name=jarvice_job-1"], lock_wait)
+    record = str(home / "jarvice_job-1.jobid")
+    line = commands.submit("job-1", ["--job-name=jarvice_job-1"], lock_wait, record)
     done = subprocess.run(["/bin/bash", "-c", line], env={"HOME": str(home), "PATH": path},
                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
     return CommandResult(done.returncode, done.stdout, done.stderr)
@@ -148,7 +162,8 @@ def test_job_ids_must_be_digits(jobid):
 
 
 def test_submit_command_is_valid_shell_with_hostile_looking_arguments():
-    line = commands.submit("job-1", ["--job-name=jarvice_job-1", "--comment=a|b&c;$(x)`y`"], 15)
+    line = commands.submit("job-1", ["--job-name=jarvice_job-1", "--comment=a|b&c;$(x)`y`"], 15,
+                           "/s p/x.jobid")
     assert subprocess.run(["bash", "-n", "-c", line]).returncode == 0
     assert "'--comment=a|b&c;$(x)`y`'" in line
 

@@ -144,7 +144,7 @@ class LateCheck:
         self.calls = 0
         connector._live_jobs_named = self
 
-    def __call__(self, name, version):
+    def __call__(self, name, version, *submitted):
         self.calls += 1
         if self.calls == 1:
             return []
@@ -152,7 +152,7 @@ class LateCheck:
             from dssr_core.errors import ClusterUnavailable
 
             raise ClusterUnavailable("slurmrestd did not answer (the test says so)")
-        return self.real(name, version)
+        return self.real(name, version, *submitted)
 
 
 @pytest.fixture

@@ -155,6 +155,42 @@ def test_events_are_the_job_record_as_text(make, fake_slurmrestd, version):
     assert "time_limit=5" in text and "start_time=2026-11-21T" in text
 
 
+@pytest.mark.parametrize("version", ("v0.0.40", "v0.0.41", "v0.0.42", "v0.0.43"))
+def test_a_queue_that_did_not_change_is_not_read_again(make, fake_slurmrestd, version):
+    """From v0.0.42 on the next list is asked with update_time=<last_update>; slurmctld's 'no
+    change' (no job, last_update 0) keeps the last list. 24.11 refuses it in v0.0.40 and v0.0.41."""
+    serve(fake_slurmrestd, version)
+    listed = recorded(version, "jobs")["body"]
+    since = f"/slurm/{version}/jobs?update_time={listed['last_update']['number']}"
+    no_change = {**listed, "jobs": [], "last_update": {"set": True, "infinite": False, "number": 0},
+                 "warnings": [{"description": "No job changes since update_time[1]", "source": "jobs"}]}
+    fake_slurmrestd.answer("GET", since, (200, no_change))
+    connector, api = make()
+    first = sorted(api.get("/queued").json + api.get("/running").json)
+    connector.snapshot.invalidate()
+    assert sorted(api.get("/queued").json + api.get("/running").json) == first and first
+    plain, *later = [r["path"] for r in fake_slurmrestd.requested("GET", f"/slurm/{version}/jobs")]
+    assert plain == f"/slurm/{version}/jobs" and later
+    assert set(later) == ({since} if version >= "v0.0.42" else {plain})
+
+
+def test_a_slurmrestd_that_refuses_update_time_is_asked_for_whole_lists(make, fake_slurmrestd, caplog):
+    serve(fake_slurmrestd, "v0.0.42")
+    listed = recorded("v0.0.42", "jobs")["body"]
+    since = f"/slurm/v0.0.42/jobs?update_time={listed['last_update']['number']}"
+    fake_slurmrestd.answer("GET", since, (422, {"errors": [{"error_number": 9202, "description":
+                                                            "Parsing of 1 for timestamp failed"}]}))
+    connector, api = make()
+    first = sorted(api.get("/queued").json)
+    caplog.set_level(logging.INFO, logger="dssr_slurm.rest.listing")
+    for _ in range(2):
+        connector.snapshot.invalidate()
+        assert sorted(api.get("/queued").json) == first and first
+    plain, asked, *later = [r["path"] for r in fake_slurmrestd.requested("GET", "/slurm/v0.0.42/jobs")]
+    assert asked == since and later and set(later) == {plain}, "refused once, never asked again"
+    assert "refuses GET /slurm/v0.0.42/jobs?update_time=" in caplog.text
+
+
 # Writing jobs ------------------------------------------------------------------------------
 
 
@@ -195,9 +231,40 @@ def test_a_retried_submission_returns_the_live_job(make, fake_slurmrestd, versio
     name = "rest-run" if version != "v0.0.38" else recorded("v0.0.38", "jobs")["body"]["jobs"][0]["name"][8:]
     jobs = recorded(version, "jobs")["body"]["jobs"]
     jobid = next(str(j["job_id"]) for j in jobs if j["name"] == f"jarvice_{name}")
+    listed = recorded(version, "jobs")["body"]
+    fake_slurmrestd.answer("GET", f"/slurm/{version}/job/{jobid}",
+                           (200, {**listed, "jobs": [j for j in jobs if str(j["job_id"]) == jobid]}))
     answer = api.submit(name, shell_template("echo again"), bearer=KIRBY)
     assert answer.status == 200 and answer.json[0] == jobid
     assert not fake_slurmrestd.requested("POST")
+    assert fake_slurmrestd.requested("GET", f"/slurm/{version}/job/{jobid}"), \
+        "the job list's job of that name is read again: it still lives"
+
+
+def test_a_twin_is_found_among_the_ids_slurm_gave_out_since_the_last_job_list(make, fake_slurmrestd):
+    """The last list's highest id is 4007 and our submit got 4010: 4008 and 4009 are read one by
+    one, no job list; 4009 is a live job of the name (another replica's), so ours is cancelled and
+    4009 answered. The next submission, 4011, reads no id at all."""
+    serve(fake_slurmrestd, "v0.0.42", **{"POST /slurm/v0.0.42/job/submit": "submit"})
+    listed = recorded("v0.0.42", "jobs")["body"]
+    twin = {**listed["jobs"][0], "job_id": 4009, "name": "jarvice_rest-new"}
+    unknown = {"errors": [{"error_number": 2017, "error": "Invalid job id specified"}], "jobs": []}
+    fake_slurmrestd.answer("GET", "/slurm/v0.0.42/job/4008", (404, unknown))
+    fake_slurmrestd.answer("GET", "/slurm/v0.0.42/job/4009", (200, {**listed, "jobs": [twin]}))
+    fake_slurmrestd.answer("DELETE", "/slurm/v0.0.42/job/4010", (200, {"errors": []}))
+    _, api = make()
+    api.get("/queued")  # the snapshot's job list: ids up to 4007
+    asked = len(fake_slurmrestd.requests)
+    answer = api.submit("rest-new", shell_template("echo hi"), bearer=KIRBY, hold=True)
+    assert answer.status == 200 and answer.json[0] == "4009", answer.text
+    made = [(r["method"], r["path"]) for r in fake_slurmrestd.requests[asked:]]
+    assert made == [("POST", "/slurm/v0.0.42/job/submit"), ("GET", "/slurm/v0.0.42/job/4008"),
+                    ("GET", "/slurm/v0.0.42/job/4009"), ("DELETE", "/slurm/v0.0.42/job/4010")]
+    fake_slurmrestd.answer("POST", "/slurm/v0.0.42/job/submit",
+                           (200, {**recorded("v0.0.42", "submit")["body"], "job_id": 4011}))
+    asked = len(fake_slurmrestd.requests)
+    assert api.submit("rest-other", shell_template("true"), bearer=KIRBY, hold=True).json[0] == "4011"
+    assert [r["method"] for r in fake_slurmrestd.requests[asked:]] == ["POST"], "no id between 4010 and 4011"
 
 
 def test_a_refused_job_is_a_422_with_slurms_words(make, fake_slurmrestd):

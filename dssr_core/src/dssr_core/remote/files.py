@@ -19,6 +19,10 @@ from dssr_core.remote.users import ClusterAccount
 
 log = logging.getLogger(__name__)
 
+#: The suffix of a name's submit record (:func:`submit_record`).
+RECORD_SUFFIX = ".jobid"
+
+
 @attrs.frozen
 class JobFiles:
     """The files of one job: ``<scratch>/jarvice_<name>.<jobid>`` plus a suffix each."""
@@ -34,8 +38,13 @@ class JobFiles:
         """The job script, the launcher and rank 0's output (removed by the batch script)."""
         return (self.base + ".sh", self.base + ".task", self.base + ".rank0")
 
+    @property
+    def record(self) -> str:
+        """The name's submit record (:func:`submit_record`): it goes with the job's files."""
+        return self.base.rsplit(".", 1)[0] + RECORD_SUFFIX
+
     def all(self) -> tuple[str, ...]:
-        return (self.output, *self.helpers)
+        return (self.output, *self.helpers, self.record)
 
 
 def files_prefix(scratch_dir: str, name: str) -> str:
@@ -46,6 +55,13 @@ def files_prefix(scratch_dir: str, name: str) -> str:
 
 def job_files(scratch_dir: str, name: str, jobid: str) -> JobFiles:
     return JobFiles(f"{files_prefix(scratch_dir, name)}.{jobid}")
+
+
+def submit_record(scratch_dir: str, name: str) -> str:
+    """Where the submit command records the id of the last job of ``name`` (``?`` while it is not
+    known; :func:`dssr_core.remote.login.locked_submit`): ``<scratch>/jarvice_<name>.jobid``,
+    removed with the job's files at ``/exitstatus``."""
+    return files_prefix(scratch_dir, name) + RECORD_SUFFIX
 
 
 

@@ -30,21 +30,42 @@ def submit_lock(name: str) -> str:
     return f"{LOCK_DIR}/submit-{hashlib.sha256(name.encode()).hexdigest()[:2]}.lock"
 
 
-def locked_submit(name: str, find_live: str, submit: str, lock_wait: float) -> str:
-    """One remote command: under the lock of ``name``, answer ``existing <id>`` when ``find_live``
-    prints the id of a live job of that name, else run ``submit`` (which reads the script on stdin).
+def locked_submit(name: str, find_live: str, submit: str, lock_wait: float, *, record: str | None = None,
+                  find_job: str | None = None) -> str:
+    """One remote command: under the lock of ``name``, answer ``existing <id>`` when a live job of
+    that name exists, else run ``submit`` (which reads the script on stdin).
 
-    ``find_live`` (a command or a pipeline, reading /dev/null) must fail (exit status not 0) when it
-    cannot ask the scheduler; the whole command then exits :data:`FIND_FAILED`. The lock is waited for ``lock_wait`` seconds at most. The umask makes the
-    lock and the job's output readable by their owner only (the scheduler passes it on to the job).
+    Without ``record``, ``find_live`` (a command or a pipeline, reading /dev/null) prints the id
+    of a live job of the name, if any. With ``record`` (:func:`dssr_core.remote.files.submit_record`:
+    a file the command keeps, holding the id of the name's last job), the check asks about that
+    one job instead of the whole queue: no record, nothing to ask (no submission of the name got
+    as far as ``submit``); an id, ``find_job`` (which reads it from ``$dssr_id``) prints it when
+    that job is still live; ``?`` (written before ``submit`` runs, so left when its answer was
+    lost), ``find_live``. ``submit`` must then print the new id first (``sbatch --parsable``;
+    up to a ``;``), which the record keeps.
+
+    ``find_live`` and ``find_job`` must fail (exit status not 0) when they cannot ask the scheduler;
+    the whole command then exits :data:`FIND_FAILED`. The lock is waited for ``lock_wait`` seconds
+    at most. The umask makes the lock, the record and the job's output readable by their owner only
+    (the scheduler passes it on to the job).
     """
     lock = f'"$HOME"/{quote_command(submit_lock(name))}'
+    by_name = f"dssr_found=$({{ {find_live}; }} </dev/null) || exit {FIND_FAILED}"
+    if record is None:
+        check, run = by_name, submit
+    else:
+        record = quote_command(record)
+        by_id = f"dssr_found=$({{ {find_job}; }} </dev/null) || exit {FIND_FAILED}"
+        check = (f"dssr_found=; dssr_id=$(cat {record} 2>/dev/null); "
+                 f"case \"$dssr_id\" in '') ;; *[!0-9]*) {by_name} ;; *) {by_id} ;; esac")
+        run = (f"echo '?' >{record}; dssr_out=$({submit}); dssr_status=$?; "
+               f'[ $dssr_status -ne 0 ] || echo "${{dssr_out%%;*}}" >{record}; '
+               f'[ -z "$dssr_out" ] || echo "$dssr_out"; exit $dssr_status')
     return (f"command -v flock >/dev/null 2>&1 || exit {NO_FLOCK}; umask 077; "
             f'mkdir -p "$HOME"/{LOCK_DIR} && touch {lock} || exit {NO_LOCK_FILE}; '
-            f"{{ flock -w {lock_wait:g} 9 || exit {LOCK_NOT_TAKEN}; "
-            f"dssr_found=$({{ {find_live}; }} </dev/null) || exit {FIND_FAILED}; "
+            f"{{ flock -w {lock_wait:g} 9 || exit {LOCK_NOT_TAKEN}; {check}; "
             f'if [ -n "$dssr_found" ]; then echo {EXISTING} $dssr_found; exit 0; fi; '
-            f"{submit}; }} 9>>{lock}")
+            f"{run}; }} 9>>{lock}")
 
 
 def lock_failure(result: CommandResult, name: str) -> DssrError | None:

@@ -15,7 +15,7 @@ from dssr_core.connector import check_retried_submit
 from dssr_core.errors import Forbidden, NotAvailable
 from dssr_core.models import DirEntry, JobRef, Submission, SubmitResult
 from dssr_core.remote.config import RemoteConfig
-from dssr_core.remote.files import SshFiles
+from dssr_core.remote.files import SshFiles, submit_record
 from dssr_core.remote.jobs import JobRecord, matching, script_fingerprint_of
 from dssr_core.remote.login import check_keys, dir_entries, list_directory
 from dssr_core.remote.snapshot import StatusSnapshot
@@ -42,6 +42,7 @@ class SlurmCliConnector(SlurmConnector):
         self.accounts = Accounts(self.ssh_settings.service_account, user_map)
         self.ssh = SshPool(self.ssh_settings)
         self.files = SshFiles(self.ssh, self.accounts.for_owner)
+        self.listings = commands.SqueueReader()
         self.snapshot = StatusSnapshot(self._list_jobs, self.config.status_interval)
 
     # Jobs -------------------------------------------------------------------------------
@@ -52,7 +53,8 @@ class SlurmCliConnector(SlurmConnector):
                               submission.success_marker)
         account = self.accounts.for_submission(submission)
         command = commands.submit(submission.name, commands.sbatch_arguments(spec),
-                                  lock_wait=self.ssh_settings.command_timeout / 2)
+                                  lock_wait=self.ssh_settings.command_timeout / 2,
+                                  record=submit_record(self.config.scratch_dir, submission.name))
         result = self._run(account, command, "sbatch", stdin=script)
         jobid, existing = commands.parse_submit(result, submission.name)
         if existing:  # the first live job's comment comes first in squeue's answer
@@ -111,7 +113,7 @@ class SlurmCliConnector(SlurmConnector):
         result = self._run(self.accounts.service, commands.squeue_all(), "squeue")
         if not result.ok:
             raise unreachable_or_failed("squeue", result)
-        return commands.parse_squeue(result.stdout)
+        return self.listings.parse(result.stdout)
 
     def _controller_record(self, job: JobRef) -> JobRecord | None:
         result = self._run(self.accounts.service, commands.squeue_job(job.jobid), "squeue")

@@ -34,6 +34,8 @@ SQUEUE_FORMAT = "%i|%j|%u|%T|%M|%N|%k"
 SQUEUE_FIELDS = 7
 SACCT_FIELDS = "JobID,JobName,State,ExitCode,ElapsedRaw,User"
 INVALID_JOB = "invalid job id specified"
+#: squeue's words for a job id the controller does not know (any more).
+INVALID_JOB_WORDS = "Invalid job id specified"
 
 
 def squeue_all() -> str:
@@ -51,15 +53,24 @@ def sacct_job(jobid: str) -> str:
                          "--parsable2", f"--format={SACCT_FIELDS}")
 
 
-def submit(name: str, sbatch_arguments: list[str], lock_wait: float) -> str:
+def submit(name: str, sbatch_arguments: list[str], lock_wait: float, record: str) -> str:
     """One remote command: under the submit lock (:func:`dssr_core.remote.login.locked_submit`),
-    answer the id of a live job of this name (a fresh ``squeue``: squeue lists a job as soon as
-    sbatch has returned), else ``sbatch`` with the script on stdin. squeue prints each live job's
-    comment after its id: the script's fingerprint is there
+    answer the id of a live job of this name, else ``sbatch`` with the script on stdin.
+
+    The name's ``record`` (:func:`dssr_core.remote.files.submit_record`) gives the job to ask
+    about: ``squeue --jobs`` of that one job (its name and a live state; a job the controller
+    forgot is none), which costs the same with 10 or 10,000 jobs queued. When the record says
+    ``?`` (an sbatch whose answer was lost), a fresh ``squeue`` of every live job of the name
+    (squeue lists a job as soon as sbatch has returned). squeue prints each live job's comment
+    after its id: the script's fingerprint is there
     (:func:`dssr_core.remote.jobs.script_fingerprint_of`), to tell a retry from another job."""
     find_live = quote_command("squeue", "--noheader", "--all", f"--states={LIVE_STATE_NAMES}",
                               f"--name={scheduler_job_name(name)}", "--format=%i %k")
-    return locked_submit(name, find_live, f"sbatch --parsable {quote_command(*sbatch_arguments)}", lock_wait)
+    find_job = (f'dssr_job=$({find_live} --jobs="$dssr_id" 2>&1) || case "$dssr_job" in '
+                f'*"{INVALID_JOB_WORDS}"*) dssr_job= ;; *) echo "$dssr_job" >&2; exit 1 ;; esac; '
+                'echo "$dssr_job"')
+    return locked_submit(name, find_live, f"sbatch --parsable {quote_command(*sbatch_arguments)}", lock_wait,
+                         record=record, find_job=find_job)
 
 
 def sbatch_arguments(spec: JobSpec) -> list[str]:
@@ -107,6 +118,23 @@ def parse_squeue(text: str) -> list[JobRecord]:
         if record is not None:
             records.append(record)
     return records
+
+
+class SqueueReader:
+    """Reads the snapshot's squeue listings, each distinct line once: a line the last listing had
+    as it is keeps its record. A queued job's line does not change from one listing to the next
+    (a running job's does, by its time used), so a refresh parses only what changed."""
+
+    def __init__(self):
+        self._last: dict[str, JobRecord | None] = {}
+
+    def parse(self, text: str) -> list[JobRecord]:
+        """:func:`parse_squeue` of ``text``."""
+        last, seen = self._last, {}
+        for line in text.splitlines():
+            seen[line] = last[line] if line in last else _squeue_record(line)
+        self._last = seen
+        return [record for record in seen.values() if record is not None]
 
 
 def _squeue_record(line: str) -> JobRecord | None:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import attrs
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -86,6 +87,34 @@ class Answer:
         text = "" if isinstance(body, dict) else response.text[:500]
         return cls(response.status_code, body if isinstance(body, dict) else {}, text)
 
+    @classmethod
+    def read(cls, response: requests.Response, reader: "Reader") -> "Answer":
+        """The answer of a streamed response, read by ``reader`` as it arrives (ValueError: no JSON)."""
+        stream = _Stream(response.raw)
+        try:
+            body = reader(stream)
+        except ValueError as error:
+            return cls(response.status_code, {}, (stream.start or str(error))[:500])
+        return cls(response.status_code, body, "")
+
+
+#: Reads an answer from a stream of its bytes (``read(size)``), to a body; ValueError: not JSON.
+Reader = Callable[[object], dict]
+
+
+class _Stream:
+    """A response's bytes for a :data:`Reader`; remembers how it began (for an error's words)."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.start = ""
+
+    def read(self, size: int | None = None) -> bytes:
+        data = self.raw.read(size, decode_content=True)
+        if not self.start and data:
+            self.start = data[:500].decode("utf-8", "replace")
+        return data
+
 
 class RestClient:
     """Sends requests to slurmrestd at ``base_url`` and counts them (for benchmarks)."""
@@ -106,8 +135,10 @@ class RestClient:
         """How many requests were made (a retried read counts once)."""
         return self._calls
 
-    def get(self, path: str, credentials: Credentials, what: str) -> Answer:
-        return self.request("GET", path, credentials, what)
+    def get(self, path: str, credentials: Credentials, what: str,
+            reader: "Reader | None" = None) -> Answer:
+        """A GET; ``reader`` reads a large answer as it arrives, for what is needed of it."""
+        return self.request("GET", path, credentials, what, reader=reader)
 
     def post(self, path: str, credentials: Credentials, what: str, body: dict) -> Answer:
         return self.request("POST", path, credentials, what, body)
@@ -116,23 +147,24 @@ class RestClient:
         return self.request("DELETE", path, credentials, what)
 
     def request(self, method: str, path: str, credentials: Credentials, what: str,
-                body: dict | None = None) -> Answer:
+                body: dict | None = None, reader: "Reader | None" = None) -> Answer:
         """One request; ClusterUnavailable when slurmrestd cannot be reached or is too slow. A refused
         token is renewed and the request sent once more when the credentials can be renewed."""
-        answer = self._send(method, path, credentials, what, body)
+        answer = self._send(method, path, credentials, what, body, reader)
         if credentials.renew is not None and answer.token_refused:
-            answer = self._send(method, path, credentials.renew(), what, body)
+            answer = self._send(method, path, credentials.renew(), what, body, reader)
         return answer
 
-    def _send(self, method: str, path: str, credentials: Credentials, what: str, body: dict | None) -> Answer:
+    def _send(self, method: str, path: str, credentials: Credentials, what: str, body: dict | None,
+              reader: "Reader | None" = None) -> Answer:
         with metrics.scheduler_call(rest_operation(method, path)) as call:
-            answer = self._send_once(method, path, credentials, what, body)
+            answer = self._send_once(method, path, credentials, what, body, reader)
             if answer.status >= 400 and answer.status != 404:  # 404: a job slurmrestd does not know
                 call.failed(unreachable=answer.status in RETRY_STATUSES)
         return answer
 
     def _send_once(self, method: str, path: str, credentials: Credentials, what: str,
-                   body: dict | None) -> Answer:
+                   body: dict | None, reader: "Reader | None") -> Answer:
         with self._lock:
             self._calls += 1
         headers = credentials.headers()
@@ -142,8 +174,12 @@ class RestClient:
             data = json.dumps(body)
         try:
             response = self.session.request(method, self.base_url + path, headers=headers, data=data,
-                                            timeout=self.timeout, allow_redirects=False)
-        except requests.RequestException as error:
+                                            timeout=self.timeout, allow_redirects=False,
+                                            stream=reader is not None)
+            if reader is not None:
+                with response:
+                    answer = Answer.read(response, reader)
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as error:  # urllib3: a stream read
             if isinstance(error, requests.Timeout) or "timed out" in str(error).lower():
                 raise SchedulerTimeout(f"slurmrestd at {self.label} did not answer in time "
                                          f"({self.timeout[1]:g} s) while {what}.") from None
@@ -152,7 +188,8 @@ class RestClient:
                       else f"{_connection_failure(error)}.")
             raise ClusterUnavailable(
                 f"Cannot reach slurmrestd at {self.label} while {what}: {reason}") from None
-        answer = Answer.from_response(response)
+        if reader is None:
+            answer = Answer.from_response(response)
         log.debug("slurmrestd %s %s -> %d", method, path, answer.status)
         return answer
 
@@ -172,7 +209,7 @@ def _session(retries: int, pool_size: int) -> requests.Session:
     return session
 
 
-def _connection_failure(error: requests.RequestException) -> str:
+def _connection_failure(error: Exception) -> str:
     """Why requests could not connect, in a few words.
 
     Unlike :func:`dssr_core.remote.ssh.error_reason` (which reads the socket's own error), this reads

@@ -20,7 +20,7 @@ from dssr_core.errors import ClusterUnavailable, ConnectorError, SettingsError
 from dssr_core.models import JobRef, Submission, SubmitResult
 from dssr_core.remote.config import RemoteConfig
 from dssr_core.remote.files import OutputAccess, SshFiles
-from dssr_core.remote.jobs import JobRecord, matching, scheduler_job_name
+from dssr_core.remote.jobs import JobRecord, matching
 from dssr_core.remote.snapshot import StatusSnapshot
 from dssr_core.remote.ssh import CLUSTER_ADDR, SshPool, SshSettings
 from dssr_core.remote.states import is_live
@@ -31,9 +31,11 @@ from dssr_slurm.jobspec import job_spec
 from dssr_slurm.rest.client import Answer, RestClient
 from dssr_slurm.rest.errors import failure, is_not_found, is_path_unknown
 from dssr_slurm.rest.files import NoOutputAccess, SharedOutputAccess, ssh_account_for
+from dssr_slurm.rest.listing import JobLists, raw_jobs, records_of
 from dssr_slurm.rest.settings import RestSettings
 from dssr_slurm.rest.tokens import Credentials, token_source
 from dssr_slurm.rest.tunnel import SshTunnel
+from dssr_slurm.rest.twins import MAX_PROBES, WRAPPED, TwinIndex
 from dssr_slurm.rest.versions import PROBE_ORDER, ApiVersion, adapter, number
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,8 @@ class SlurmRestConnector(SlurmConnector):
         self.files = self._output_access()
         self.versions = VersionChooser(self.client, self.tokens, self.rest.api_version,
                                        self.rest.api_version_setting)
+        self.twins = TwinIndex()
+        self.lists = JobLists(self.client, self.tokens, self.twins)
         self.snapshot = StatusSnapshot(self._list_jobs, self.config.status_interval)
         self.versions.choose_at_start()
 
@@ -147,7 +151,7 @@ class SlurmRestConnector(SlurmConnector):
         """The id to answer for the job just submitted as ``jobid``: the lowest id of the live jobs
         of its name; ours is cancelled when it is not that one (a twin that lost the race)."""
         try:
-            live = self._live_jobs_named(submission.name, version)
+            live = self._live_jobs_named(submission.name, version, jobid)
         except (ClusterUnavailable, ConnectorError) as error:
             log.warning("job %s/%s was submitted as %s, but the check for a twin from another replica "
                         "failed (%s); singleton keeps a twin waiting", submission.name, submission.number,
@@ -225,7 +229,7 @@ class SlurmRestConnector(SlurmConnector):
     # What slurmrestd answers ------------------------------------------------------------
 
     def _list_jobs(self) -> list[JobRecord]:
-        return self._jobs(self.versions.current(), "listing jobs")
+        return self.lists.read(self.versions.current())
 
     def _controller_record(self, job: JobRef) -> JobRecord | None:
         version = self.versions.current()
@@ -266,18 +270,52 @@ class SlurmRestConnector(SlurmConnector):
         """The credentials that act on a job: its owner's when mapped, else the service account's."""
         return self.tokens.credentials(self.accounts.for_owner(record.user).user)
 
-    def _jobs(self, version: ApiVersion, what: str) -> list[JobRecord]:
+    def _live_jobs_named(self, name: str, version: ApiVersion,
+                         submitted: str | None = None) -> list[JobRecord]:
+        """The queued or running jobs of this name, lowest id first, each read fresh from Slurm.
+
+        The candidates are those :attr:`twins` knows (the last job list, and the ids read since);
+        with ``submitted`` (the id our submit just got), the ids between what it knows and ours are
+        read first, so a twin submitted before ours is among them (see :mod:`dssr_slurm.rest.twins`).
+        """
+        fresh: dict[str, JobRecord] = {}
+        if submitted is not None:
+            fresh = self._read_ids_up_to(int(submitted), name, version)
+        elif self.twins.upto is None:
+            self.snapshot.get()  # the first job list of this process (shared with the listings)
+        live = []
+        for known in self.twins.named(name, int(submitted) if submitted is not None else None):
+            record = fresh.get(known.jobid) or (known if known.jobid == submitted else
+                                                self._controller_record(JobRef(name, 0, known.jobid)))
+            if record is not None and is_live(record.state):
+                live.append(record)
+            else:
+                self.twins.ended(known)
+        return live
+
+    def _read_ids_up_to(self, jobid: int, name: str, version: ApiVersion) -> dict[str, JobRecord]:
+        """Read the job ids between what :attr:`twins` knows and ``jobid`` (ours, named ``name``), one by
+        one, or the whole job list when there are more than :data:`MAX_PROBES`; the records read, by id."""
+        known = self.twins.upto
+        if known is not None and 0 <= known - jobid <= WRAPPED:  # a list taken after our submit has them
+            return {}
+        if known is None or not 0 <= jobid - known <= MAX_PROBES + 1:  # far ahead, or the ids wrapped
+            return {record.jobid: record for record in self._list_jobs()}
+        found = [record for probe in range(known + 1, jobid) for record in self._probe(probe, version)]
+        ours = JobRecord(jobid=str(jobid), name=name, user="", state="PENDING")
+        self.twins.learned([*found, ours], jobid)
+        return {record.jobid: record for record in found}
+
+    def _probe(self, jobid: int, version: ApiVersion) -> list[JobRecord]:
+        """The jobs of ours the controller lists under ``jobid`` (none when it knows no such job)."""
         credentials = self.tokens.service()
-        answer = self.client.get(version.jobs_path, credentials, what)
+        what = f"reading job {jobid} (looking for a twin)"
+        answer = self.client.get(version.job_path(str(jobid)), credentials, what)
+        if is_not_found(answer):
+            return []
         if not answer.ok:
             raise failure(answer, what, self.tokens, credentials.user)
-        return _records(version, answer)
-
-    def _live_jobs_named(self, name: str, version: ApiVersion) -> list[JobRecord]:
-        """The queued or running jobs of this name, lowest id first, from a fresh job list."""
-        records = self._jobs(version, f"looking for a job named {scheduler_job_name(name)}")
-        return sorted((record for record in records if record.name == name and is_live(record.state)),
-                      key=lambda record: int(record.jobid))
+        return records_of(version, answer)
 
     def _raw_job(self, job: JobRef, version: ApiVersion) -> dict | None:
         """The controller's record of ``job`` (same id and name), or None when it forgot it."""
@@ -288,7 +326,7 @@ class SlurmRestConnector(SlurmConnector):
             return None
         if not answer.ok:
             raise failure(answer, what, self.tokens, credentials.user)
-        return matching(job, _raw_jobs(answer), lambda raw: version.job_record(raw, time.time()))
+        return matching(job, raw_jobs(answer), lambda raw: version.job_record(raw, time.time()))
 
     def _raw_db_job(self, job: JobRef, version: ApiVersion) -> dict | None:
         """Accounting's record of ``job``, or None (unknown, or slurmrestd serves no accounting)."""
@@ -303,7 +341,7 @@ class SlurmRestConnector(SlurmConnector):
             return None
         if not answer.ok:
             raise failure(answer, what, self.tokens, credentials.user)
-        return matching(job, _raw_jobs(answer), version.db_record)
+        return matching(job, raw_jobs(answer), version.db_record)
 
 
 class VersionChooser:
@@ -390,15 +428,6 @@ def advertised_versions(openapi: dict) -> list[str]:
 
 
 # Reading answers ------------------------------------------------------------------------
-
-
-def _raw_jobs(answer: Answer) -> list[dict]:
-    return [raw for raw in answer.body.get("jobs") or [] if isinstance(raw, dict)]
-
-
-def _records(version: ApiVersion, answer: Answer) -> list[JobRecord]:
-    now = time.time()
-    return [record for raw in _raw_jobs(answer) if (record := version.job_record(raw, now)) is not None]
 
 
 def _already_done(answer: Answer) -> bool:

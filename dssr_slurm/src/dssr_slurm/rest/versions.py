@@ -119,6 +119,12 @@ class ApiVersion:
     name: str = ""
 
     @property
+    def lists_changes(self) -> bool:
+        """Whether ``GET /jobs?update_time=<last_update>`` answers no job when none changed (24.11's
+        v0.0.40 and v0.0.41 refuse the parameter: "Parsing of ... for timestamp failed")."""
+        return False
+
+    @property
     def ping_path(self) -> str:
         return f"/slurm/{self.name}/ping"
 
@@ -297,6 +303,10 @@ class V0042(V0041):
     """24.11's data_parser/v0.0.42: ``exclusive`` is gone (DSSR sends ``shared`` from v0.0.40 on)."""
 
     name: str = "v0.0.42"
+
+    @property
+    def lists_changes(self) -> bool:
+        return True
 
 
 #: 25.05's v0.0.43, 25.11's v0.0.44 and 26.05's v0.0.45: the fields DSSR uses are v0.0.42's
