@@ -37,6 +37,7 @@ from dssr_slurm.config import SlurmConfig
 from dssr_slurm.files import OutputAccess
 from dssr_slurm.jobs import JobRecord, check_slurm_job_id
 from dssr_slurm.jobscript import job_files
+from dssr_slurm.openssh import OpenSshForwarder
 from dssr_slurm.snapshot import StatusSnapshot
 from dssr_slurm.states import is_final, is_live, is_queued, is_running
 
@@ -59,6 +60,8 @@ class SlurmConnector(Connector):
 
     def __init__(self):
         self._submitting = NameLocks()
+        self._forwarder: OpenSshForwarder | None = None
+        self._forwarder_lock = threading.Lock()
 
     # Jobs -------------------------------------------------------------------------------
 
@@ -158,10 +161,25 @@ class SlurmConnector(Connector):
                            via=self._forward_connection().where)
 
     def connect_interactive(self, endpoint: JobEndpoint):
-        """A ``direct-tcpip`` channel through the pooled SSH connection to the node's service port."""
+        """A stream to the node's service port through the login node: a stdio forward on an OpenSSH
+        master connection (:mod:`dssr_slurm.openssh`), or with ``DSSR_PROXY_SSH_CLIENT=paramiko`` a
+        ``direct-tcpip`` channel on the pooled SSH connection."""
         connection = self._forward_connection()
-        return connection.open_forward((endpoint.node, endpoint.port), ("127.0.0.1", 0),
-                                       connection.settings.connect_timeout)
+        timeout = connection.settings.connect_timeout
+        if self.config.proxy_ssh_client == "paramiko":
+            return connection.open_forward((endpoint.node, endpoint.port), ("127.0.0.1", 0), timeout)
+        with self._forwarder_lock:
+            if self._forwarder is None:
+                self._forwarder = OpenSshForwarder(connection.settings, connection.host_key)
+            forwarder = self._forwarder
+        return forwarder.open(endpoint.node, endpoint.port, timeout)
+
+    def close(self) -> None:
+        """Stop the OpenSSH master of the proxy, if one runs (the subclass closes the rest)."""
+        with self._forwarder_lock:
+            forwarder, self._forwarder = self._forwarder, None
+        if forwarder is not None:
+            forwarder.close()
 
     def _forward_connection(self):
         """The SSH connection job services are reached through; NotAvailable when there is none."""

@@ -27,8 +27,13 @@ USER_GROUP = Setting(
 CHOWN_WRAPPER = Setting(
     "JARVICE_CHOWN_WRAPPER", "the chart's command to run instead of `chown` on the cluster; shown in the "
     "init report and otherwise not needed: DSSR changes no file's owner (jobs run as the users themselves)")
+PROXY_SSH_CLIENT = Setting(
+    "DSSR_PROXY_SSH_CLIENT", "what carries the proxy's connections to interactive jobs over SSH: `openssh` "
+    "(an OpenSSH `ssh` master connection, each connection a stdio forward on it; near `ssh -L`'s speed) or "
+    "`paramiko` (a `direct-tcpip` channel on DSSR's own connection; no `ssh` program needed)",
+    kind="choice", choices=("openssh", "paramiko"), default="openssh")
 #: The settings both Slurm connectors read (``JARVICE_JOB_SCRATCH_DIR`` is DSSR's own).
-SETTINGS = (DATA_ROOT, STATUS_INTERVAL, SERVICE_URL, USER_GROUP, CHOWN_WRAPPER)
+SETTINGS = (DATA_ROOT, STATUS_INTERVAL, SERVICE_URL, USER_GROUP, CHOWN_WRAPPER, PROXY_SSH_CLIENT)
 
 
 @attrs.frozen
@@ -40,7 +45,8 @@ class SlurmConfig:
     interactive job's ``url`` (see :meth:`service_url_of`) when users reach the nodes:
     ``jobs_domain`` (``JARVICE_JOBS_DOMAIN``) gives the proxy's URL instead, unless
     ``JARVICE_SLURM_SERVICE_URL`` is set (``service_url_set``). ``user_group`` and
-    ``chown_wrapper`` are the chart's, accepted and reported, not used.
+    ``chown_wrapper`` are the chart's, accepted and reported, not used. ``proxy_ssh_client``
+    (``openssh`` or ``paramiko``) carries the proxy's connections to interactive jobs.
     """
 
     scratch_dir: str = ""
@@ -51,6 +57,7 @@ class SlurmConfig:
     chown_wrapper: str | None = None
     jobs_domain: JobsDomain | None = None
     service_url_set: bool = False
+    proxy_ssh_client: str = "openssh"
 
     @classmethod
     def from_settings(cls, settings) -> "SlurmConfig":
@@ -65,6 +72,7 @@ class SlurmConfig:
             chown_wrapper=settings.read(CHOWN_WRAPPER),
             jobs_domain=JobsDomain.from_settings(settings),
             service_url_set=settings.found(SERVICE_URL) is not None,
+            proxy_ssh_client=settings.read(PROXY_SSH_CLIENT),
         )
 
     def chart_report(self) -> list[tuple[str, str]]:
