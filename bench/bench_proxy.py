@@ -204,8 +204,9 @@ def path_figures(paths: dict[str, int], prefixes: dict[str, str], servers: dict[
                  rounds: int, ws_seconds: float) -> dict[str, dict]:
     """Each path in turn, ``rounds`` times, the order reversed every other round (a busy moment of
     the shared machine falls on all): three 10 MB downloads and ``ws_seconds`` of the websocket
-    echo per turn. The medians over the rounds, and the CPU time of ``dssr serve`` (its OpenSSH
-    master included) per download and per echo for the paths it serves."""
+    echo per turn. The medians over the rounds, and the CPU time per download and per echo of
+    the process in the path (``dssr serve`` with its OpenSSH master, or ``ssh -L``): what a
+    busy machine disturbs least."""
     taken = {name: {"first": [], "mbs": [], "eps": [], "p50": [], "p99": [], "failed": [], "cpu_dl": [],
                     "cpu_echo": []} for name in paths}
     for index in range(rounds):
@@ -321,10 +322,10 @@ def job_figures(title: str, env: dict, cluster: bool, ws_seconds: float, bearer:
                 wait_serving(other_port, f"{prefix}/headers")
                 paths = {"straight": service_port, "ssh -L": forward_port, "DSSR openssh": port,
                          "DSSR paramiko": other_port}
-                servers = {"DSSR openssh": server, "DSSR paramiko": other}
+                servers = {"ssh -L": forward, "DSSR openssh": server, "DSSR paramiko": other}
             else:
                 paths, servers = {"straight": service_port, "DSSR": port}, {"DSSR": server}
-            prefixes = {name: prefix for name in servers}
+            prefixes = {name: prefix for name in servers if name.startswith("DSSR")}
             load_before = os.getloadavg()[0]
             figures = path_figures(paths, prefixes, servers, rounds, ws_seconds)
             print_path_figures(figures, rounds, ws_seconds, f"{load_before:.1f} -> {os.getloadavg()[0]:.1f}",

@@ -117,9 +117,14 @@ class OpenSshForwarder:
         """
         try:
             control = self._control(timeout)
-        except OSError:
+        except OSError:  # the master is going (its connection died): a new one
             self._stop_master()
-            control = self._control(timeout)
+            try:
+                control = self._control(timeout)
+            except OSError as error:
+                self._stop_master()
+                raise ClusterUnavailable(f"The OpenSSH master connection to {self.where} does not "
+                                         f"answer ({error}).") from None
         try:
             return _stdio_forward(control, host, port, timeout)
         except ForwardRefused:
