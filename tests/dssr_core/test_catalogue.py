@@ -48,7 +48,8 @@ def test_a_plugins_declared_settings_are_listed_under_its_distribution(pbs_distr
     declared = {entry.setting.name: entry for entry in declared_settings(make_registry())}
     assert declared["PBS_SERVER"].distribution == "dssr_pbs"
     assert declared["PBS_SERVER"].setting.default == "pbs"
-    assert declared["JARVICE_SLURM_CLUSTER_ADDR"].distribution == "dssr_slurm"
+    assert declared["JARVICE_SLURMRESTD_URL"].distribution == "dssr_slurm"
+    assert declared["JARVICE_SLURM_CLUSTER_ADDR"].distribution == "dssr_core"
     assert declared["WAITRESS_PORT"].distribution == "dssr_core"
     assert "| `PBS_PASSWORD` | text, secret | unset | the PBS service password | |" in \
         markdown_tables(tuple(declared.values()))["dssr_pbs"]
@@ -64,16 +65,20 @@ def test_one_name_declared_differently_by_two_distributions_fails_naming_both(tm
     """)
     try:
         with pytest.raises(PluginError, match="JARVICE_SLURM_CLUSTER_ADDR is declared twice, differently: "
-                                              "by dssr_(slurm|clash) and by dssr_(slurm|clash)"):
+                                              "by dssr_(core|clash) and by dssr_(core|clash)"):
             declared_settings(make_registry())
         declared_settings(make_registry(block=("dssr_clash-plugin",)))
     finally:
         sys.modules.pop("dssr_clash_plugin", None)
 
 
-def test_both_slurm_connectors_declare_the_shared_settings_and_they_are_listed_once():
-    names = [entry.setting.name for entry in declared_settings(make_registry())]
+def test_the_shared_ssh_settings_are_declared_once_by_dssr_core():
+    """Both Slurm connectors read them (and so may another family's), but dssr_core.remote declares them."""
+    declared = declared_settings(make_registry())
+    names = [entry.setting.name for entry in declared]
     assert names.count("JARVICE_SLURM_ID_MAPPING_FILE") == 1 and names.count("JARVICE_SLURM_SSH_PKEY") == 1
+    shared = ("JARVICE_SLURM_ID_MAPPING_FILE", "JARVICE_SLURM_SSH_PKEY")
+    assert {entry.distribution for entry in declared if entry.setting.name in shared} == {"dssr_core"}
 
 
 def report(env, **options):

@@ -14,13 +14,13 @@ from rest_fixtures import cluster_token
 from dssr_core.app import create_app
 from dssr_core.cli.server import build_backends
 from dssr_core.errors import SettingsError
+from dssr_core.remote.config import RemoteConfig
 from dssr_core.report import init_report
 from dssr_core.settings import Settings
 from dssr_core.testing import ApiClient
 from dssr_core.testing.plugin import find_free_port
 from dssr_singularity.executor import SingularityConfig
 from dssr_slurm.commands.connector import SlurmCliConnector
-from dssr_slurm.config import SlurmConfig
 from dssr_slurm.rest.settings import RestSettings
 from dssr_slurm.rest.tokens import StaticToken, token_source
 
@@ -129,12 +129,12 @@ def test_neither_key_file_nor_token_is_one_sentence_naming_both():
 
 def test_the_charts_scratch_spelling_is_the_scratch_directory_of_connector_and_executor():
     settings = Settings.from_env({"JARVICE_SLURM_SCRATCH_DIR": "/scratch/jarvice/"})
-    assert SlurmConfig.from_settings(settings).scratch_dir == "/scratch/jarvice"
+    assert RemoteConfig.from_settings(settings).scratch_dir == "/scratch/jarvice"
     assert SingularityConfig.from_settings(settings).scratch_dir == "/scratch/jarvice/"
     both = Settings.from_env({"JARVICE_SLURM_SCRATCH_DIR": "/chart", "JARVICE_JOB_SCRATCH_DIR": "/dssr"})
-    assert SlurmConfig.from_settings(both).scratch_dir == "/dssr"
+    assert RemoteConfig.from_settings(both).scratch_dir == "/dssr"
     with pytest.raises(SettingsError, match="JARVICE_SLURM_SCRATCH_DIR must be an absolute directory path"):
-        SlurmConfig.from_settings(Settings.from_env({"JARVICE_SLURM_SCRATCH_DIR": "scratch"}))
+        RemoteConfig.from_settings(Settings.from_env({"JARVICE_SLURM_SCRATCH_DIR": "scratch"}))
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ from slurm_helpers import SHARED, bearer_for, job_of, template, wait_ended, wait
 
 from dssr_core.app import create_app
 from dssr_core.errors import ClusterUnavailable
+from dssr_core.remote.files import SshFiles
 from dssr_core.settings import Settings
 from dssr_core.shell import ShellExecutor
 from dssr_core.testing import ApiClient, wait_until
-from dssr_slurm.files import SshFiles
 
 pytestmark = pytest.mark.slow
 KIRBY = bearer_for("kirby@example.org")

@@ -10,9 +10,9 @@ import subprocess
 import pytest
 
 from dssr_core.errors import SettingsError
+from dssr_core.remote.hostkeys import fingerprint, names_host, pinned_host_keys
+from dssr_core.remote.ssh import SshSettings
 from dssr_core.settings import Settings
-from dssr_slurm.hostkeys import fingerprint, names_host, pinned_host_keys
-from dssr_slurm.ssh import SshSettings
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ import subprocess
 
 import pytest
 
-from dssr_slurm.jobscript import batch_script, job_files
+from dssr_core.remote.files import job_files
+from dssr_slurm.jobscript import batch_script
 
 FAKE_SRUN = """#!/bin/bash
 # srun -N N -n N --ntasks-per-node=1 /bin/bash FILE: run FILE once per "node", like Slurm.

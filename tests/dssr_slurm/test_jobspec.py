@@ -4,9 +4,9 @@ import pytest
 
 from dssr_core.errors import InvalidRequest
 from dssr_core.models import JobFacts, Submission
+from dssr_core.remote.ssh import quote_command
 from dssr_slurm.commands.programs import sbatch_arguments, slurm_time
 from dssr_slurm.jobspec import SET_BY_DSSR, Device, JobSpec, device, job_spec, rest_device_fields
-from dssr_slurm.ssh import quote_command
 
 
 def spec_of(facts, held=False, scratch="/scratch", service_port=None):

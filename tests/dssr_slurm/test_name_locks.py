@@ -2,7 +2,7 @@
 
 import threading
 
-from dssr_slurm.base import NameLocks
+from dssr_core.remote.base import NameLocks
 
 
 def test_one_name_waits_another_does_not_and_nothing_is_kept():

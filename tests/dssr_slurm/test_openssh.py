@@ -1,4 +1,4 @@
-"""The proxy's OpenSSH master (dssr_slurm.openssh) against the test cluster's real sshd: forwards,
+"""The proxy's OpenSSH master (dssr_core.remote.openssh) against the test cluster's real sshd: forwards,
 refusals, the key kept off command lines and disk, the host key paramiko checked, a master that died."""
 
 import os
@@ -11,9 +11,9 @@ import paramiko
 import pytest
 
 from dssr_core.errors import ClusterUnavailable
+from dssr_core.remote.openssh import ForwardRefused, OpenSshForwarder
+from dssr_core.remote.ssh import SshPool, SshSettings
 from dssr_core.settings import Settings
-from dssr_slurm.openssh import ForwardRefused, OpenSshForwarder
-from dssr_slurm.ssh import SshPool, SshSettings
 
 pytestmark = pytest.mark.slow
 

@@ -5,10 +5,10 @@ import subprocess
 import pytest
 
 from dssr_core.errors import ClusterUnavailable, ConnectorError, InvalidRequest, SchedulerRejected
+from dssr_core.remote.jobs import JobRecord, check_job_id
+from dssr_core.remote.ssh import CommandResult
 from dssr_core.testing import wait_until
 from dssr_slurm.commands import programs as commands
-from dssr_slurm.jobs import JobRecord, check_slurm_job_id
-from dssr_slurm.ssh import CommandResult
 
 SQUEUE = """\
 12|jarvice_job-a|kirby|RUNNING|1-02:03:04|node[01-02]|(null)
@@ -126,7 +126,7 @@ def test_job_names_share_one_of_256_lock_files():
 @pytest.mark.parametrize("jobid", ["12a", "", "1;id", "-1", "1 2", "$(id)", "1" * 13])
 def test_job_ids_must_be_digits(jobid):
     with pytest.raises(InvalidRequest, match="digits only"):
-        check_slurm_job_id(jobid)
+        check_job_id(jobid)
 
 
 def test_submit_command_is_valid_shell_with_hostile_looking_arguments():

@@ -6,7 +6,7 @@ from rest_fixtures import LIVE_RECORDED, recorded
 
 from dssr_core.errors import ClusterUnavailable, ConnectorError, JobNotFound, SchedulerRejected
 from dssr_slurm.rest.client import Answer
-from dssr_slurm.rest.errors import failure, is_not_found, is_path_unknown, slurm_message
+from dssr_slurm.rest.errors import command_message, failure, is_not_found, is_path_unknown
 from dssr_slurm.rest.tokens import StaticToken, TokenRefused
 
 SECRET = jwt.encode({"sun": "jarvice", "exp": 4_000_000_000}, "k" * 32, algorithm="HS256")
@@ -104,6 +104,6 @@ def test_classes_of_failures(status, errors, kind):
 
 
 def test_message_joins_slurms_words_once():
-    message = slurm_message(answer("v0.0.38", "job-purged"))
+    message = command_message(answer("v0.0.38", "job-purged"))
     assert message.startswith("Invalid job id specified - Unable to find JobId=")
-    assert slurm_message(Answer(502, {}, "")) == "HTTP 502"
+    assert command_message(Answer(502, {}, "")) == "HTTP 502"

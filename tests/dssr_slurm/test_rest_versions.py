@@ -7,9 +7,9 @@ import pytest
 from rest_fixtures import LIVE_RECORDED, RECORDED, RECORDED_NOW, recorded
 
 from dssr_core.models import JobFacts, Submission
+from dssr_core.remote.snapshot import Snapshot
 from dssr_slurm.jobspec import job_spec
 from dssr_slurm.rest.versions import ADAPTERS, adapter, base_state, exit_code, number
-from dssr_slurm.snapshot import Snapshot
 
 NEW_VERSIONS = ("v0.0.39", "v0.0.40", "v0.0.41", "v0.0.42")
 SCRATCH = "/scratch"

@@ -7,8 +7,8 @@ import pytest
 
 from dssr_core.errors import ClusterUnavailable
 from dssr_core.models import JobListing, JobRef
-from dssr_slurm.jobs import JobRecord
-from dssr_slurm.snapshot import StatusSnapshot
+from dssr_core.remote.jobs import JobRecord
+from dssr_core.remote.snapshot import StatusSnapshot
 
 RECORDS = [JobRecord("1", "a", "kirby", "RUNNING", 5, ("n1",)),
            JobRecord("2", "b", "mario", "PENDING"),

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from dssr_core.errors import ClusterUnavailable
+from dssr_core.remote.ssh import SshPool, SshSettings, quote_command
 from dssr_core.settings import Settings
 from dssr_core.testing import wait_until
 from dssr_core.testing.plugin import find_free_port
-from dssr_slurm.ssh import SshPool, SshSettings, quote_command
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ import subprocess
 import pytest
 
 from dssr_core.errors import SettingsError
-from dssr_slurm.ssh import load_private_key
+from dssr_core.remote.ssh import load_private_key
 
 
 @pytest.mark.parametrize("kind, form", [("ed25519", "OpenSSH"), ("rsa", "PEM"), ("rsa", "OpenSSH"),

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dssr_slurm.states import (
+from dssr_core.remote.states import (
     LIVE_STATE_NAMES,
     is_final,
     is_live,

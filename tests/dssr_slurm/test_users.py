@@ -8,8 +8,8 @@ import yaml
 
 from dssr_core.errors import Forbidden, SettingsError
 from dssr_core.models import JobFacts, Submission
+from dssr_core.remote.users import Accounts, ClusterAccount, UserMap, decode_private_key, load_user_map
 from dssr_core.settings import Settings
-from dssr_slurm.users import Accounts, ClusterAccount, UserMap, decode_private_key, load_user_map
 
 
 @pytest.fixture(scope="module")

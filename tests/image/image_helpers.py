@@ -71,7 +71,7 @@ def run_singularity_job(api, name: str, logs) -> tuple[int, str]:
     assert answer.status == 200, f"{answer.status} {answer.text}\n{logs()}"
     jobid, _ = answer.json
     try:
-        recorded = slurm_job_name(jobid)
+        recorded = scheduler_job_name(jobid)
         assert recorded == f"jarvice_{name}", f"Slurm recorded job {jobid} as {recorded!r}"
         wait_until(lambda: all([name, jobid] not in api.get(p).json for p in ("/queued", "/running")),
                    120, interval=1, what=f"{name} to end")
@@ -83,7 +83,7 @@ def run_singularity_job(api, name: str, logs) -> tuple[int, str]:
     return rc, output
 
 
-def slurm_job_name(jobid) -> str:
+def scheduler_job_name(jobid) -> str:
     """The job's name as slurmctld knows it: the job is Slurm's, not a local process. (Not
     sacct: for a moment after the start, accounting names a new job "allocation".)"""
     done = subprocess.run(["scontrol", "--oneliner", "show", "job", str(jobid)], capture_output=True,

@@ -6,6 +6,7 @@ import attrs
 
 from dssr_core.declarations import Setting
 from dssr_core.errors import PluginError, SettingsError
+from dssr_core.remote import SETTINGS as REMOTE_SETTINGS
 from dssr_core.settings import CORE_SETTINGS, Settings
 
 CORE_DISTRIBUTION = "dssr_core"
@@ -23,12 +24,14 @@ class Declared:
 
 
 def declared_settings(registry) -> tuple[Declared, ...]:
-    """DSSR's own settings, then every plugin's (hook ``dssr_declare_settings``), by distribution.
+    """DSSR's own settings (with those of :mod:`dssr_core.remote`, which connectors of any scheduler
+    family share), then every plugin's (hook ``dssr_declare_settings``), by distribution.
 
-    Two plugins of one distribution may declare the same setting (both Slurm connectors read
-    the users ID mapping); one name declared differently twice is a :class:`PluginError`.
+    Two plugins of one distribution may declare the same setting; one name declared twice by two
+    distributions, or differently, is a :class:`PluginError`.
     """
-    declared = {setting.name: Declared(setting, CORE_DISTRIBUTION) for setting in CORE_SETTINGS}
+    declared = {setting.name: Declared(setting, CORE_DISTRIBUTION)
+                for setting in (*CORE_SETTINGS, *REMOTE_SETTINGS)}
     for plugin_name, settings in registry.answers("dssr_declare_settings"):
         distribution = registry.origin(plugin_name)[0]
         for setting in settings:

@@ -2,17 +2,15 @@
 
 Shared by both:
 
-- :mod:`dssr_slurm.base`: ``SlurmConnector``, the job logic (lookups, exit status, terminate,
-  release, events, tail, info); each connector supplies only how Slurm is asked
-- :mod:`dssr_slurm.users`: the users ID mapping (e-mail -> cluster account and key)
+- :mod:`dssr_slurm.base`: ``SlurmConnector``, over :mod:`dssr_core.remote`'s job logic
 - :mod:`dssr_slurm.jobspec`: a submission -> one typed job spec, and every rule of ``sbatch_`` devices
-- :mod:`dssr_slurm.jobscript`: the srun wrapper and the job's files
-- :mod:`dssr_slurm.states`: Slurm states -> running / queued / ended
-- :mod:`dssr_slurm.snapshot`: the status snapshot shared by all threads
-- :mod:`dssr_slurm.ssh`: SSH to the cluster (slurmrestd's tunnel and output access use it too)
+- :mod:`dssr_slurm.jobscript`: the srun wrapper
 - :mod:`dssr_slurm.failures`: what a failed Slurm command says
-- :mod:`dssr_slurm.files`: the job's output and files on the cluster, read and removed over SSH
-- :mod:`dssr_slurm.jobs`, :mod:`dssr_slurm.nodelist`, :mod:`dssr_slurm.config`
+- :mod:`dssr_slurm.nodelist`: Slurm's node lists
+
+What is not Slurm's (the job logic, states, the status snapshot, the job's files, SSH to the
+cluster, host keys, the users ID mapping and the settings of all these) is
+:mod:`dssr_core.remote`'s, shared with other scheduler families.
 
 Specific to ``slurm-cli``: the subpackage :mod:`dssr_slurm.commands`.
 

@@ -5,19 +5,12 @@ connectors use.
 """
 
 from dssr_core.errors import ClusterUnavailable
-from dssr_slurm.ssh import CommandResult
+from dssr_core.remote.ssh import CommandResult, command_message
 
 #: Words in Slurm's error output that mean the controller or the database did not answer.
 UNREACHABLE = ("unable to contact slurm controller", "socket timed out", "connection refused",
                "zero bytes were transmitted", "transport endpoint is not connected",
                "problem talking to the database", "connection timed out", "slurmdbd")
-
-
-def slurm_message(result: CommandResult) -> str:
-    """Slurm's own words: the error lines, joined."""
-    lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
-    errors = [line for line in lines if "error" in line.lower()] or lines
-    return " ".join(errors)[:1000] or f"exit status {result.exit_status} and no message"
 
 
 def is_unreachable(message: str) -> bool:
@@ -27,7 +20,7 @@ def is_unreachable(message: str) -> bool:
 
 def unreachable_or_failed(program: str, result: CommandResult) -> Exception:
     """The error for a command that failed where it should not: 503 with Slurm's words."""
-    message = _sentence(slurm_message(result))
+    message = _sentence(command_message(result))
     if is_unreachable(message):
         return ClusterUnavailable(f"Slurm does not answer ({program}): {message}")
     return ClusterUnavailable(f"{program} failed on the cluster: {message}")

@@ -14,12 +14,8 @@ script ends; the output file stays until ``/exitstatus`` collects it.
 Shared by every Slurm connector: slurmrestd submits the same script.
 """
 
-import base64
-import shlex
-
-import attrs
-
-from dssr_slurm.jobs import slurm_job_name
+from dssr_core.remote.files import files_prefix
+from dssr_core.remote.jobscript import heredoc, preamble, verdict
 
 #: The per-node launcher: the values that differ per node, then the job script.
 LAUNCHER = """\
@@ -47,35 +43,6 @@ export JOB_GPUS_PER_NODE="${SLURM_GPUS_PER_NODE:-0}"
 SRUN = 'srun -N "$SLURM_NNODES" -n "$SLURM_NNODES" --ntasks-per-node=1 /bin/bash "$dssr_files.task"'
 
 
-@attrs.frozen
-class JobFiles:
-    """The files of one job: ``<scratch>/jarvice_<name>.<jobid>`` plus a suffix each."""
-
-    base: str
-
-    @property
-    def output(self) -> str:
-        return self.base + ".out"
-
-    @property
-    def helpers(self) -> tuple[str, ...]:
-        """The job script, the launcher and rank 0's output (removed by the batch script)."""
-        return (self.base + ".sh", self.base + ".task", self.base + ".rank0")
-
-    def all(self) -> tuple[str, ...]:
-        return (self.output, *self.helpers)
-
-
-def files_prefix(scratch_dir: str, name: str) -> str:
-    """``<scratch>/jarvice_<name>``; relative to the home directory when ``scratch_dir`` is empty."""
-    file_name = slurm_job_name(name)
-    return f"{scratch_dir.rstrip('/')}/{file_name}" if scratch_dir else file_name
-
-
-def job_files(scratch_dir: str, name: str, jobid: str) -> JobFiles:
-    return JobFiles(f"{files_prefix(scratch_dir, name)}.{jobid}")
-
-
 def output_pattern(scratch_dir: str, name: str) -> str:
     """sbatch's ``--output``: the output file with ``%j`` for the job id (``%`` escaped)."""
     return files_prefix(scratch_dir, name).replace("%", "%%") + ".%j.out"
@@ -83,34 +50,13 @@ def output_pattern(scratch_dir: str, name: str) -> str:
 
 def batch_script(script: str, scratch_dir: str, name: str, success_marker: str | None) -> str:
     """The batch script for upstream's rendered ``script``."""
-    prefix = shlex.quote(files_prefix(scratch_dir, name))
     lines = [
-        "#!/bin/bash",
-        "# Written by DSSR: runs the job script once per node under srun (see docs/slurm-cli.md).",
-        "umask 077",
-        f'dssr_files={prefix}."$SLURM_JOB_ID"',
-        """trap 'rm -f -- "$dssr_files.sh" "$dssr_files.task" "$dssr_files.rank0"' EXIT""",
-        _heredoc('base64 -d >"$dssr_files.sh"', "DSSR_JOB_SCRIPT",
-                 base64.encodebytes(script.encode("utf-8")).decode("ascii")),
-        _heredoc('cat >"$dssr_files.task"', "DSSR_LAUNCHER", LAUNCHER),
+        *preamble(script, scratch_dir, name, "SLURM_JOB_ID",
+                  "runs the job script once per node under srun (see docs/slurm-cli.md)."),
+        heredoc('cat >"$dssr_files.task"', "DSSR_LAUNCHER", LAUNCHER),
         'export DSSR_JOB_SCRIPT="$dssr_files.sh"',
     ]
     if success_marker is not None:
         lines.append('export DSSR_RANK0_OUTPUT="$dssr_files.rank0"')
-    lines += [JOB_MAPPING.rstrip("\n"), SRUN, "dssr_rc=$?"]
-    lines += _marker_check(success_marker) if success_marker is not None else ['exit "$dssr_rc"']
+    lines += [JOB_MAPPING.rstrip("\n"), SRUN, "dssr_rc=$?", *verdict(success_marker, "srun")]
     return "\n".join(lines) + "\n"
-
-
-def _heredoc(command: str, delimiter: str, body: str) -> str:
-    return f"{command} <<'{delimiter}'\n{body.rstrip(chr(10))}\n{delimiter}"
-
-
-def _marker_check(marker: str) -> list[str]:
-    quoted = shlex.quote(marker)
-    return [
-        f'if grep -qxF -e {quoted} "$dssr_files.rank0"; then exit 0; fi',
-        f'echo "DSSR: rank 0 did not print "{quoted}"; the job failed (srun exit status $dssr_rc)." >&2',
-        'if [ "$dssr_rc" = 0 ]; then exit 1; fi',
-        'exit "$dssr_rc"',
-    ]

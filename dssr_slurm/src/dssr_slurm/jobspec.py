@@ -24,7 +24,7 @@ import attrs
 
 from dssr_core.errors import InvalidRequest
 from dssr_core.models import Submission
-from dssr_slurm.jobs import service_port_comment, slurm_job_name
+from dssr_core.remote.jobs import scheduler_job_name, service_port_comment
 from dssr_slurm.jobscript import output_pattern
 
 #: sbatch options DSSR sets from the spec; ``comment`` holds an interactive job's service port.
@@ -100,7 +100,7 @@ def job_spec(submission: Submission, scratch_dir: str, *, working_directory: str
     facts = submission.facts
     port = submission.service_port
     return JobSpec(
-        name=slurm_job_name(submission.name),
+        name=scheduler_job_name(submission.name),
         output=output_pattern(scratch_dir, submission.name),
         nodes=facts.nodes,
         tasks=facts.cores * facts.nodes,

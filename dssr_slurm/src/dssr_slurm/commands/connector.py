@@ -4,25 +4,26 @@ Jobs are submitted as the portal user's mapped cluster account; everything later
 (terminate, release, events, tail, collecting its files) runs as the job's owner as Slurm
 reports it, with that owner's key from the mapping. Listings and run status come from one
 shared snapshot (one ``squeue`` per interval); the job logic both Slurm connectors share is in
-:mod:`dssr_slurm.base`.
+:mod:`dssr_core.remote.base`.
 """
 
 import logging
 
 from dssr_core.audit import audit, portal_user_of
-from dssr_core.errors import Forbidden, NotAvailable, SettingsError
+from dssr_core.errors import Forbidden, NotAvailable
 from dssr_core.models import DirEntry, JobRef, Submission, SubmitResult
+from dssr_core.remote.config import RemoteConfig
+from dssr_core.remote.files import SshFiles
+from dssr_core.remote.jobs import JobRecord, matching
+from dssr_core.remote.login import check_keys, dir_entries, list_directory
+from dssr_core.remote.snapshot import StatusSnapshot
+from dssr_core.remote.ssh import CommandResult, SshPool, SshSettings, quote_command
+from dssr_core.remote.users import Accounts, ClusterAccount, load_user_map
 from dssr_slurm.base import SlurmConnector
 from dssr_slurm.commands import programs as commands
-from dssr_slurm.config import SlurmConfig
 from dssr_slurm.failures import unreachable_or_failed
-from dssr_slurm.files import SshFiles
-from dssr_slurm.jobs import JobRecord, matching
 from dssr_slurm.jobscript import batch_script
 from dssr_slurm.jobspec import job_spec
-from dssr_slurm.snapshot import StatusSnapshot
-from dssr_slurm.ssh import CommandResult, SshPool, SshSettings, load_private_key, quote_command
-from dssr_slurm.users import Accounts, ClusterAccount, load_user_map
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,10 @@ class SlurmCliConnector(SlurmConnector):
 
     def __init__(self, settings):
         super().__init__()
-        self.config = SlurmConfig.from_settings(settings)
+        self.config = RemoteConfig.from_settings(settings)
         self.ssh_settings = SshSettings.from_settings(settings)
         user_map = load_user_map(settings)
-        _check_keys(self.ssh_settings, user_map)
+        check_keys(self.ssh_settings, user_map, "slurm-cli")
         self.accounts = Accounts(self.ssh_settings.service_account, user_map)
         self.ssh = SshPool(self.ssh_settings)
         self.files = SshFiles(self.ssh, self.accounts.for_owner)
@@ -62,14 +63,14 @@ class SlurmCliConnector(SlurmConnector):
     # Cluster ----------------------------------------------------------------------------
 
     def pvcls(self, path: str, details: bool) -> list[DirEntry]:
-        result = self._run(self.accounts.service, commands.list_directory(self.config.data_root, path))
+        result = self._run(self.accounts.service, list_directory(self.config.data_root, path))
         if result.exit_status == 3:
             raise NotAvailable(f"There is no directory /data/{path} to list.")
         if result.exit_status == 4:
             raise Forbidden(f"/data/{path} leads outside the data root; listings stay inside it.")
         if not result.ok:
             raise unreachable_or_failed("find", result)
-        return sorted(_dir_entries(path, result.stdout), key=lambda entry: entry.path)
+        return dir_entries(path, result.stdout)
 
     def check(self) -> str:
         result = self._run(self.accounts.service, commands.cluster_check())
@@ -158,26 +159,3 @@ def _accounting_text(record: JobRecord) -> str:
     exit_code = "" if record.exit_code is None else f" ExitCode={record.exit_code}"
     return (f"JobId={record.jobid} JobName=jarvice_{record.name} UserId={record.user} "
             f"JobState={record.state}{exit_code} ElapsedSeconds={record.elapsed_s}\n")
-
-
-def _dir_entries(path: str, listing: str) -> list[DirEntry]:
-    entries = []
-    for item in listing.split("\0"):
-        kind, _, rest = item.partition("|")
-        mtime, _, rest = rest.partition("|")
-        size, _, name = rest.partition("|")
-        if not name:
-            continue
-        entries.append(DirEntry(path=f"{path}/{name}" if path else name, is_dir=kind == "d",
-                                mtime=int(float(mtime or 0)), size=int(size or 0)))
-    return entries
-
-
-def _check_keys(ssh: SshSettings, user_map) -> None:
-    """Every key must be usable at start, not at a user's first job."""
-    load_private_key(ssh.service_key, "JARVICE_SLURM_SSH_PKEY")
-    for entry in user_map.entries if user_map is not None else ():
-        if entry.account.private_key is None:
-            raise SettingsError(f"The users ID mapping entry of {entry.mail} has no ssh_private_key_b64; "
-                                "the slurm-cli connector needs one for every user.")
-        load_private_key(entry.account.private_key, f"The SSH key of {entry.mail} in the users ID mapping")

@@ -2,7 +2,6 @@
 
 import dssr_core
 from dssr_core.models import ConnectorSpec
-from dssr_slurm import config, ssh, users
 from dssr_slurm.commands.connector import SlurmCliConnector
 
 
@@ -11,7 +10,3 @@ def dssr_register_connectors():
     return [ConnectorSpec("slurm-cli", SlurmCliConnector,
                           "Slurm over SSH (sbatch, squeue, sacct, scancel, scontrol)")]
 
-
-@dssr_core.hookimpl
-def dssr_declare_settings():
-    return [*config.SETTINGS, users.MAPPING_FILE, *ssh.SETTINGS]

@@ -4,17 +4,26 @@ Every value that reaches the remote shell goes through ``shlex.quote`` (``quote_
 job ids are checked to be digits before they get here.
 """
 
-import hashlib
 import logging
 
 from dssr_core.durations import parse_slurm_duration
-from dssr_core.errors import ClusterUnavailable, ConnectorError, DssrError, SchedulerRejected
-from dssr_slurm.failures import is_unreachable, slurm_message, unreachable_or_failed
-from dssr_slurm.jobs import JobRecord, interactive_fields, slurm_job_name, upstream_name
+from dssr_core.errors import ClusterUnavailable, ConnectorError, SchedulerRejected
+from dssr_core.remote.jobs import JobRecord, interactive_fields, scheduler_job_name, upstream_name
+from dssr_core.remote.login import (  # noqa: F401 (LOCK_DIR, list_directory, ...: the tests' names)
+    FIND_FAILED,
+    LOCK_DIR,
+    LOCK_NOT_TAKEN,
+    list_directory,
+    lock_failure,
+    locked_submit,
+    submit_answer,
+    submit_lock,
+)
+from dssr_core.remote.ssh import CommandResult, quote_command
+from dssr_core.remote.states import LIVE_STATE_NAMES, state_code, state_name
+from dssr_slurm.failures import command_message, is_unreachable, unreachable_or_failed
 from dssr_slurm.jobspec import JobSpec
 from dssr_slurm.nodelist import expand_nodelist
-from dssr_slurm.ssh import CommandResult, quote_command
-from dssr_slurm.states import LIVE_STATE_NAMES, state_code, state_name
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +34,6 @@ SQUEUE_FORMAT = "%i|%j|%u|%T|%M|%N|%k"
 SQUEUE_FIELDS = 7
 SACCT_FIELDS = "JobID,JobName,State,ExitCode,ElapsedRaw,User"
 INVALID_JOB = "invalid job id specified"
-EXISTING = "existing"
-#: Where the submit locks are, relative to the submitting user's home.
-LOCK_DIR = ".dssr/locks"
-#: Exit statuses of the submit command's own steps (sbatch exits 0 or 1).
-NO_FLOCK = 93
-NO_LOCK_FILE = 94
-LOCK_NOT_TAKEN = 95
-SQUEUE_FAILED = 97
 
 
 def squeue_all() -> str:
@@ -51,32 +52,12 @@ def sacct_job(jobid: str) -> str:
 
 
 def submit(name: str, sbatch_arguments: list[str], lock_wait: float) -> str:
-    """One remote command: under a lock, answer the id of a live job of this name, else ``sbatch``.
-
-    The script comes on stdin. The check uses a fresh ``squeue`` so that a retried submission
-    never runs twice, and the lock makes check and ``sbatch`` one step for every DSSR replica:
-    ``flock(1)`` on :func:`submit_lock` in the submitting user's home (shared by the login
-    nodes; the chart's documentation requires it to support flock). Two replicas given the same
-    job submit it as the same user, so they take the same lock, and squeue lists a job as soon
-    as sbatch has returned, so the second one finds the first one's job. The lock is waited
-    for ``lock_wait`` seconds at most. The umask makes the lock and the job's output readable by
-    their owner only (sbatch passes it on to the job).
-    """
+    """One remote command: under the submit lock (:func:`dssr_core.remote.login.locked_submit`),
+    answer the id of a live job of this name (a fresh ``squeue``: squeue lists a job as soon as
+    sbatch has returned), else ``sbatch`` with the script on stdin."""
     find_live = quote_command("squeue", "--noheader", "--all", f"--states={LIVE_STATE_NAMES}",
-                              f"--name={slurm_job_name(name)}", "--format=%i")
-    lock = f'"$HOME"/{quote_command(submit_lock(name))}'
-    return (f"command -v flock >/dev/null 2>&1 || exit {NO_FLOCK}; umask 077; "
-            f'mkdir -p "$HOME"/{LOCK_DIR} && touch {lock} || exit {NO_LOCK_FILE}; '
-            f"{{ flock -w {lock_wait:g} 9 || exit {LOCK_NOT_TAKEN}; "
-            f"dssr_found=$({find_live} </dev/null) || exit {SQUEUE_FAILED}; "
-            f'if [ -n "$dssr_found" ]; then echo {EXISTING} $dssr_found; exit 0; fi; '
-            f"sbatch --parsable {quote_command(*sbatch_arguments)}; }} 9>>{lock}")
-
-
-def submit_lock(name: str) -> str:
-    """The lock file of a job name, relative to the home directory: one of 256, by a hash of the
-    name (a file per name would pile up; removing lock files races with their users)."""
-    return f"{LOCK_DIR}/submit-{hashlib.sha256(name.encode()).hexdigest()[:2]}.lock"
+                              f"--name={scheduler_job_name(name)}", "--format=%i")
+    return locked_submit(name, find_live, f"sbatch --parsable {quote_command(*sbatch_arguments)}", lock_wait)
 
 
 def sbatch_arguments(spec: JobSpec) -> list[str]:
@@ -107,20 +88,6 @@ def slurm_time(seconds: int) -> str:
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{days}-{hours:02d}:{minutes:02d}:{secs:02d}"
-
-
-def list_directory(root: str, path: str) -> str:
-    """One level of ``root/path`` as ``type|mtime|size|name`` records ending in NUL.
-
-    Exit status 3: no such directory; 4: it resolves outside ``root`` (a symbolic link).
-    ``root`` empty means the home directory.
-    """
-    root_arg = root or "."
-    target = f"{root_arg.rstrip('/')}/{path}" if path else root_arg
-    return (f"dssr_root=$(realpath -e -- {quote_command(root_arg)}) && "
-            f"dssr_dir=$(realpath -e -- {quote_command(target)}) && [ -d \"$dssr_dir\" ] || exit 3; "
-            'case "$dssr_dir/" in "${dssr_root%/}"/*) ;; *) exit 4 ;; esac; '
-            "exec find \"$dssr_dir\" -mindepth 1 -maxdepth 1 -printf '%Y|%T@|%s|%P\\0'")
 
 
 def cluster_check() -> str:
@@ -177,38 +144,22 @@ def parse_sacct(text: str) -> list[JobRecord]:
 
 def parse_submit(result: CommandResult, name: str) -> tuple[str, bool]:
     """The job id from :func:`submit`'s answer for job ``name``, and whether it was an existing job."""
-    if result.exit_status in (NO_FLOCK, NO_LOCK_FILE, LOCK_NOT_TAKEN):
-        raise _lock_failure(result, f"~/{submit_lock(name)}")
-    if result.exit_status == SQUEUE_FAILED:
+    failure = lock_failure(result, name)
+    if failure is not None:
+        raise failure
+    if result.exit_status == FIND_FAILED:
         raise unreachable_or_failed("squeue", result)
     if not result.ok:
-        message = slurm_message(result)
+        message = command_message(result)
         if is_unreachable(message):
             raise ClusterUnavailable(f"Slurm could not take the job: {message}")
         raise SchedulerRejected(f"Slurm refused the job: {message}")
-    words = result.stdout.split()
-    existing = bool(words) and words[0] == EXISTING
-    jobid = (words[1] if existing and len(words) > 1 else words[0] if words else "").split(";")[0]
+    jobid, existing = submit_answer(result)
     if not jobid.isdigit():
         raise ConnectorError("sbatch answered no job id; the DSSR log has its output.")
     if result.stderr.strip():
-        log.info("sbatch said: %s", slurm_message(result))
+        log.info("sbatch said: %s", command_message(result))
     return jobid, existing
-
-
-def _lock_failure(result: CommandResult, lock: str) -> DssrError:
-    words = " ".join(result.stderr.split())
-    if result.exit_status == NO_FLOCK:
-        return ConnectorError("flock(1) is not installed on the login node (Debian and RHEL: util-linux); "
-                              "DSSR takes a lock with it so that two replicas never submit one job twice.")
-    if result.exit_status == NO_LOCK_FILE:
-        return ConnectorError(f"Cannot create the submit lock {lock} on the login node: "
-                              f"{words or 'no reason given'}.")
-    if words:  # flock itself failed: the file system does not lock
-        return ConnectorError(f"flock(1) cannot lock {lock} on the login node ({words}); the home directory "
-                              "must support flock, as the JARVICE chart's documentation requires.")
-    return ClusterUnavailable(f"Another submission held the submit lock {lock} on the login node for longer "
-                              "than DSSR waits (half of JARVICE_SLURM_COMMAND_TIMEOUT); try again.")
 
 
 def is_invalid_job(result: CommandResult) -> bool:

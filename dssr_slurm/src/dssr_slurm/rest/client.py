@@ -149,7 +149,7 @@ def _session(retries: int, pool_size: int) -> requests.Session:
 def _connection_failure(error: requests.RequestException) -> str:
     """Why requests could not connect, in a few words.
 
-    Unlike :func:`dssr_slurm.ssh.error_reason` (which reads the socket's own error), this reads
+    Unlike :func:`dssr_core.remote.ssh.error_reason` (which reads the socket's own error), this reads
     words: requests wraps the socket's error in urllib3's text (the pool, the URL, nested
     reprs), which is never shown whole.
     """

@@ -4,7 +4,7 @@ Jobs are submitted as the portal user's mapped cluster account (the users ID map
 with slurm-cli), with the same srun-wrapped batch script; everything later on a job acts as
 its owner as Slurm reports it. Listings and run status come from one shared snapshot: one
 ``GET /slurm/vX/jobs`` per interval, as the service account. The job logic both Slurm
-connectors share is in :mod:`dssr_slurm.base`; the API version's differences live in
+connectors share is in :mod:`dssr_core.remote.base`; the API version's differences live in
 :mod:`dssr_slurm.rest.versions`, the tokens in :mod:`dssr_slurm.rest.tokens`.
 """
 
@@ -17,10 +17,14 @@ from datetime import UTC, datetime
 from dssr_core.audit import audit, portal_user_of
 from dssr_core.errors import ClusterUnavailable, ConnectorError, SettingsError
 from dssr_core.models import JobRef, Submission, SubmitResult
+from dssr_core.remote.config import RemoteConfig
+from dssr_core.remote.files import OutputAccess, SshFiles
+from dssr_core.remote.jobs import JobRecord, matching, scheduler_job_name
+from dssr_core.remote.snapshot import StatusSnapshot
+from dssr_core.remote.ssh import CLUSTER_ADDR, SshPool, SshSettings
+from dssr_core.remote.states import is_live
+from dssr_core.remote.users import Accounts, ClusterAccount, load_user_map
 from dssr_slurm.base import SlurmConnector
-from dssr_slurm.config import SlurmConfig
-from dssr_slurm.files import OutputAccess, SshFiles
-from dssr_slurm.jobs import JobRecord, matching, slurm_job_name
 from dssr_slurm.jobscript import batch_script
 from dssr_slurm.jobspec import job_spec
 from dssr_slurm.rest.client import Answer, RestClient
@@ -30,10 +34,6 @@ from dssr_slurm.rest.settings import RestSettings
 from dssr_slurm.rest.tokens import Credentials, token_source
 from dssr_slurm.rest.tunnel import SshTunnel
 from dssr_slurm.rest.versions import PROBE_ORDER, ApiVersion, adapter, number
-from dssr_slurm.snapshot import StatusSnapshot
-from dssr_slurm.ssh import CLUSTER_ADDR, SshPool, SshSettings
-from dssr_slurm.states import is_live
-from dssr_slurm.users import Accounts, ClusterAccount, load_user_map
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class SlurmRestConnector(SlurmConnector):
 
     def __init__(self, settings):
         super().__init__()
-        self.config = SlurmConfig.from_settings(settings)
+        self.config = RemoteConfig.from_settings(settings)
         if not self.config.scratch_dir:
             raise SettingsError("JARVICE_JOB_SCRATCH_DIR must be set for the slurmrestd connector: jobs "
                                 "submitted over REST start there and write their output there.")
@@ -273,7 +273,7 @@ class SlurmRestConnector(SlurmConnector):
 
     def _live_jobs_named(self, name: str, version: ApiVersion) -> list[JobRecord]:
         """The queued or running jobs of this name, lowest id first, from a fresh job list."""
-        records = self._jobs(version, f"looking for a job named {slurm_job_name(name)}")
+        records = self._jobs(version, f"looking for a job named {scheduler_job_name(name)}")
         return sorted((record for record in records if record.name == name and is_live(record.state)),
                       key=lambda record: int(record.jobid))
 

@@ -40,7 +40,7 @@ def error_numbers(answer: Answer) -> list[int]:
     return numbers
 
 
-def slurm_message(answer: Answer) -> str:
+def command_message(answer: Answer) -> str:
     """Slurm's words: each error's ``error`` and ``description``, joined."""
     parts = []
     for error in answer.errors:
@@ -69,7 +69,7 @@ def is_path_unknown(answer: Answer) -> bool:
 def failure(answer: Answer, what: str, tokens, user: str, *, job_request: bool = False) -> DssrError:
     """The error for a failed answer. ``job_request``: Slurm's refusals are the job's fault (422)."""
     numbers = set(error_numbers(answer))
-    message = slurm_message(answer)
+    message = command_message(answer)
     if answer.status in (401, 403) or numbers & AUTHENTICATION or any(6000 <= n < 7000 for n in numbers):
         return TokenRefused(f"slurmrestd did not accept the token of {user} while {what} ({message}; "
                             f"token mode {tokens.mode}).", detail=tokens.hint())

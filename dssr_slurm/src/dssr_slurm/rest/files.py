@@ -4,7 +4,7 @@ slurmrestd has no call that reads a file, so the output is reached another way
 (``JARVICE_SLURMRESTD_OUTPUT_ACCESS``):
 
 - ``ssh``: over SSH to the cluster as the job's owner (the key from the users ID mapping, else
-  the service account's), with slurm-cli's :class:`dssr_slurm.files.SshFiles`;
+  the service account's), with slurm-cli's :class:`dssr_core.remote.files.SshFiles`;
 - ``shared``: the scratch directory is mounted on DSSR's host too
   (``JARVICE_SLURMRESTD_SHARED_SCRATCH_DIR``, default the same path), and DSSR may read and
   remove the users' files there;
@@ -17,9 +17,9 @@ import os
 from collections.abc import Callable
 
 from dssr_core.errors import NotAvailable
+from dssr_core.remote.files import JobFiles
+from dssr_core.remote.users import ClusterAccount, UserMap
 from dssr_core.textfiles import last_lines
-from dssr_slurm.jobscript import JobFiles
-from dssr_slurm.users import ClusterAccount, UserMap
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,6 @@
 
 import dssr_core
 from dssr_core.models import ConnectorSpec
-from dssr_slurm import config, ssh, users
 from dssr_slurm.rest import settings
 from dssr_slurm.rest.connector import SlurmRestConnector
 
@@ -14,5 +13,6 @@ def dssr_register_connectors():
 
 @dssr_core.hookimpl
 def dssr_declare_settings():
-    """The SSH settings too: the tunnel and ``ssh`` output access use them."""
-    return [*config.SETTINGS, users.MAPPING_FILE, *ssh.SETTINGS, *settings.SETTINGS]
+    """slurmrestd's own; the shared ones (SSH for the tunnel and ``ssh`` output access, the users ID
+    mapping, the status interval) are :mod:`dssr_core.remote`'s."""
+    return list(settings.SETTINGS)

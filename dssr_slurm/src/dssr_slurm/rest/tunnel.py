@@ -14,7 +14,7 @@ import threading
 
 import paramiko
 
-from dssr_slurm.ssh import SshConnection, error_reason
+from dssr_core.remote.ssh import SshConnection, error_reason
 
 log = logging.getLogger(__name__)
 

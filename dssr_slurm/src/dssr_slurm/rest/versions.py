@@ -22,10 +22,10 @@ Where each version's fields come from: tests/dssr_slurm/recorded/README.md.
 
 import attrs
 
-from dssr_slurm.jobs import JobRecord, interactive_fields, upstream_name
+from dssr_core.remote.jobs import JobRecord, interactive_fields, upstream_name
+from dssr_core.remote.states import LONG_NAMES, is_running, state_name
 from dssr_slurm.jobspec import JobSpec, rest_device_fields
 from dssr_slurm.nodelist import expand_nodelist
-from dssr_slurm.states import LONG_NAMES, is_running, state_name
 
 #: Newest first: the order in which versions are probed when none is pinned.
 PROBE_ORDER = ("v0.0.45", "v0.0.44", "v0.0.43", "v0.0.42", "v0.0.41", "v0.0.40", "v0.0.39", "v0.0.38")

@@ -1,8 +1,8 @@
 """A job's files on the cluster: the tail of its output, and their removal at ``/exitstatus``
 (only once the output has reached DSSR).
 
-A connector reaches them through an :class:`OutputAccess`. slurm-cli always uses
-:class:`SshFiles` (the SSH connections that also run Slurm's commands); slurmrestd uses it when
+A connector reaches them through an :class:`OutputAccess`. slurm-cli and gridengine always use
+:class:`SshFiles` (the SSH connections that also run the scheduler's commands); slurmrestd uses it when
 ``JARVICE_SLURMRESTD_OUTPUT_ACCESS=ssh``, else one of :mod:`dssr_slurm.rest.files`.
 """
 
@@ -10,13 +10,44 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
+import attrs
+
 from dssr_core.errors import ClusterUnavailable
-from dssr_slurm.failures import slurm_message, unreachable_or_failed
-from dssr_slurm.jobscript import JobFiles
-from dssr_slurm.ssh import SshPool, quote_command
-from dssr_slurm.users import ClusterAccount
+from dssr_core.remote.jobs import scheduler_job_name
+from dssr_core.remote.ssh import SshPool, command_message, quote_command
+from dssr_core.remote.users import ClusterAccount
 
 log = logging.getLogger(__name__)
+
+@attrs.frozen
+class JobFiles:
+    """The files of one job: ``<scratch>/jarvice_<name>.<jobid>`` plus a suffix each."""
+
+    base: str
+
+    @property
+    def output(self) -> str:
+        return self.base + ".out"
+
+    @property
+    def helpers(self) -> tuple[str, ...]:
+        """The job script, the launcher and rank 0's output (removed by the batch script)."""
+        return (self.base + ".sh", self.base + ".task", self.base + ".rank0")
+
+    def all(self) -> tuple[str, ...]:
+        return (self.output, *self.helpers)
+
+
+def files_prefix(scratch_dir: str, name: str) -> str:
+    """``<scratch>/jarvice_<name>``; relative to the home directory when ``scratch_dir`` is empty."""
+    file_name = scheduler_job_name(name)
+    return f"{scratch_dir.rstrip('/')}/{file_name}" if scratch_dir else file_name
+
+
+def job_files(scratch_dir: str, name: str, jobid: str) -> JobFiles:
+    return JobFiles(f"{files_prefix(scratch_dir, name)}.{jobid}")
+
+
 
 #: The exit status of :func:`tail_command` when the file does not exist.
 NO_SUCH_FILE = 3
@@ -54,7 +85,7 @@ class SshFiles:
         if result.exit_status == NO_SUCH_FILE:
             return None
         if not result.ok:
-            raise unreachable_or_failed("tail", result)
+            raise ClusterUnavailable(f"tail failed on the cluster: {command_message(result)}")
         return result.stdout
 
     def collect(self, user: str, files: JobFiles, lines: int) -> str:
@@ -65,7 +96,7 @@ class SshFiles:
         read = self.pool.run(account, tail_command(files.output, lines))
         if not read.ok and read.exit_status != NO_SUCH_FILE:
             log.warning("exitstatus: the output of %s could not be read, its files stay: %s", files.base,
-                        slurm_message(read))
+                        command_message(read))
             return ""
         output = read.stdout if read.ok else ""
         try:
@@ -75,7 +106,7 @@ class SshFiles:
             return output
         if not removed.ok:
             log.warning("exitstatus: the files of %s were not all removed: %s", files.base,
-                        slurm_message(removed))
+                        command_message(removed))
         return output
 
     def describe(self) -> str:

@@ -1,6 +1,7 @@
-"""Slurm job states: compact codes (``R``) and long names (``RUNNING``), mapped to the contract.
+"""Job states as the legacy API names them, which are Slurm's: compact codes (``R``) and long names
+(``RUNNING``), mapped to the contract. A connector to another scheduler maps its states to these.
 
-Shared by every Slurm connector: ``squeue %t`` gives codes, ``squeue %T``, ``sacct`` and
+Slurm's connectors read them as they are: ``squeue %t`` gives codes, ``squeue %T``, ``sacct`` and
 slurmrestd give long names, sometimes with a suffix (``CANCELLED by 1234``) or flags.
 """
 

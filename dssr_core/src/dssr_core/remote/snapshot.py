@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable
 
 from dssr_core.errors import ConnectorError, DssrError
 from dssr_core.models import JobListing, JobRef
-from dssr_slurm.jobs import JobRecord
-from dssr_slurm.states import is_queued, is_running
+from dssr_core.remote.jobs import JobRecord
+from dssr_core.remote.states import is_queued, is_running
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ master answers only once sshd has opened the channel or refused it (nothing list
 
 What paramiko guarantees still holds:
 
-- the host key: OpenSSH trusts exactly the one key that :mod:`dssr_slurm.ssh` checked (pinned,
+- the host key: OpenSSH trusts exactly the one key that :mod:`dssr_core.remote.ssh` checked (pinned,
   known_hosts or trust on first use) on its own connection, with ``StrictHostKeyChecking=yes``;
 - the key: the service account's private key is written into a private directory (mode 0700,
   the file 0600), read by ``ssh`` when it authenticates, and removed as soon as the master is up
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 SSH_PROGRAM = "ssh"
 #: The name OpenSSH looks the host key up under (``HostKeyAlias``), whatever the address.
 HOST_ALIAS = "dssr-cluster"
-#: Asked for first, as paramiko's side does (dssr_slurm.ssh.PREFERRED_CIPHERS): AES-GCM is the
+#: Asked for first, as paramiko's side does (dssr_core.remote.ssh.PREFERRED_CIPHERS): AES-GCM is the
 #: cheapest per byte where the CPU has AES instructions.
 CIPHERS = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
 
@@ -92,7 +92,7 @@ class MuxStream:
 class OpenSshForwarder:
     """An OpenSSH master connection to the login node, started on first use and again when it died.
 
-    ``settings`` is :class:`dssr_slurm.ssh.SshSettings` (the service account's key and where to
+    ``settings`` is :class:`dssr_core.remote.ssh.SshSettings` (the service account's key and where to
     connect); ``host_key`` returns the login node's host key as paramiko checked it.
     """
 

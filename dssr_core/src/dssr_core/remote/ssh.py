@@ -3,7 +3,7 @@
 A connection (:class:`SshConnection`) is opened on first use, reused by every request and
 thread (each command gets its own session channel on the one transport), kept alive, and
 reopened when it died. Every command has a timeout. The login node's host key is checked
-as :mod:`dssr_slurm.hostkeys` says (a pinned key, a known_hosts file, or trust on first use
+as :mod:`dssr_core.remote.hostkeys` says (a pinned key, a known_hosts file, or trust on first use
 when the operator asks for it). Failures become :class:`ClusterUnavailable` with a
 sentence that says what failed (a command that ran and failed is read by
 :mod:`dssr_slurm.failures`); no key ever reaches a log line or a message.
@@ -23,9 +23,9 @@ import attrs
 import paramiko
 
 from dssr_core.errors import ClusterUnavailable, ConnectorError, SettingsError
+from dssr_core.remote.hostkeys import HostKeyCheck, HostKeyRefused, pinned_host_keys
+from dssr_core.remote.users import ClusterAccount, decode_private_key
 from dssr_core.settings import Setting
-from dssr_slurm.hostkeys import HostKeyCheck, HostKeyRefused, pinned_host_keys
-from dssr_slurm.users import ClusterAccount, decode_private_key
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,8 @@ SETTINGS = (CLUSTER_ADDR, CLUSTER_PORT, SSH_USER, SSH_PKEY, HOST_KEY, KNOWN_HOST
 class SshSettings:
     """Where and how to connect. ``service_key`` is PEM text and never shown.
 
-    ``pinned_host_keys``, when not empty, are the only host keys trusted (see :mod:`dssr_slurm.hostkeys`).
+    ``pinned_host_keys``, when not empty, are the only host keys trusted (see
+    :mod:`dssr_core.remote.hostkeys`).
     """
 
     host: str
@@ -141,6 +142,13 @@ class CommandResult:
 def quote_command(*arguments: str) -> str:
     """A command line for a remote shell, every argument through ``shlex.quote``."""
     return " ".join(shlex.quote(str(argument)) for argument in arguments)
+
+
+def command_message(result: CommandResult) -> str:
+    """What a failed command said (the scheduler's own words): its error lines, joined."""
+    lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()] or lines
+    return " ".join(errors)[:1000] or f"exit status {result.exit_status} and no message"
 
 
 def load_private_key(text: str, what: str) -> paramiko.PKey:

@@ -1,4 +1,6 @@
-"""Settings shared by the Slurm connectors, read once from :class:`dssr_core.settings.Settings`."""
+"""Settings every connector to a batch scheduler reads, read once from :class:`dssr_core.settings.Settings`.
+
+Their names are the JARVICE chart's (``JARVICE_SLURM_*``), kept for every scheduler family."""
 
 import attrs
 
@@ -32,12 +34,12 @@ PROXY_SSH_CLIENT = Setting(
     "(an OpenSSH `ssh` master connection, each connection a stdio forward on it; near `ssh -L`'s speed) or "
     "`paramiko` (a `direct-tcpip` channel on DSSR's own connection; no `ssh` program needed)",
     kind="choice", choices=("openssh", "paramiko"), default="openssh")
-#: The settings both Slurm connectors read (``JARVICE_JOB_SCRATCH_DIR`` is DSSR's own).
+#: The settings every such connector reads (``JARVICE_JOB_SCRATCH_DIR`` is DSSR's own).
 SETTINGS = (DATA_ROOT, STATUS_INTERVAL, SERVICE_URL, USER_GROUP, CHOWN_WRAPPER, PROXY_SSH_CLIENT)
 
 
 @attrs.frozen
-class SlurmConfig:
+class RemoteConfig:
     """Where jobs keep their files and how often the scheduler is asked for status.
 
     ``scratch_dir`` empty means the job user's home directory (the working directory of a
@@ -45,8 +47,7 @@ class SlurmConfig:
     interactive job's ``url`` (see :meth:`service_url_of`) when users reach the nodes:
     ``jobs_domain`` (``JARVICE_JOBS_DOMAIN``) gives the proxy's URL instead, unless
     ``JARVICE_SLURM_SERVICE_URL`` is set (``service_url_set``). ``user_group`` and
-    ``chown_wrapper`` are the chart's, accepted and reported, not used. ``proxy_ssh_client``
-    (``openssh`` or ``paramiko``) carries the proxy's connections to interactive jobs.
+    ``chown_wrapper`` are the chart's, accepted and reported, not used.
     """
 
     scratch_dir: str = ""
@@ -60,7 +61,7 @@ class SlurmConfig:
     proxy_ssh_client: str = "openssh"
 
     @classmethod
-    def from_settings(cls, settings) -> "SlurmConfig":
+    def from_settings(cls, settings) -> "RemoteConfig":
         scratch = settings.read(JOB_SCRATCH_DIR) or ""
         data_root = settings.read(DATA_ROOT)
         return cls(
