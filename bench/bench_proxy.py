@@ -2,18 +2,19 @@
 
 - the legacy API through the front listener against waitress alone: ``/runstatus`` and
   ``/running`` (the shapes of upstream's poll cycle), req/s and p50/p99, alternating rounds;
-- a 10 MB download from a job's web service (tests/services/web_service.py): time to first
-  byte and MB/s through the proxy against the same download straight from the job's port;
-- 50 concurrent websocket sessions echoing 64-byte messages for 30 s: round trip p50/p99,
-  proxied against straight.
+- a job's web service (tests/services/web_service.py), each path in turn over alternating
+  rounds: 10 MB downloads (time to first byte, MB/s) and 50 concurrent websocket sessions
+  echoing 64-byte messages (echoes/s, round trip p50/p99), with the CPU time per download and
+  per echo of what carries them.
 
-First on the dummy connector (a local job: the front listener's own cost), then, with
-``--slurm``, on the test cluster's slurm-cli (the SSH direct-tcpip tunnel through sshd; the
-node is this host, so "straight" is its port on 127.0.0.1). ``DSSR_CLUSTER_SLURM`` picks the
-cluster, as for ``cluster.sh``.
+First on the dummy connector (a local job: the front listener's own cost, against the job's port
+straight), then, with ``--slurm``, on the test cluster's slurm-cli, one job behind two ``dssr
+serve`` (the proxy on OpenSSH, the default, and on paramiko) against ``ssh -N -L`` through the
+same sshd with the same key, and the ratios to ``ssh -L`` (the node is this host, so "straight"
+is its port on 127.0.0.1). ``DSSR_CLUSTER_SLURM`` picks the cluster, as for ``cluster.sh``.
 
-Run: ``nox -s bench`` or ``python bench/bench_proxy.py [--seconds 3] [--ws-seconds 30] [--slurm]
-[--rounds 7] [--api-only]``; a shorter ``--ws-seconds`` only for a quick smoke run.
+Run: ``nox -s bench`` or ``python bench/bench_proxy.py [--seconds 3] [--ws-seconds 10] [--slurm]
+[--rounds 7] [--job-rounds 5] [--api-only | --job-only]``.
 """
 
 import argparse
@@ -339,8 +340,8 @@ def job_figures(title: str, env: dict, cluster: bool, ws_seconds: float, bearer:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="seconds per round of API load")
-    parser.add_argument("--ws-seconds", type=float, default=30.0,
-                        help="seconds the websockets echo (the issue's 30; less only for a smoke run)")
+    parser.add_argument("--ws-seconds", type=float, default=10.0,
+                        help="seconds the websockets echo per turn")
     parser.add_argument("--slurm", action="store_true", help="also through slurm-cli on the test cluster")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="alternating rounds per API figure")
     parser.add_argument("--api-only", action="store_true", help="only the legacy API's figures")
