@@ -36,7 +36,7 @@ from loadgen import cpu_seconds, post, run_echo_load, run_load, wait_live  # noq
 from slurm_bench_common import cluster_env  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "dssr_slurm"))
-from slurm_helpers import web_service_for_jobs  # noqa: E402  (one copy for the tests and this)
+from slurm_helpers import squeue_field, use_cluster, web_service_for_jobs  # noqa: E402  (one copy for the tests and this)
 
 from dssr_core.testing import ApiClient  # noqa: E402
 from dssr_core.testing.plugin import find_free_port  # noqa: E402
@@ -285,10 +285,11 @@ def ssh_forward(env: dict, node: str, remote_port: int, directory: str) -> tuple
     return process, port
 
 
-def first_node(jobid: str) -> str:
-    listed = subprocess.run(["squeue", "-h", "-j", jobid, "-o", "%N"], capture_output=True, text=True).stdout
-    nodes = subprocess.run(["scontrol", "show", "hostnames", listed.strip()], capture_output=True,
-                           text=True).stdout.split()
+def first_node(env: dict, jobid: str) -> str:
+    """The job's first node as Slurm names it (root's commands of the cluster of ``env``)."""
+    use_cluster(env)
+    nodes = subprocess.run([f"{env['DSSR_CLUSTER_SLURM_BIN']}/scontrol", "show", "hostnames",
+                            squeue_field(jobid, "%N")], capture_output=True, text=True).stdout.split()
     if not nodes:
         sys.exit(f"Slurm names no node for job {jobid}")
     return nodes[0]
@@ -307,6 +308,7 @@ def job_figures(title: str, env: dict, cluster: bool, ws_seconds: float, bearer:
         python, service = ("python3", web_service_for_jobs(env)) if cluster else (sys.executable, SERVICE)
         server, port = start_serve(env, log)
         started_processes = [server]
+        job = None
         try:
             template = interactive_template(f"exec {python} {service} $JARVICE_SERVICE_PORT")
             started = time.monotonic()
@@ -316,7 +318,7 @@ def job_figures(title: str, env: dict, cluster: bool, ws_seconds: float, bearer:
             wait_serving(service_port, "/headers")
             print(f"{title} (the job started after {time.monotonic() - started:.0f} s)")
             if cluster:
-                forward, forward_port = ssh_forward(env, first_node(job["jobid"]), service_port, state)
+                forward, forward_port = ssh_forward(env, first_node(env, job["jobid"]), service_port, state)
                 started_processes.append(forward)
                 other, other_port = start_serve({**env, "DSSR_PROXY_SSH_CLIENT": "paramiko"}, log)
                 started_processes.append(other)
@@ -331,8 +333,9 @@ def job_figures(title: str, env: dict, cluster: bool, ws_seconds: float, bearer:
             figures = path_figures(paths, prefixes, servers, rounds, ws_seconds)
             print_path_figures(figures, rounds, ws_seconds, f"{load_before:.1f} -> {os.getloadavg()[0]:.1f}",
                                "ssh -L" if cluster else None)
-            post(port, "/terminate", job, 30)
         finally:
+            if job is not None:  # an interactive job holds its node alone
+                post(port, "/terminate", job, 30)
             for process in started_processes:
                 stop(process)
 
