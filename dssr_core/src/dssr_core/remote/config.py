@@ -31,7 +31,8 @@ CHOWN_WRAPPER = Setting(
     "init report and otherwise not needed: DSSR changes no file's owner (jobs run as the users themselves)")
 PROXY_SSH_CLIENT = Setting(
     "DSSR_PROXY_SSH_CLIENT", "what carries the proxy's connections to interactive jobs over SSH: `openssh` "
-    "(an OpenSSH `ssh` master connection, each connection a stdio forward on it; near `ssh -L`'s speed) or "
+    "(an OpenSSH `ssh` master connection, each connection a stdio forward on it; near `ssh -L`'s speed for "
+    "small messages) or "
     "`paramiko` (a `direct-tcpip` channel on DSSR's own connection; no `ssh` program needed)",
     kind="choice", choices=("openssh", "paramiko"), default="openssh")
 #: The settings every such connector reads (``JARVICE_JOB_SCRATCH_DIR`` is DSSR's own).
