@@ -5,6 +5,7 @@ import os
 import socket
 import stat
 import threading
+import time
 from pathlib import Path
 
 import paramiko
@@ -157,3 +158,34 @@ def test_no_ssh_program_is_a_sentence(ssh_settings, connection, echo_port):
             forwarder.open("localhost", echo_port, 10)
     finally:
         forwarder.close()
+
+
+def test_threads_that_waited_for_a_failed_start_share_its_failure(ssh_settings, connection, echo_port):
+    """When the master cannot start (here: the host key is not the cluster's), the requests that
+    waited for that start fail with it instead of each starting ssh again in turn."""
+    starts = []
+    stranger = paramiko.ECDSAKey.generate()
+
+    def host_key():
+        starts.append(1)
+        return stranger
+
+    forwarder = OpenSshForwarder(ssh_settings, host_key)
+    failures = []
+
+    def request():
+        try:
+            forwarder.open("localhost", echo_port, 10)
+        except ClusterUnavailable as error:
+            failures.append(error.message)
+
+    with forwarder._lock:  # every request asks while the first start is still to come
+        threads = [threading.Thread(target=request) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)
+    for thread in threads:
+        thread.join(30)
+    forwarder.close()
+    assert len(failures) == 4 and len(set(failures)) == 1, failures
+    assert len(starts) == 1

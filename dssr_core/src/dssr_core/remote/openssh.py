@@ -104,6 +104,8 @@ class OpenSshForwarder:
         self._process: subprocess.Popen | None = None
         self._directory: str | None = None
         self._closed = False
+        self._failed_at = float("-inf")
+        self._failure = ""
 
     @property
     def where(self) -> str:
@@ -159,14 +161,23 @@ class OpenSshForwarder:
         return control
 
     def _master(self) -> str:
-        """The control socket's path of a live master, started when there is none."""
+        """The control socket's path of a live master, started when there is none. Threads that
+        waited for a start that failed share its failure rather than each trying again."""
+        asked_at = time.monotonic()
         with self._lock:
             if self._closed:
                 raise ClusterUnavailable("The connector is closed.")
             if self._process is not None and self._process.poll() is None:
                 return os.path.join(self._directory, "control")
+            if self._failed_at >= asked_at:
+                raise ClusterUnavailable(self._failure)
             self._discard()
-            return self._start()
+            try:
+                return self._start()
+            except ClusterUnavailable as error:
+                self._failed_at, self._failure = time.monotonic(), error.message
+                log.warning("%s", error.message)
+                raise
 
     def _start(self) -> str:
         settings = self.settings
