@@ -14,8 +14,9 @@ set -euo pipefail
 IMAGE=${1:-localhost/dssr-base:bookworm}
 SUITE=bookworm
 # python3 + python3-venv: Debian's Python 3.11 and the ensurepip wheels the venv needs;
-# ca-certificates: the chart sets REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt.
-PACKAGES=python3,python3-venv,ca-certificates
+# ca-certificates: the chart sets REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt;
+# openssh-client: `ssh`, which carries the proxy of interactive jobs (docs/interactive-jobs.md).
+PACKAGES=python3,python3-venv,ca-certificates,openssh-client
 
 # The first "URIs:" (deb822) or "deb" (one-line) entry whose suites match, from apt's sources.
 apt_mirror() {

@@ -1,8 +1,9 @@
 """The proxy of interactive jobs on the real cluster: slurm-cli, a job whose command is a web
-service on its node, reached only through DSSR (an SSH direct-tcpip channel via the login node).
+service on its node, reached only through DSSR (an SSH channel via the login node).
 
 Two ``dssr serve`` processes: A submits and serves path-based URLs, B (which never saw the
 submission) serves host-based ones; both proxy the same job, found from Slurm's comment alone.
+A carries its channels on OpenSSH (the default), B on paramiko (``DSSR_PROXY_SSH_CLIENT``).
 """
 
 import contextlib
@@ -58,7 +59,8 @@ def two_proxies(slurm_env, tmp_path_factory):
     service_port = find_free_port()
     a = proxy_server(slurm_env, tmp_path, "a", "http://127.0.0.1:{port}/job$",
                      DSSR_SHELL_SERVICE_PORT=str(service_port))
-    b = proxy_server(slurm_env, tmp_path, "b", "http://jobs.test:{port}", JARVICE_JOBS_NAMESPACE="ns")
+    b = proxy_server(slurm_env, tmp_path, "b", "http://jobs.test:{port}", JARVICE_JOBS_NAMESPACE="ns",
+                     DSSR_PROXY_SSH_CLIENT="paramiko")
     number = random.randint(100_000, 999_999)
     name = f"cli-proxy-{number}"
     service = web_service_for_jobs(slurm_env)

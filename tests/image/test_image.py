@@ -79,6 +79,10 @@ def test_no_pip_setting_ca_or_local_index_of_the_build_is_left_in_the_image(podm
     assert "PIP_" not in history and "/opt/pypi" not in history
 
 
+def test_the_image_has_openssh_for_the_proxy_of_interactive_jobs(image_root):
+    assert (image_root / "usr/bin/ssh").is_file(), "the image has no /usr/bin/ssh (openssh-client)"
+
+
 def test_the_image_trusts_only_the_certificates_debian_ships(image_root):
     """The build's CA bundle (this machine's, given to pip as a secret) stays out of the image."""
     shipped = {block for path in (image_root / "usr/share/ca-certificates").rglob("*.crt")

@@ -38,6 +38,7 @@ from dssr_core.models import (
 from dssr_core.remote.config import RemoteConfig
 from dssr_core.remote.files import OutputAccess, job_files
 from dssr_core.remote.jobs import JobRecord, check_job_id
+from dssr_core.remote.openssh import OpenSshForwarder
 from dssr_core.remote.snapshot import StatusSnapshot
 from dssr_core.remote.states import is_final, is_live, is_queued, is_running
 
@@ -64,6 +65,8 @@ class RemoteConnector(Connector):
 
     def __init__(self):
         self._submitting = NameLocks()
+        self._forwarder: OpenSshForwarder | None = None
+        self._forwarder_lock = threading.Lock()
 
     # Jobs -------------------------------------------------------------------------------
 
@@ -163,10 +166,25 @@ class RemoteConnector(Connector):
                            via=self._forward_connection().where)
 
     def connect_interactive(self, endpoint: JobEndpoint):
-        """A ``direct-tcpip`` channel through the pooled SSH connection to the node's service port."""
+        """A stream to the node's service port through the login node: a stdio forward on an OpenSSH
+        master connection (:mod:`dssr_core.remote.openssh`), or with ``DSSR_PROXY_SSH_CLIENT=paramiko``
+        a ``direct-tcpip`` channel on the pooled SSH connection."""
         connection = self._forward_connection()
-        return connection.open_forward((endpoint.node, endpoint.port), ("127.0.0.1", 0),
-                                       connection.settings.connect_timeout)
+        timeout = connection.settings.connect_timeout
+        if self.config.proxy_ssh_client == "paramiko":
+            return connection.open_forward((endpoint.node, endpoint.port), ("127.0.0.1", 0), timeout)
+        with self._forwarder_lock:
+            if self._forwarder is None:
+                self._forwarder = OpenSshForwarder(connection.settings, connection.host_key)
+            forwarder = self._forwarder
+        return forwarder.open(endpoint.node, endpoint.port, timeout)
+
+    def close(self) -> None:
+        """Stop the OpenSSH master of the proxy, if one runs (the subclass closes the rest)."""
+        with self._forwarder_lock:
+            forwarder, self._forwarder = self._forwarder, None
+        if forwarder is not None:
+            forwarder.close()
 
     def _forward_connection(self):
         """The SSH connection job services are reached through; NotAvailable when there is none."""

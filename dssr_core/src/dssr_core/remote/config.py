@@ -29,8 +29,14 @@ USER_GROUP = Setting(
 CHOWN_WRAPPER = Setting(
     "JARVICE_CHOWN_WRAPPER", "the chart's command to run instead of `chown` on the cluster; shown in the "
     "init report and otherwise not needed: DSSR changes no file's owner (jobs run as the users themselves)")
+PROXY_SSH_CLIENT = Setting(
+    "DSSR_PROXY_SSH_CLIENT", "what carries the proxy's connections to interactive jobs over SSH: `openssh` "
+    "(an OpenSSH `ssh` master connection, each connection a stdio forward on it; near `ssh -L`'s speed for "
+    "small messages) or "
+    "`paramiko` (a `direct-tcpip` channel on DSSR's own connection; no `ssh` program needed)",
+    kind="choice", choices=("openssh", "paramiko"), default="openssh")
 #: The settings every such connector reads (``JARVICE_JOB_SCRATCH_DIR`` is DSSR's own).
-SETTINGS = (DATA_ROOT, STATUS_INTERVAL, SERVICE_URL, USER_GROUP, CHOWN_WRAPPER)
+SETTINGS = (DATA_ROOT, STATUS_INTERVAL, SERVICE_URL, USER_GROUP, CHOWN_WRAPPER, PROXY_SSH_CLIENT)
 
 
 @attrs.frozen
@@ -53,6 +59,7 @@ class RemoteConfig:
     chown_wrapper: str | None = None
     jobs_domain: JobsDomain | None = None
     service_url_set: bool = False
+    proxy_ssh_client: str = "openssh"
 
     @classmethod
     def from_settings(cls, settings) -> "RemoteConfig":
@@ -67,6 +74,7 @@ class RemoteConfig:
             chown_wrapper=settings.read(CHOWN_WRAPPER),
             jobs_domain=JobsDomain.from_settings(settings),
             service_url_set=settings.found(SERVICE_URL) is not None,
+            proxy_ssh_client=settings.read(PROXY_SSH_CLIENT),
         )
 
     def chart_report(self) -> list[tuple[str, str]]:

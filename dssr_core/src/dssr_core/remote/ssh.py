@@ -261,6 +261,10 @@ class SshConnection:
             self._forget(transport)
         return self._transport().open_channel("direct-tcpip", remote, origin, timeout=timeout)
 
+    def host_key(self) -> paramiko.PKey:
+        """The login node's host key as checked when this connection was opened (connecting if need be)."""
+        return self._transport().get_remote_server_key()
+
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None

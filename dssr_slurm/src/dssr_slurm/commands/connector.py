@@ -102,6 +102,7 @@ class SlurmCliConnector(SlurmConnector):
         ]
 
     def close(self) -> None:
+        super().close()
         self.ssh.close()
 
     def _forward_connection(self):

@@ -220,6 +220,7 @@ class SlurmRestConnector(SlurmConnector):
                 "(as for slurm-cli) to open this job's URL.")
 
     def close(self) -> None:
+        super().close()
         self.client.close()
         if self.tunnel is not None:
             self.tunnel.close()
