@@ -337,6 +337,18 @@ class ConnectorContract:
         assert again["jobid"] == job["jobid"]
         self.terminate_and_collect(api, job)
 
+    def test_reused_name_with_another_script_is_409(self, api, submit, contract_bearer):
+        """A submit of a live job's name with another script is another job that reuses the name,
+        not a retry: 409 with a sentence naming the live job, which stays as it was."""
+        job = submit("sleep 60", hold=True)
+        other = shell_template("sleep 61", devices=self.job_devices)
+        answer = api.submit(job["name"], other, executor=EXECUTOR_NAME, hold=True, bearer=contract_bearer)
+        assert answer.status == 409, answer.text
+        assert job["jobid"] in answer.json["description"]
+        listed = [row for row in api.get("/queued").json + api.get("/running").json if row[0] == job["name"]]
+        assert listed == [[job["name"], job["jobid"]]]
+        assert self.terminate_and_collect(api, job) == [-15]
+
     def test_concurrent_submits_of_distinct_names_are_distinct_jobs(self, api, submit):
         """Upstream submits many jobs at once from several threads: each is a job of its own."""
         with ThreadPoolExecutor(self.concurrent_submits) as pool:
