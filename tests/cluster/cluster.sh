@@ -9,6 +9,7 @@
 #   cluster.sh stop-sshd|start-sshd|stop-slurmctld|start-slurmctld|stop-slurmrestd|start-slurmrestd
 #   cluster.sh stop-slurmdbd|start-slurmdbd|stop-mariadb|start-mariadb
 #
+# DSSR_CLUSTER_SCHEDULER=gridengine runs tests/cluster/gridengine.sh instead (Grid Engine).
 # DSSR_CLUSTER_SLURM picks the Slurm version: 22.05 (default) runs the host's Debian 12
 # packages; 24.11 (Debian trixie) and 26.05 (Debian sid) run in a chroot that mmdebstrap
 # builds from Debian's packages and that stays in DSSR_CLUSTER_ROOT, on ports of their own, so
@@ -22,6 +23,13 @@ set -euo pipefail
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "cluster.sh: $*"; exit 1; }
+
+# DSSR_CLUSTER_SCHEDULER=gridengine: a Grid Engine cluster instead (tests/cluster/gridengine.sh).
+case ${DSSR_CLUSTER_SCHEDULER:-slurm} in
+    slurm) ;;
+    gridengine) exec bash "$(dirname "${BASH_SOURCE[0]}")/gridengine.sh" "$@" ;;
+    *) die "DSSR_CLUSTER_SCHEDULER=$DSSR_CLUSTER_SCHEDULER: choose slurm (the default) or gridengine" ;;
+esac
 
 SLURM_VERSION=${DSSR_CLUSTER_SLURM:-22.05}
 case $SLURM_VERSION in
