@@ -9,6 +9,7 @@ LOCAL_DISTRIBUTIONS = (
     "-e", "./dssr_core",
     "-e", "./dssr_dummy",
     "-e", "./dssr_slurm",
+    "-e", "./dssr_gridengine",
     "-e", "./dssr_singularity",
 )
 # jsonschema: ApiClient checks every answer against openapi.json (dssr_core's testing extra);

@@ -6,5 +6,5 @@ from dssr_core.executor import Executor
 from dssr_core.hookspecs import hookimpl
 from dssr_core.models import ConnectorSpec, ExecutorSpec
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["Connector", "ConnectorSpec", "Executor", "ExecutorSpec", "Setting", "hookimpl", "__version__"]

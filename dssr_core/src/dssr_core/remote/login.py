@@ -35,8 +35,9 @@ def locked_submit(name: str, find_live: str, submit: str, lock_wait: float) -> s
     prints the id of a live job of that name, else run ``submit`` (which reads the script on stdin).
 
     ``find_live`` (a command or a pipeline, reading /dev/null) must fail (exit status not 0) when it
-    cannot ask the scheduler; the whole command then exits :data:`FIND_FAILED`. The lock is waited for ``lock_wait`` seconds at most. The umask makes the
-    lock and the job's output readable by their owner only (the scheduler passes it on to the job).
+    cannot ask the scheduler; the whole command then exits :data:`FIND_FAILED`. The lock is waited
+    for ``lock_wait`` seconds at most. The umask makes the lock and the job's output readable by
+    their owner only (the scheduler passes it on to the job).
     """
     lock = f'"$HOME"/{quote_command(submit_lock(name))}'
     return (f"command -v flock >/dev/null 2>&1 || exit {NO_FLOCK}; umask 077; "

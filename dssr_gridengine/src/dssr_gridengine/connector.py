@@ -1,0 +1,211 @@
+"""The ``gridengine`` connector: Grid Engine over SSH with qsub, qstat, qacct, qdel, qhold and qrls.
+
+Jobs are submitted as the portal user's mapped cluster account; everything later on a job
+(terminate, release, events, tail, collecting its files) runs as the job's owner as qstat or
+qacct report it, with that owner's key from the mapping. Listings and run status come from one
+shared snapshot (one ``qstat -u '*' -xml`` per interval); a job qstat no longer shows is read
+from ``qacct``. The job logic is :class:`dssr_core.remote.base.RemoteConnector`'s.
+
+An interactive job's service port and job number are its context (``qsub -ac``), which only
+``qstat -j`` shows: it is asked once per job when the job is first seen running, and kept.
+"""
+
+import logging
+import threading
+import time
+
+import attrs
+
+from dssr_core.audit import audit, portal_user_of
+from dssr_core.errors import Forbidden, NotAvailable
+from dssr_core.models import DirEntry, JobRef, Submission, SubmitResult
+from dssr_core.remote.base import RemoteConnector
+from dssr_core.remote.config import RemoteConfig
+from dssr_core.remote.files import SshFiles
+from dssr_core.remote.jobs import JobRecord, matching
+from dssr_core.remote.login import check_keys, dir_entries, list_directory
+from dssr_core.remote.snapshot import StatusSnapshot
+from dssr_core.remote.ssh import CommandResult, SshPool, SshSettings, quote_command
+from dssr_core.remote.states import is_running
+from dssr_core.remote.users import Accounts, ClusterAccount, load_user_map
+from dssr_gridengine import commands
+from dssr_gridengine.jobscript import batch_script
+from dssr_gridengine.jobspec import qsub_arguments
+from dssr_gridengine.settings import GridEngineOptions
+
+log = logging.getLogger(__name__)
+
+#: qacct is asked this often, ACCOUNTING_WAIT seconds apart, for a job qmaster says has ended
+#: (accounting_flush_time 0 writes the record within a few milliseconds).
+ACCOUNTING_TRIES = 4
+ACCOUNTING_WAIT = 0.5
+#: How many job contexts are kept (the jobs seen running lately); older ones are asked again.
+CONTEXTS_KEPT = 10_000
+
+
+class GridEngineConnector(RemoteConnector):
+    """Grid Engine over SSH. Thread-safe: one SSH connection per cluster user, one shared snapshot."""
+
+    scheduler = "Grid Engine"
+
+    def __init__(self, settings):
+        super().__init__()
+        self.config = RemoteConfig.from_settings(settings)
+        self.options = GridEngineOptions.from_settings(settings)
+        self.ssh_settings = SshSettings.from_settings(settings)
+        user_map = load_user_map(settings)
+        check_keys(self.ssh_settings, user_map, "gridengine")
+        self.accounts = Accounts(self.ssh_settings.service_account, user_map)
+        self.ssh = SshPool(self.ssh_settings)
+        self.files = SshFiles(self.ssh, self.accounts.for_owner)
+        self.snapshot = StatusSnapshot(self._list_jobs, self.config.status_interval)
+        self._contexts: dict[str, dict] = {}
+        self._contexts_lock = threading.Lock()
+
+    # Jobs -------------------------------------------------------------------------------
+
+    def _submit(self, submission: Submission) -> SubmitResult:
+        arguments = qsub_arguments(submission, self.config.scratch_dir, self.options)
+        script = batch_script(submission.script, self.config.scratch_dir, submission.name,
+                              submission.success_marker)
+        account = self.accounts.for_submission(submission)
+        command = commands.submit(submission.name, arguments, lock_wait=self.ssh_settings.command_timeout / 2)
+        jobid, existing = commands.parse_submit(self._run(account, command, stdin=script), submission.name)
+        if existing:
+            log.info("job %s/%s is already in Grid Engine as %s; not submitted again",
+                     submission.name, submission.number, jobid)
+        else:
+            audit("submit", jobid, submission.name, account.user, portal_user_of(submission))
+        self.snapshot.invalidate()
+        return SubmitResult(jobid=jobid, script=submission.script)
+
+    # Cluster ----------------------------------------------------------------------------
+
+    def pvcls(self, path: str, details: bool) -> list[DirEntry]:
+        result = self._run(self.accounts.service, list_directory(self.config.data_root, path))
+        if result.exit_status == 3:
+            raise NotAvailable(f"There is no directory /data/{path} to list.")
+        if result.exit_status == 4:
+            raise Forbidden(f"/data/{path} leads outside the data root; listings stay inside it.")
+        if not result.ok:
+            raise commands.failed("find", result)
+        return dir_entries(path, result.stdout)
+
+    def check(self) -> str:
+        result = self._run(self.accounts.service, commands.cluster_check())
+        if not result.ok:
+            raise commands.failed("qstat", result)
+        version, *queues = [line for line in result.stdout.splitlines() if line.strip()]
+        rows = [" ".join(line.split()) for line in queues if not line.startswith(("CLUSTER", "---"))]
+        return f"{version.strip()} as {self.ssh_settings.service_user}; queues: {'; '.join(rows) or 'none'}"
+
+    def report(self) -> list[tuple[str, str]]:
+        ssh = self.ssh_settings
+        return [
+            ("cluster", f"{ssh.host}:{ssh.port} over SSH as {ssh.service_user} (Grid Engine)"),
+            ("host key", ssh.host_key_check.describe()),
+            ("users ID mapping", self.accounts.describe()),
+            ("scratch dir", self.config.scratch_dir or "the job user's home directory"),
+            ("data root", self.config.data_root or "the service account's home directory"),
+            ("status interval", f"{self.config.status_interval:g} s"),
+            ("command timeout", f"{ssh.command_timeout:g} s"),
+            ("devices", self.options.report()),
+            *self.config.chart_report(),
+        ]
+
+    def close(self) -> None:
+        self.ssh.close()
+
+    def _forward_connection(self):
+        return self.ssh.connection(self.accounts.service)
+
+    # What Grid Engine's commands answer -------------------------------------------------
+
+    def _list_jobs(self) -> list[JobRecord]:
+        result = self._run(self.accounts.service, commands.status())
+        if not result.ok:
+            raise commands.failed("qstat", result)
+        records = commands.parse_status(result.stdout)
+        return self._with_contexts(records)
+
+    def _controller_record(self, job: JobRef) -> JobRecord | None:
+        """qstat shows live jobs only: a fresh listing (one command for every job) has it or not."""
+        return matching(job, self._list_jobs())
+
+    def _accounting_record(self, job: JobRef) -> JobRecord | None:
+        """qacct's record; a job qmaster remembers as ended (a zombie) without one was deleted while
+        it waited (such a job never gets one), once accounting had a moment to catch up."""
+        zombie = None
+        for attempt in range(ACCOUNTING_TRIES):
+            result = self._run(self.accounts.service, commands.accounting(job.jobid))
+            if result.ok:
+                return matching(job, commands.parse_accounting(result.stdout))
+            if "not found" not in (result.stderr + result.stdout).lower():
+                raise commands.failed("qacct", result)
+            if attempt == 0:
+                listed = self._run(self.accounts.service, commands.zombies())
+                if not listed.ok:
+                    raise commands.failed("qstat -s z", listed)
+                zombie = matching(job, commands.parse_status(listed.stdout))
+                if zombie is None:
+                    return None
+            time.sleep(ACCOUNTING_WAIT)
+        log.info("job %s ended without an accounting record: deleted while it waited", job)
+        return attrs.evolve(zombie, state="CANCELLED", nodes=())
+
+    def _cancel(self, record: JobRecord) -> None:
+        self._on_job(record, quote_command("qdel", record.jobid), "qdel", "terminate")
+
+    def _release(self, record: JobRecord) -> None:
+        self._on_job(record, quote_command("qrls", record.jobid), "qrls", "release")
+
+    def _events_text(self, job: JobRef) -> str | None:
+        record = self._lookup(job)
+        if record is None:
+            return None
+        result = self._run(self.accounts.for_owner(record.user), quote_command("qstat", "-j", record.jobid))
+        if result.ok:
+            return result.stdout
+        if not commands.is_unknown_job(result):
+            raise commands.failed("qstat -j", result)
+        accounted = self._run(self.accounts.service, commands.accounting(record.jobid))
+        if accounted.ok:
+            return accounted.stdout
+        return (f"job_number: {record.jobid}\njob_name: jarvice_{record.name}\nowner: {record.user}\n"
+                f"state: {record.state}\n")
+
+    # Helpers ----------------------------------------------------------------------------
+
+    def _with_contexts(self, records: list[JobRecord]) -> list[JobRecord]:
+        """The records, running ones with the service port and job number of their context."""
+        with self._contexts_lock:
+            unknown = [record.jobid for record in records
+                       if is_running(record.state) and record.jobid not in self._contexts]
+        if unknown:
+            result = self._run(self.accounts.service, commands.job_details(unknown))
+            found = commands.parse_contexts(result.stdout) if result.ok else {}
+            with self._contexts_lock:
+                if len(self._contexts) > CONTEXTS_KEPT:
+                    self._contexts.clear()
+                for jobid in unknown:
+                    if jobid in found:
+                        self._contexts[jobid] = found[jobid]
+        with self._contexts_lock:
+            contexts = dict(self._contexts)
+        return [record if record.jobid not in contexts else _with_fields(record, contexts[record.jobid])
+                for record in records]
+
+    def _run(self, account: ClusterAccount, command: str, stdin: str | None = None) -> CommandResult:
+        return self.ssh.run(account, command, stdin=stdin)
+
+    def _on_job(self, record: JobRecord, command: str, program: str, action: str) -> None:
+        """Run ``command`` as the job's owner; a job qmaster no longer knows is not a failure."""
+        account = self.accounts.for_owner(record.user)
+        result = self._run(account, command)
+        if not result.ok and not commands.is_unknown_job(result):
+            raise commands.failed(program, result)
+        audit(action, record.jobid, record.name, account.user)
+
+
+def _with_fields(record: JobRecord, fields: dict) -> JobRecord:
+    return attrs.evolve(record, **fields)
