@@ -21,7 +21,8 @@ CLUSTER = "tests/cluster/cluster.sh"
 
 @nox.session
 def tests(session):
-    """Run every test: core, dummy, singularity, and the Slurm end-to-end tests on a real cluster."""
+    """Run every test: core, dummy, singularity, and the Slurm and Grid Engine end-to-end tests on
+    real clusters."""
     session.install(*LOCAL_DISTRIBUTIONS, *TEST_TOOLS)
     session.run("pytest", *session.posargs)
 
@@ -36,7 +37,7 @@ def lint(session):
 @nox.session
 def bench(session):
     """Print figures: the API against a bare Falcon app, bearer checks, logging, memory under 8 MB
-    bodies, Slurm, the proxy of interactive jobs."""
+    bodies, Slurm, Grid Engine beside slurm-cli, the proxy of interactive jobs."""
     session.install(*LOCAL_DISTRIBUTIONS, "websockets>=13")
     session.run("python", "bench/bench_api.py", *session.posargs)
     session.run("python", "bench/bench_bearer.py")
@@ -44,5 +45,6 @@ def bench(session):
     session.run("python", "bench/bench_body_memory.py")
     session.run("bash", CLUSTER, "up", external=True)
     session.run("python", "bench/bench_slurm_cli.py")
+    session.run("python", "bench/bench_gridengine.py")  # brings its Grid Engine cluster up itself
     session.run("python", "bench/bench_slurmrestd.py")
     session.run("python", "bench/bench_proxy.py", "--slurm")

@@ -13,6 +13,8 @@ set -euo pipefail
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "gridengine.sh: $*"; exit 1; }
+# shellcheck source=tests/cluster/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 STATE=${DSSR_CLUSTER_DIR:-/var/lib/dssr-test-cluster-gridengine}
 ROOT=${DSSR_CLUSTER_ROOT:-/var/cache/dssr-test-cluster/gridengine}
@@ -44,26 +46,6 @@ declare -A EXE=([sge_qmaster]=$ROOT/usr/lib/gridengine/sge_qmaster [sge_execd]=$
 DAEMONS=(sge_qmaster sge_execd sshd)
 MARKER=$ROOT/.dssr-test-cluster
 
-usec() { echo "${EPOCHREALTIME//[.,]/}"; }
-
-timed() {
-    local label=$1 t0
-    t0=$(usec)
-    shift
-    "$@"
-    local us=$(( $(usec) - t0 ))
-    printf '  %-34s %3d.%ds\n' "$label" $((us / 1000000)) $((us / 100000 % 10)) >&2
-}
-
-wait_for() {
-    local what=$1 deadline=$((SECONDS + $2))
-    shift 2
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || { log "gridengine.sh: timed out waiting for $what (logs: $LOG)"; return 1; }
-        sleep 0.2
-    done
-}
-
 inroot() { "${IN[@]}" "$@"; }
 
 # ---------------------------------------------------------------- the root
@@ -78,22 +60,6 @@ install_packages() {
     log "  installing ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends \
         -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null
-}
-
-debian_mirror() {
-    local uri
-    uri=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)
-    [[ -n $uri ]] || uri=$(awk '/^deb / && $3 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
-    echo "${DSSR_CLUSTER_MIRROR:-${uri:-http://deb.debian.org/debian}}"
-}
-
-mounts_below() { findmnt -rn -o TARGET | awk -v dir="$1/" 'index($0, dir) == 1' | sort -r; }
-
-unmount_below() {
-    local m
-    while read -r m; do
-        [[ -z $m ]] || umount "$m" 2>/dev/null || umount -l "$m"
-    done < <(mounts_below "$1")
 }
 
 # Built into $ROOT.new and moved into place. The postinst of gridengine-master sets the cell up
@@ -174,41 +140,9 @@ make_keys() {
 }
 
 sshd_conf() {
-    cat <<EOF
-# Written by tests/cluster/gridengine.sh (DSSR test cluster, Grid Engine)
-ListenAddress 127.0.0.1
-Port $SSH_PORT
-HostKey $STATE/sshd/ssh_host_ed25519_key
-PidFile $RUN/sshd.pid
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PubkeyAuthentication yes
-PermitRootLogin no
-AllowUsers ${LOGIN_USERS[*]}
-AuthorizedKeysFile $KEYS/%u.pub
-StrictModes no
-MaxSessions 100
-MaxStartups 200
-PrintMotd no
-# Non-interactive logins read no profile: the cell's settings come with every login.
-SetEnv PATH=$SSH_PATH ${SGE_ENV[*]}
-Subsystem sftp internal-sftp
-EOF
-}
-
-id_mapping() {
-    local u
-    echo "users_id_mapping:"
-    for u in "${MAPPED_USERS[@]}"; do
-        cat <<EOF
-  - user: ${u^} Test
-    jarvice_user: $u
-    mail: $u@example.org
-    mapped_user: $u
-    ssh_private_key_b64: "$(base64 -w0 "$KEYS/$u")"
-EOF
-    done
+    sshd_config "tests/cluster/gridengine.sh (DSSR test cluster, Grid Engine)" \
+        "Non-interactive logins read no profile: the cell's settings come with every login." \
+        "PATH=$SSH_PATH ${SGE_ENV[*]}"
 }
 
 # write_configs: 0 when sshd's config changed (a running sshd must be restarted)
@@ -265,14 +199,6 @@ start_execd() {
     wait_for "sge_execd to report load" 60 exec_host_up
 }
 
-ssh_as() {
-    local user=$1
-    shift
-    ssh -F /dev/null -i "$KEYS/$user" -p "$SSH_PORT" -o BatchMode=yes -o IdentitiesOnly=yes \
-        -o UserKnownHostsFile="$KNOWN_HOSTS" -o StrictHostKeyChecking=yes -o ConnectTimeout=5 \
-        -o LogLevel=ERROR "$user@127.0.0.1" "$@"
-}
-
 start_sshd() {
     inroot install -d -m 0755 /run/sshd
     local sshd_exe=${EXE[sshd]#"$ROOT"}
@@ -284,14 +210,6 @@ start_sshd() {
             --startas /usr/sbin/chroot -- "$ROOT" "${ROOT_ENV[@]}" "$sshd_exe" -D -e -f "$SSHD_CONFIG"
     fi
     wait_for "ssh login" 30 ssh_as jarvice true
-}
-
-stop_sshd() {
-    local pid sessions=()
-    pid=$(pid_of sshd)
-    [[ -z $pid ]] || mapfile -t sessions < <(pgrep -P "$pid")
-    halt sshd
-    ((${#sessions[@]} == 0)) || kill -TERM "${sessions[@]}" 2>/dev/null || true
 }
 
 # ---------------------------------------------------------------- the cell's configuration

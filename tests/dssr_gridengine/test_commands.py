@@ -13,6 +13,7 @@ from dssr_gridengine.states import ended_state, live_state
 
 from dssr_core.errors import ClusterUnavailable, InvalidRequest, SchedulerRejected
 from dssr_core.models import JobFacts, JobRef, Submission
+from dssr_core.plugins import make_registry
 from dssr_core.remote.jobs import matching
 from dssr_core.remote.ssh import CommandResult
 from dssr_gridengine import commands
@@ -201,3 +202,9 @@ def test_submit_failures_say_whether_grid_engine_answered():
         commands.parse_submit(refused, "job-1")
     with pytest.raises(ClusterUnavailable, match="does not answer"):
         raise commands.failed("qstat", unreachable)
+
+
+def test_dssr_lists_the_connector_with_its_distribution():
+    backend = make_registry().select("connector", "gridengine")
+    assert (backend.distribution, backend.version) == ("dssr_gridengine", "0.2.0")
+    assert backend.spec.description.startswith("Grid Engine over SSH")

@@ -4,6 +4,7 @@ stopped (the cluster is this suite's own)."""
 
 import json
 import os
+import socket
 import threading
 import uuid
 from urllib.parse import quote
@@ -12,6 +13,7 @@ import jwt
 import pytest
 from conftest import in_root
 
+from dssr_core.models import JobFacts, JobRef, Submission
 from dssr_core.testing import wait_until
 from dssr_core.testing.plugin import DssrServer
 
@@ -199,3 +201,19 @@ def test_an_unreachable_cluster_answers_503_never_an_empty_list(api, daemons, da
     wait_ended(api, held)
     rc, _, (output, _) = exitstatus(api, held)
     assert (rc, output) == (0, "survived\n")
+
+
+def test_an_interactive_job_is_found_by_its_number_with_its_host_and_port(make_connector):
+    """The proxy's lookup: the job context (qsub -ac) gives the port and number of a running job."""
+    connector = make_connector()
+    number = int(uuid.uuid4().int % 1_000_000)
+    submission = Submission(name=unique("web"), number=number, script="#!/bin/bash\nsleep 60\n",
+                            facts=JobFacts(exclusive=False), service_port=2228)
+    job = JobRef(submission.name, number, connector.submit(submission).jobid)
+    try:
+        endpoint = wait_until(lambda: connector.interactive_endpoint(number), 60, what="the job to run")
+        assert (endpoint.job, endpoint.node, endpoint.port) == (job, socket.gethostname(), 2228)
+        assert endpoint.via.startswith("jarvice@127.0.0.1:")
+        assert connector.interactive_endpoint(number + 1) is None
+    finally:
+        connector.terminate(job)

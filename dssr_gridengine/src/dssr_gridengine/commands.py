@@ -9,9 +9,9 @@ import datetime
 import logging
 import xml.etree.ElementTree as ElementTree
 
-from dssr_core.errors import ClusterUnavailable, ConnectorError, SchedulerRejected
+from dssr_core.errors import ClusterUnavailable, ConnectorError
 from dssr_core.remote.jobs import JobRecord, interactive_fields, scheduler_job_name, upstream_name
-from dssr_core.remote.login import FIND_FAILED, lock_failure, locked_submit, submit_answer
+from dssr_core.remote.login import locked_submit, submit_answer
 from dssr_core.remote.ssh import CommandResult, command_message, quote_command
 from dssr_gridengine.states import ended_state, live_state
 
@@ -159,23 +159,8 @@ def parse_accounting(text: str) -> list[JobRecord]:
 
 def parse_submit(result: CommandResult, name: str) -> tuple[str, bool]:
     """The job id from :func:`submit`'s answer for job ``name``, and whether it was an existing job."""
-    failure = lock_failure(result, name)
-    if failure is not None:
-        raise failure
-    if result.exit_status == FIND_FAILED:
-        raise failed("qstat", result)
-    if not result.ok:
-        message = command_message(result)
-        if is_unreachable(message):
-            raise ClusterUnavailable(f"Grid Engine could not take the job: {message}")
-        raise SchedulerRejected(f"Grid Engine refused the job: {message}")
-    jobid, existing = submit_answer(result)
-    jobid = jobid.split(".")[0]  # qsub -terse answers an array job as <id>.<tasks>
-    if not jobid.isdigit():
-        raise ConnectorError("qsub answered no job id; the DSSR log has its output.")
-    if result.stderr.strip():
-        log.info("qsub said: %s", command_message(result))
-    return jobid, existing
+    return submit_answer(result, name, "Grid Engine", "qsub", is_unreachable,
+                         lambda result: failed("qstat", result))
 
 
 def _local_time(text: str) -> datetime.datetime | None:

@@ -4,7 +4,8 @@ Jobs are submitted as the portal user's mapped cluster account; everything later
 (terminate, release, events, tail, collecting its files) runs as the job's owner as qstat or
 qacct report it, with that owner's key from the mapping. Listings and run status come from one
 shared snapshot (one ``qstat -u '*' -xml`` per interval); a job qstat no longer shows is read
-from ``qacct``. The job logic is :class:`dssr_core.remote.base.RemoteConnector`'s.
+from ``qacct``. What is not Grid Engine's is :class:`dssr_core.remote.connector.SshConnector`'s
+(shared with ``slurm-cli``).
 
 An interactive job's service port and job number are its context (``qsub -ac``), which only
 ``qstat -j`` shows: it is asked once per job when the job is first seen running, and kept.
@@ -16,18 +17,11 @@ import time
 
 import attrs
 
-from dssr_core.audit import audit, portal_user_of
-from dssr_core.errors import Forbidden, NotAvailable
-from dssr_core.models import DirEntry, JobRef, Submission, SubmitResult
-from dssr_core.remote.base import RemoteConnector
-from dssr_core.remote.config import RemoteConfig
-from dssr_core.remote.files import SshFiles
+from dssr_core.models import JobRef, Submission
+from dssr_core.remote.connector import SshConnector
 from dssr_core.remote.jobs import JobRecord, matching
-from dssr_core.remote.login import check_keys, dir_entries, list_directory
-from dssr_core.remote.snapshot import StatusSnapshot
-from dssr_core.remote.ssh import CommandResult, SshPool, SshSettings, quote_command
+from dssr_core.remote.ssh import CommandResult, quote_command
 from dssr_core.remote.states import is_running
-from dssr_core.remote.users import Accounts, ClusterAccount, load_user_map
 from dssr_gridengine import commands
 from dssr_gridengine.jobscript import batch_script
 from dssr_gridengine.jobspec import qsub_arguments
@@ -43,53 +37,31 @@ ACCOUNTING_WAIT = 0.5
 CONTEXTS_KEPT = 10_000
 
 
-class GridEngineConnector(RemoteConnector):
+class GridEngineConnector(SshConnector):
     """Grid Engine over SSH. Thread-safe: one SSH connection per cluster user, one shared snapshot."""
 
     scheduler = "Grid Engine"
+    connector_name = "gridengine"
 
     def __init__(self, settings):
-        super().__init__()
-        self.config = RemoteConfig.from_settings(settings)
         self.options = GridEngineOptions.from_settings(settings)
-        self.ssh_settings = SshSettings.from_settings(settings)
-        user_map = load_user_map(settings)
-        check_keys(self.ssh_settings, user_map, "gridengine")
-        self.accounts = Accounts(self.ssh_settings.service_account, user_map)
-        self.ssh = SshPool(self.ssh_settings)
-        self.files = SshFiles(self.ssh, self.accounts.for_owner)
-        self.snapshot = StatusSnapshot(self._list_jobs, self.config.status_interval)
         self._contexts: dict[str, dict] = {}
         self._contexts_lock = threading.Lock()
+        super().__init__(settings)
 
     # Jobs -------------------------------------------------------------------------------
 
-    def _submit(self, submission: Submission) -> SubmitResult:
+    def _submit_command(self, submission: Submission) -> tuple[str, str]:
         arguments = qsub_arguments(submission, self.config.scratch_dir, self.options)
         script = batch_script(submission.script, self.config.scratch_dir, submission.name,
                               submission.success_marker)
-        account = self.accounts.for_submission(submission)
         command = commands.submit(submission.name, arguments, lock_wait=self.ssh_settings.command_timeout / 2)
-        jobid, existing = commands.parse_submit(self._run(account, command, stdin=script), submission.name)
-        if existing:
-            log.info("job %s/%s is already in Grid Engine as %s; not submitted again",
-                     submission.name, submission.number, jobid)
-        else:
-            audit("submit", jobid, submission.name, account.user, portal_user_of(submission))
-        self.snapshot.invalidate()
-        return SubmitResult(jobid=jobid, script=submission.script)
+        return command, script
+
+    def _submit_answer(self, result: CommandResult, name: str) -> tuple[str, bool]:
+        return commands.parse_submit(result, name)
 
     # Cluster ----------------------------------------------------------------------------
-
-    def pvcls(self, path: str, details: bool) -> list[DirEntry]:
-        result = self._run(self.accounts.service, list_directory(self.config.data_root, path))
-        if result.exit_status == 3:
-            raise NotAvailable(f"There is no directory /data/{path} to list.")
-        if result.exit_status == 4:
-            raise Forbidden(f"/data/{path} leads outside the data root; listings stay inside it.")
-        if not result.ok:
-            raise commands.failed("find", result)
-        return dir_entries(path, result.stdout)
 
     def check(self) -> str:
         result = self._run(self.accounts.service, commands.cluster_check())
@@ -99,25 +71,8 @@ class GridEngineConnector(RemoteConnector):
         rows = [" ".join(line.split()) for line in queues if not line.startswith(("CLUSTER", "---"))]
         return f"{version.strip()} as {self.ssh_settings.service_user}; queues: {'; '.join(rows) or 'none'}"
 
-    def report(self) -> list[tuple[str, str]]:
-        ssh = self.ssh_settings
-        return [
-            ("cluster", f"{ssh.host}:{ssh.port} over SSH as {ssh.service_user} (Grid Engine)"),
-            ("host key", ssh.host_key_check.describe()),
-            ("users ID mapping", self.accounts.describe()),
-            ("scratch dir", self.config.scratch_dir or "the job user's home directory"),
-            ("data root", self.config.data_root or "the service account's home directory"),
-            ("status interval", f"{self.config.status_interval:g} s"),
-            ("command timeout", f"{ssh.command_timeout:g} s"),
-            ("devices", self.options.report()),
-            *self.config.chart_report(),
-        ]
-
-    def close(self) -> None:
-        self.ssh.close()
-
-    def _forward_connection(self):
-        return self.ssh.connection(self.accounts.service)
+    def _report_lines(self) -> list[tuple[str, str]]:
+        return [("devices", self.options.report())]
 
     # What Grid Engine's commands answer -------------------------------------------------
 
@@ -192,20 +147,11 @@ class GridEngineConnector(RemoteConnector):
                         self._contexts[jobid] = found[jobid]
         with self._contexts_lock:
             contexts = dict(self._contexts)
-        return [record if record.jobid not in contexts else _with_fields(record, contexts[record.jobid])
+        return [record if record.jobid not in contexts else attrs.evolve(record, **contexts[record.jobid])
                 for record in records]
 
-    def _run(self, account: ClusterAccount, command: str, stdin: str | None = None) -> CommandResult:
-        return self.ssh.run(account, command, stdin=stdin)
+    def _failed(self, program: str, result: CommandResult) -> Exception:
+        return commands.failed(program, result)
 
-    def _on_job(self, record: JobRecord, command: str, program: str, action: str) -> None:
-        """Run ``command`` as the job's owner; a job qmaster no longer knows is not a failure."""
-        account = self.accounts.for_owner(record.user)
-        result = self._run(account, command)
-        if not result.ok and not commands.is_unknown_job(result):
-            raise commands.failed(program, result)
-        audit(action, record.jobid, record.name, account.user)
-
-
-def _with_fields(record: JobRecord, fields: dict) -> JobRecord:
-    return attrs.evolve(record, **fields)
+    def _is_gone(self, result: CommandResult) -> bool:
+        return commands.is_unknown_job(result)

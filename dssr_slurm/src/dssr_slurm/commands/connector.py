@@ -3,23 +3,16 @@
 Jobs are submitted as the portal user's mapped cluster account; everything later on a job
 (terminate, release, events, tail, collecting its files) runs as the job's owner as Slurm
 reports it, with that owner's key from the mapping. Listings and run status come from one
-shared snapshot (one ``squeue`` per interval); the job logic both Slurm connectors share is in
-:mod:`dssr_core.remote.base`.
+shared snapshot (one ``squeue`` per interval). What is not Slurm's is
+:class:`dssr_core.remote.connector.SshConnector`'s (shared with ``gridengine``).
 """
 
 import logging
 
-from dssr_core.audit import audit, portal_user_of
-from dssr_core.errors import Forbidden, NotAvailable
-from dssr_core.models import DirEntry, JobRef, Submission, SubmitResult
-from dssr_core.remote.config import RemoteConfig
-from dssr_core.remote.files import SshFiles
+from dssr_core.models import JobRef, Submission
+from dssr_core.remote.connector import SshConnector
 from dssr_core.remote.jobs import JobRecord, matching
-from dssr_core.remote.login import check_keys, dir_entries, list_directory
-from dssr_core.remote.snapshot import StatusSnapshot
-from dssr_core.remote.ssh import CommandResult, SshPool, SshSettings, quote_command
-from dssr_core.remote.users import Accounts, ClusterAccount, load_user_map
-from dssr_slurm.base import SlurmConnector
+from dssr_core.remote.ssh import CommandResult, quote_command
 from dssr_slurm.commands import programs as commands
 from dssr_slurm.failures import unreachable_or_failed
 from dssr_slurm.jobscript import batch_script
@@ -28,49 +21,26 @@ from dssr_slurm.jobspec import job_spec
 log = logging.getLogger(__name__)
 
 
-class SlurmCliConnector(SlurmConnector):
+class SlurmCliConnector(SshConnector):
     """Slurm over SSH. Thread-safe: one SSH connection per cluster user, one shared snapshot."""
 
-    def __init__(self, settings):
-        super().__init__()
-        self.config = RemoteConfig.from_settings(settings)
-        self.ssh_settings = SshSettings.from_settings(settings)
-        user_map = load_user_map(settings)
-        check_keys(self.ssh_settings, user_map, "slurm-cli")
-        self.accounts = Accounts(self.ssh_settings.service_account, user_map)
-        self.ssh = SshPool(self.ssh_settings)
-        self.files = SshFiles(self.ssh, self.accounts.for_owner)
-        self.snapshot = StatusSnapshot(self._list_jobs, self.config.status_interval)
+    scheduler = "Slurm"
+    connector_name = "slurm-cli"
 
     # Jobs -------------------------------------------------------------------------------
 
-    def _submit(self, submission: Submission) -> SubmitResult:
+    def _submit_command(self, submission: Submission) -> tuple[str, str]:
         spec = job_spec(submission, self.config.scratch_dir)
         script = batch_script(submission.script, self.config.scratch_dir, submission.name,
                               submission.success_marker)
-        account = self.accounts.for_submission(submission)
         command = commands.submit(submission.name, commands.sbatch_arguments(spec),
                                   lock_wait=self.ssh_settings.command_timeout / 2)
-        jobid, existing = commands.parse_submit(self._run(account, command, stdin=script), submission.name)
-        if existing:
-            log.info("job %s/%s is already in Slurm as %s; not submitted again",
-                     submission.name, submission.number, jobid)
-        else:
-            audit("submit", jobid, submission.name, account.user, portal_user_of(submission))
-        self.snapshot.invalidate()
-        return SubmitResult(jobid=jobid, script=submission.script)
+        return command, script
+
+    def _submit_answer(self, result: CommandResult, name: str) -> tuple[str, bool]:
+        return commands.parse_submit(result, name)
 
     # Cluster ----------------------------------------------------------------------------
-
-    def pvcls(self, path: str, details: bool) -> list[DirEntry]:
-        result = self._run(self.accounts.service, list_directory(self.config.data_root, path))
-        if result.exit_status == 3:
-            raise NotAvailable(f"There is no directory /data/{path} to list.")
-        if result.exit_status == 4:
-            raise Forbidden(f"/data/{path} leads outside the data root; listings stay inside it.")
-        if not result.ok:
-            raise unreachable_or_failed("find", result)
-        return dir_entries(path, result.stdout)
 
     def check(self) -> str:
         result = self._run(self.accounts.service, commands.cluster_check())
@@ -79,25 +49,6 @@ class SlurmCliConnector(SlurmConnector):
         version, *nodes = [line for line in result.stdout.splitlines() if line.strip()]
         states = ", ".join(" ".join(line.split("|")) for line in nodes) or "no node"
         return f"{version.strip()} as {self.ssh_settings.service_user}; nodes: {states}"
-
-    def report(self) -> list[tuple[str, str]]:
-        ssh = self.ssh_settings
-        return [
-            ("cluster", f"{ssh.host}:{ssh.port} over SSH as {ssh.service_user}"),
-            ("host key", ssh.host_key_check.describe()),
-            ("users ID mapping", self.accounts.describe()),
-            ("scratch dir", self.config.scratch_dir or "the job user's home directory"),
-            ("data root", self.config.data_root or "the service account's home directory"),
-            ("status interval", f"{self.config.status_interval:g} s"),
-            ("command timeout", f"{ssh.command_timeout:g} s"),
-            *self.config.chart_report(),
-        ]
-
-    def close(self) -> None:
-        self.ssh.close()
-
-    def _forward_connection(self):
-        return self.ssh.connection(self.accounts.service)
 
     # What Slurm's commands answer -------------------------------------------------------
 
@@ -140,18 +91,11 @@ class SlurmCliConnector(SlurmConnector):
             return _accounting_text(record)
         raise unreachable_or_failed("scontrol show job", result)
 
-    # Helpers ----------------------------------------------------------------------------
+    def _failed(self, program: str, result: CommandResult) -> Exception:
+        return unreachable_or_failed(program, result)
 
-    def _run(self, account: ClusterAccount, command: str, stdin: str | None = None) -> CommandResult:
-        return self.ssh.run(account, command, stdin=stdin)
-
-    def _on_job(self, record: JobRecord, command: str, program: str, action: str) -> None:
-        """Run ``command`` as the job's owner; a job the controller no longer knows is not a failure."""
-        account = self.accounts.for_owner(record.user)
-        result = self._run(account, command)
-        if not result.ok and not commands.is_invalid_job(result):
-            raise unreachable_or_failed(program, result)
-        audit(action, record.jobid, record.name, account.user)
+    def _is_gone(self, result: CommandResult) -> bool:
+        return commands.is_invalid_job(result)
 
 
 def _accounting_text(record: JobRecord) -> str:
