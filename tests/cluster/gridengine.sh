@@ -230,7 +230,8 @@ configure() {
         awk '$1 !~ /=/' | sed -E \
         -e 's/^(reporting_params[[:space:]]+).*/\1accounting=true reporting=false flush_time=00:00:01 joblog=false sharelog=00:00:00 accounting_flush_time=00:00:00/' \
         -e 's/^(min_uid[[:space:]]+).*/\11000/' -e 's/^(min_gid[[:space:]]+).*/\11000/' \
-        -e 's/^(load_report_time[[:space:]]+).*/\100:00:05/' >"$dir/global"
+        -e 's/^(load_report_time[[:space:]]+).*/\100:00:05/' \
+        -e 's/^(execd_params[[:space:]]+).*/\1NOTIFY_KILL=TERM/' >"$dir/global"
     cp "$dir/global" "$ROOT/tmp/global" && quiet qconf -Mconf /tmp/global
     inroot qconf -ssconf | sed -E -e 's/^(schedule_interval[[:space:]]+).*/\10:0:1/' \
         -e 's/^(flush_submit_sec[[:space:]]+).*/\11/' -e 's/^(flush_finish_sec[[:space:]]+).*/\11/' \
@@ -254,10 +255,15 @@ configure() {
         # The default queue, 4 slots on this host, no load alarm (a busy 2-core host trips the default).
         inroot qconf -sq | sed -E -e 's/^(qname[[:space:]]+).*/\1all.q/' -e "s/^(hostlist[[:space:]]+).*/\1$HOST/" \
             -e 's/^(slots[[:space:]]+).*/\14/' -e 's/^(load_thresholds[[:space:]]+).*/\1NONE/' \
+            -e 's/^(notify[[:space:]]+).*/\100:00:05/' \
             -e 's/^(pe_list[[:space:]]+).*/\1smp/' -e 's/^(shell[[:space:]]+).*/\1\/bin\/bash/' -e 's/^(shell_start_mode[[:space:]]+).*/\1unix_behavior/' \
             >"$ROOT/tmp/all.q"
         quiet qconf -Aq /tmp/all.q
     fi
+    # qdel of a job submitted with -notify: TERM (execd_params NOTIFY_KILL=TERM), KILL 5 s later,
+    # as Slurm's KillWait does (execd reads execd_params when it starts).
+    [[ $(inroot qconf -sq all.q | awk '$1 == "notify" {print $2}') == 00:00:05 ]] ||
+        quiet qconf -mattr queue notify 00:00:05 all.q
     rm -rf "$dir" "$ROOT/tmp/global" "$ROOT/tmp/sched_conf" "$ROOT/tmp/$HOST" "$ROOT/tmp/smp" "$ROOT/tmp/all.q"
 }
 

@@ -123,7 +123,7 @@ def test_devices_become_qsub_options():
     wanted = submission(cores=4, memory_gb=8, walltime_s=3600, partition="long.q", held=True, port=2228)
     arguments = qsub_arguments(wanted, "/scratch", GridEngineOptions())
     assert arguments == ["-terse", "-S", "/bin/bash", "-N", "jarvice_job-1",
-                         "-o", "/scratch/jarvice_job-1.$JOB_ID.out", "-j", "y", "-pe", "smp", "4",
+                         "-o", "/scratch/jarvice_job-1.$JOB_ID.out", "-j", "y", "-notify", "-pe", "smp", "4",
                          "-l", "h_vmem=2048M,h_rt=3600", "-q", "long.q", "-h",
                          "-ac", "dssr-service-port=2228,dssr-job-number=12"]
 

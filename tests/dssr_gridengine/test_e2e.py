@@ -217,3 +217,15 @@ def test_an_interactive_job_is_found_by_its_number_with_its_host_and_port(make_c
         assert connector.interactive_endpoint(number + 1) is None
     finally:
         connector.terminate(job)
+
+
+def test_terminate_sends_term_before_kill(api):
+    """-notify with the cluster's NOTIFY_KILL=TERM: the job hears TERM and may clean up."""
+    name = unique("term")
+    job = job_of(name, api.submit(name, template("trap 'echo got-term; exit 0' TERM; echo started\n"
+                                                 "while :; do sleep 0.2; done"), bearer=KIRBY))
+    wait_until(lambda: "started" in (api.request(job, "tail").text or ""), 60, what="the job to start")
+    assert api.post("/terminate", job).json is True
+    wait_ended(api, job)
+    rc, _, (output, banner) = exitstatus(api, job)
+    assert (rc, "CANCELLED" in banner, "got-term" in output.split()) == (-15, True, True), (output, banner)

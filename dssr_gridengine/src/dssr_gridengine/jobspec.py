@@ -12,6 +12,8 @@ refusal with a sentence where Grid Engine (or this site) has no equivalent.
 - partition: the queue, ``-q <queue>``
 - licenses and ``sbatch_`` devices: refused (they are Slurm's words)
 - held: ``-h``; an interactive job's service port and job number: the job context (``-ac``)
+- always ``-notify``: ``qdel`` then sends the execd's notify signal first (TERM where the site sets
+  ``execd_params NOTIFY_KILL=TERM``) and KILL after the queue's ``notify`` time
 """
 
 import re
@@ -48,7 +50,7 @@ def qsub_arguments(submission: Submission, scratch_dir: str, options: GridEngine
         raise InvalidRequest(f"The partition {facts.partition!r:.40} is not a Grid Engine queue name.")
     output = files_prefix(scratch_dir, submission.name) + ".$JOB_ID.out"
     arguments = ["-terse", "-S", "/bin/bash", "-N", scheduler_job_name(submission.name),
-                 "-o", output, "-j", "y"]
+                 "-o", output, "-j", "y", "-notify"]
     if facts.cores > 1:
         arguments += ["-pe", options.parallel_environment, str(facts.cores)]
     resources = []
