@@ -37,8 +37,8 @@ CLUSTER_HINTS = (("JARVICE_SLURM_CLUSTER_ADDR", "slurm-cli"), ("JARVICE_SLURMRES
 _LEGACY_MODULE = re.compile(r"^(?:connectors|executors)\.([A-Za-z0-9_-]+)\.(?:connector|executor)$")
 
 CONNECTOR = Setting(
-    "JARVICE_BAREMETAL_CONNECTOR", "the connector, by name (`dummy`, `slurm-cli`, `slurmrestd`, or a "
-    "third party's; the older `connectors.<name>.connector` too); `--connector`",
+    "JARVICE_BAREMETAL_CONNECTOR", "the connector, by name (`dummy`, `slurm-cli`, `slurmrestd`, "
+    "`gridengine`, or a third party's; the older `connectors.<name>.connector` too); `--connector`",
     default_text="`slurm-cli` or `slurmrestd` when a Slurm setting is set, else `dummy`")
 SLURM_CLIENT = Setting(
     "JARVICE_SLURM_CLIENT", "the chart's choice of connector when none is named: `ssh_client` is "
