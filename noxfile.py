@@ -37,7 +37,8 @@ def lint(session):
 @nox.session
 def bench(session):
     """Print figures: the API against a bare Falcon app, bearer checks, logging, memory under 8 MB
-    bodies, Slurm, Grid Engine beside slurm-cli, the proxy of interactive jobs."""
+    bodies, Slurm, Grid Engine beside slurm-cli, the proxy of interactive jobs, a job in a real
+    container (26.05)."""
     session.install(*LOCAL_DISTRIBUTIONS, "websockets>=13")
     session.run("python", "bench/bench_api.py", *session.posargs)
     session.run("python", "bench/bench_bearer.py")
@@ -48,3 +49,6 @@ def bench(session):
     session.run("python", "bench/bench_gridengine.py")  # brings its Grid Engine cluster up itself
     session.run("python", "bench/bench_slurmrestd.py")
     session.run("python", "bench/bench_proxy.py", "--slurm")
+    # Real containers: Apptainer runs on the 26.05 cluster only.
+    session.run("bash", CLUSTER, "up", external=True, env={"DSSR_CLUSTER_SLURM": "26.05"})
+    session.run("python", "bench/bench_containers.py", env={"DSSR_CLUSTER_SLURM": "26.05"})

@@ -7,13 +7,15 @@
 #   cluster.sh env      print `export` lines that point DSSR at this cluster:
 #                         eval "$(tests/cluster/cluster.sh env)"
 #   cluster.sh stop-sshd|start-sshd|stop-slurmctld|start-slurmctld|stop-slurmrestd|start-slurmrestd
-#   cluster.sh stop-slurmdbd|start-slurmdbd|stop-mariadb|start-mariadb
+#   cluster.sh stop-slurmdbd|start-slurmdbd|stop-mariadb|start-mariadb|stop-registry|start-registry
 #
 # DSSR_CLUSTER_SCHEDULER=gridengine runs tests/cluster/gridengine.sh instead (Grid Engine).
 # DSSR_CLUSTER_SLURM picks the Slurm version: 22.05 (default) runs the host's Debian 12
 # packages; 24.11 (Debian trixie) and 26.05 (Debian sid) run in a chroot that mmdebstrap
 # builds from Debian's packages and that stays in DSSR_CLUSTER_ROOT, on ports of their own, so
 # all three can run at once. Give every command the same DSSR_CLUSTER_* settings.
+# 26.05's node runs real Apptainer (its slurmd in a pivot_root mount namespace); every cluster
+# has a local OCI registry with TLS and basic auth (DSSR_CLUSTER_REGISTRY* in `env`).
 #
 # State lives in DSSR_CLUSTER_DIR (default /var/lib/dssr-test-cluster, or ...-24.11/-26.05).
 # Outside it, `up` writes {slurm,slurmdbd}.conf in /etc/slurm (of the chroot for 24.11/26.05)
@@ -35,11 +37,11 @@ esac
 
 SLURM_VERSION=${DSSR_CLUSTER_SLURM:-22.05}
 case $SLURM_VERSION in
-    # suite (empty: the host's packages), then default ports: ssh, slurmrestd, MariaDB, and the
-    # first of slurmctld/slurmd/slurmdbd (empty: Slurm's defaults, 6817-6819)
-    22.05) defaults=('' 22022 6820 13306 '') ;;
-    24.11) defaults=(trixie 22024 6824 13324 16817) ;;
-    26.05) defaults=(sid 22026 6826 13326 26817) ;;
+    # suite (empty: the host's packages), then default ports: ssh, slurmrestd, MariaDB, the
+    # first of slurmctld/slurmd/slurmdbd (empty: Slurm's defaults, 6817-6819), the registry
+    22.05) defaults=('' 22022 6820 13306 '' 15022) ;;
+    24.11) defaults=(trixie 22024 6824 13324 16817 15024) ;;
+    26.05) defaults=(sid 22026 6826 13326 26817 15026) ;;
     *) die "DSSR_CLUSTER_SLURM=$SLURM_VERSION: choose 22.05, 24.11 or 26.05" ;;
 esac
 SUITE=${defaults[0]}
@@ -54,6 +56,10 @@ SSH_PORT=${DSSR_CLUSTER_SSH_PORT:-${defaults[1]}}
 REST_PORT=${DSSR_CLUSTER_REST_PORT:-${defaults[2]}}
 DB_PORT=${DSSR_CLUSTER_DB_PORT:-${defaults[3]}}
 CTLD_PORT=${DSSR_CLUSTER_SLURMCTLD_PORT:-${defaults[4]}}
+REGISTRY_PORT=${DSSR_CLUSTER_REGISTRY_PORT:-${defaults[5]}}
+# Real Apptainer on the node (Debian sid packages it; Debian 12 and trixie do not): slurmd runs
+# in a pivot_root mount namespace, since Apptainer refuses a chroot.
+APPTAINER=$( [[ $SLURM_VERSION == 26.05 ]] && echo 1 || echo '')
 CLUSTER=dssr
 LOGIN_USERS=(jarvice kirby mario)
 MAPPED_USERS=(kirby mario)
@@ -74,19 +80,25 @@ ID_MAPPING=$STATE/users_id_mapping_configuration.yaml
 SSHD_CONFIG=$STATE/sshd/sshd_config
 DB_SOCKET=$STATE/mysql/mysqld.sock
 SSH_PATH=$BIN:/usr/local/bin:/usr/bin:/bin
+# The local OCI registry (Debian's docker-registry on the host): TLS from a CA of its own,
+# htpasswd (bcrypt) basic auth.
+REGISTRY=$STATE/registry
+REGISTRY_CA=$REGISTRY/ca.pem
+REGISTRY_USER=dssr
 SLURM_BIN=/usr/bin      # root's Slurm commands for this cluster, from the host
 
 # name -> executable, in start order
 declare -A EXE=([munged]=/usr/sbin/munged [mariadbd]=/usr/sbin/mariadbd
                 [slurmdbd]=/usr/sbin/slurmdbd [slurmctld]=/usr/sbin/slurmctld
-                [slurmd]=/usr/sbin/slurmd [slurmrestd]=/usr/sbin/slurmrestd [sshd]=/usr/sbin/sshd)
-DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd slurmrestd sshd)
+                [slurmd]=/usr/sbin/slurmd [slurmrestd]=/usr/sbin/slurmrestd [sshd]=/usr/sbin/sshd
+                [registry]=/usr/bin/docker-registry)
+DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd slurmrestd sshd registry)
 
 if [[ -z $ROOT ]]; then
     REST_PLUGINS=openapi/v0.0.38,openapi/dbv0.0.38
     REST_PING=v0.0.38
     PACKAGES=(slurm-wlm slurmrestd slurm-wlm-jwt-plugin slurmdbd slurm-wlm-mysql-plugin munge
-              openssh-server mariadb-server shellcheck)
+              openssh-server mariadb-server shellcheck docker-registry apache2-utils openssl curl)
     IN=()
 else
     # 23.02 and later serve every data parser they have through these two plugins.
@@ -94,9 +106,13 @@ else
     REST_PING=$( [[ $SLURM_VERSION == 24.11 ]] && echo v0.0.42 || echo v0.0.45)
     # On the host: mmdebstrap builds the chroot, MariaDB (the host's) serves its accounting,
     # ssh and curl check it from outside.
-    PACKAGES=(mmdebstrap mariadb-server openssh-client curl)
+    PACKAGES=(mmdebstrap mariadb-server openssh-client curl docker-registry apache2-utils openssl)
     ROOT_PACKAGES=(slurm-wlm slurmrestd slurm-wlm-jwt-plugin slurmdbd slurm-wlm-mysql-plugin munge
-                   openssh-server python3)
+                   openssh-server python3 ca-certificates)
+    # Apptainer and what it needs as a user: squashfuse mounts a SIF, fuse2fs an ext3 overlay,
+    # e2fsprogs makes one (`overlay create`).
+    [[ -z $APPTAINER ]] ||
+        ROOT_PACKAGES+=(apptainer squashfs-tools squashfuse fuse2fs fuse-overlayfs e2fsprogs)
     # A PATH of its own: a caller's PATH may hold DSSR_CLUSTER_SLURM_BIN, which the chroot sees too.
     ROOT_ENV=(/usr/bin/env PATH=/usr/sbin:/usr/bin:/sbin:/bin)
     IN=(chroot "$ROOT" "${ROOT_ENV[@]}")
@@ -142,8 +158,17 @@ put() {
 
 # ---------------------------------------------------------------- daemons
 
-running() { [[ -e ${EXE[$1]} ]] && start-stop-daemon --status --pidfile "$RUN/$1.pid" --exec "${EXE[$1]}"; }
 pid_of() { cat "$RUN/$1.pid" 2>/dev/null || true; }
+
+# Whether the pid file names a process of NAME's executable, compared by device and inode: a
+# daemon in a pivot_root namespace (slurmd on 26.05) shows /usr/sbin/slurmd as its path, which
+# outside is the host's file, so start-stop-daemon's --exec cannot tell.
+running() {
+    local pid
+    pid=$(pid_of "$1")
+    [[ -n $pid && -e ${EXE[$1]} ]] &&
+        [[ $(stat -L -c %d:%i "/proc/$pid/exe" 2>/dev/null) == "$(stat -L -c %d:%i "${EXE[$1]}")" ]]
+}
 
 # launch NAME USER ARGS...: start NAME as USER (root if empty) in the background unless it runs
 launch() {
@@ -153,7 +178,13 @@ launch() {
         log "  $name already running (pid $(pid_of "$name"))"
         return 0
     fi
-    if [[ -n $ROOT && $name != mariadbd ]]; then
+    if [[ $name == slurmd && -n $APPTAINER ]]; then
+        # Apptainer aborts in a chroot ("weak chrooted environment"); in a mount namespace whose
+        # root is the cluster's root (pivot_root) it runs, and every job inherits it from slurmd.
+        # unshare and sh exec in the same process, so the pid file names slurmd.
+        how=(--startas /usr/bin/unshare -- --mount --propagation private /bin/sh -c "$PIVOT_ROOT"
+             sh "$ROOT" "${ROOT_ENV[@]}" "/usr/sbin/$name")
+    elif [[ -n $ROOT && $name != mariadbd && $name != registry ]]; then
         # chroot execs the daemon in the same process, so the pid file names the daemon.
         # (/usr/sbin/slurmctld, not the file it links to: Slurm tells its daemons apart by name.)
         how=(--startas /usr/sbin/chroot -- ${user:+"--userspec=$(owner "$user")"} "$ROOT"
@@ -165,11 +196,20 @@ launch() {
         --output "$LOG/$name.log" --exec "${EXE[$name]}" "${how[@]}" "$@"
 }
 
+# PIVOT_ROOT ROOT CMD...: run CMD with ROOT as the root of this (new) mount namespace
+# shellcheck disable=SC2016 # expands in that sh
+PIVOT_ROOT='set -e; root=$1; shift
+mount --rbind "$root" "$root"; cd "$root"
+mount -t proc proc proc; mount --rbind /sys sys; mount --rbind /dev dev
+pivot_root . .oldroot; umount -l /.oldroot; cd /
+exec "$@"'
+
 halt() {
     local name=$1
-    [[ -e ${EXE[$name]} ]] || return 0
-    start-stop-daemon --stop --quiet --oknodo --retry TERM/20/KILL/5 --remove-pidfile \
-        --pidfile "$RUN/$name.pid" --exec "${EXE[$name]}"
+    if running "$name"; then
+        start-stop-daemon --stop --quiet --oknodo --retry TERM/20/KILL/5 --pid "$(pid_of "$name")"
+    fi
+    rm -f "$RUN/$name.pid"
 }
 
 start_munged() {
@@ -247,6 +287,18 @@ start_sshd() {
     inroot install -d -m 0755 /run/sshd
     launch sshd '' -D -e -f "$SSHD_CONFIG"
     wait_for "ssh login" 30 ssh_as jarvice true
+}
+
+registry_password() { cat "$REGISTRY/password"; }
+
+registry_ping() {
+    curl -sf --max-time 5 --cacert "$REGISTRY_CA" -u "$REGISTRY_USER:$(registry_password)" \
+        "https://127.0.0.1:$REGISTRY_PORT/v2/" >/dev/null
+}
+
+start_registry() {
+    launch registry '' serve "$REGISTRY/config.yml"
+    wait_for "the registry" 30 registry_ping
 }
 
 # ---------------------------------------------------------------- setup
@@ -413,11 +465,84 @@ make_secrets() {
         (umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$OIDC_KEY.new" 2>/dev/null)
         mv "$OIDC_KEY.new" "$OIDC_KEY"
     fi
+    registry_secrets
     [[ -f $STATE/sshd/ssh_host_ed25519_key ]] ||
         ssh-keygen -q -t ed25519 -N '' -C dssr-test-cluster -f "$STATE/sshd/ssh_host_ed25519_key"
     for u in "${LOGIN_USERS[@]}"; do
         [[ -f $KEYS/$u ]] || ssh-keygen -q -t ed25519 -N '' -C "$u@dssr-test-cluster" -f "$KEYS/$u"
     done
+}
+
+# The registry's CA (DSSR_CLUSTER_REGISTRY_CA), its server certificate for 127.0.0.1 and
+# localhost, and one user with a generated password in an htpasswd file (bcrypt).
+registry_secrets() {
+    install -d -m 0700 "$REGISTRY"
+    [[ -s $REGISTRY/password ]] || (umask 077 && head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$REGISTRY/password")
+    if [[ ! -s $REGISTRY/htpasswd ]]; then
+        (umask 077 && htpasswd -iBn "$REGISTRY_USER" <"$REGISTRY/password" >"$REGISTRY/htpasswd.new" 2>/dev/null)
+        mv "$REGISTRY/htpasswd.new" "$REGISTRY/htpasswd"
+    fi
+    if [[ ! -s $REGISTRY_CA ]]; then
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=DSSR test cluster registry CA" \
+            -keyout "$REGISTRY/ca.key" -out "$REGISTRY_CA.new" 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout "$REGISTRY/server.key" \
+            -out "$REGISTRY/server.csr" 2>/dev/null
+        openssl x509 -req -in "$REGISTRY/server.csr" -CA "$REGISTRY_CA.new" -CAkey "$REGISTRY/ca.key" \
+            -CAcreateserial -days 3650 -out "$REGISTRY/server.pem" \
+            -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n') 2>/dev/null
+        rm -f "$REGISTRY/server.csr"
+        chmod 0644 "$REGISTRY_CA.new"
+        mv "$REGISTRY_CA.new" "$REGISTRY_CA"
+    fi
+    chmod 0755 "$REGISTRY"
+}
+
+registry_conf() {
+    cat <<EOF
+# Written by tests/cluster/cluster.sh (DSSR test cluster)
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $REGISTRY/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$REGISTRY_PORT
+  tls:
+    certificate: $REGISTRY/server.pem
+    key: $REGISTRY/server.key
+auth:
+  htpasswd:
+    realm: dssr-test-cluster
+    path: $REGISTRY/htpasswd
+EOF
+}
+
+# The registry's CA, trusted in the cluster's root (the chroot's store; 22.05's root is the
+# host, whose store is left alone: its jobs run the double, which pulls nothing).
+trust_registry() {
+    [[ -n $ROOT ]] || return 0
+    local crt=$ROOT/usr/local/share/ca-certificates/dssr-test-cluster-registry.crt
+    if ! cmp -s "$REGISTRY_CA" "$crt"; then
+        install -D -m 0644 "$REGISTRY_CA" "$crt"
+        inroot update-ca-certificates >/dev/null 2>&1
+    fi
+}
+
+# What Apptainer needs of the node as a user: /dev/fuse for squashfuse and fuse2fs (0600 root
+# here), /etc/hosts and /etc/localtime as files to bind, and no test double on the PATH.
+apptainer_node() {
+    [[ -n $APPTAINER ]] || return 0
+    [[ -c /dev/fuse ]] || die "no /dev/fuse: Apptainer needs FUSE to run images as a user (modprobe fuse)"
+    chmod 0666 /dev/fuse
+    install -d -m 0755 "$ROOT/.oldroot"
+    chmod 1777 "$ROOT/tmp"
+    if [[ -L $ROOT/etc/localtime || ! -f $ROOT/etc/localtime ]]; then
+        cp --remove-destination -L /etc/localtime "$ROOT/etc/localtime"
+    fi
+    rm -f "$BIN/singularity"
 }
 
 # The public half of OIDC_KEY as Slurm's jwks= reads it (RS256, kid, n and e in base64url); the kid
@@ -539,6 +664,9 @@ write_configs() {
         done
     fi
     if sshd_conf | put root 0644 "$SSHD_CONFIG"; then SSHD_CHANGED=1; fi
+    if registry_conf | put root 0644 "$REGISTRY/config.yml" && running registry; then
+        log "  config changed: stopping the registry" && halt registry
+    fi
     inroot install -d -m 0755 /run/sshd
     inroot /usr/sbin/sshd -t -f "$SSHD_CONFIG"
     id_mapping | put root 0600 "$ID_MAPPING" || true
@@ -557,6 +685,8 @@ restart_changed() {
             log "  config changed: stopping $d" && halt "$d"
         elif [[ $d != slurmrestd ]] && reads_etc_slurm "$d"; then
             log "  $d reads /etc/slurm, not $DAEMON_ETC: stopping it" && halt "$d"
+        elif [[ $d == slurmd && -n $APPTAINER && $(readlink "/proc/$(pid_of slurmd)/root") != / ]]; then
+            log "  slurmd runs in a chroot, where Apptainer refuses to run: stopping it" && halt slurmd
         fi
     done
     if ((SSHD_CHANGED)) && running sshd; then log "  config changed: stopping sshd" && stop_sshd; fi
@@ -599,7 +729,7 @@ up() {
     timed "packages" install_packages
     if [[ -n $ROOT ]]; then
         timed "chroot (Debian $SUITE)" build_root
-        timed "users, keys, config" eval 'ensure_users; make_dirs; mount_root; ensure_root_users; slurm_wrappers; make_secrets; write_configs; restart_changed'
+        timed "users, keys, config" eval 'ensure_users; make_dirs; mount_root; ensure_root_users; slurm_wrappers; make_secrets; write_configs; trust_registry; apptainer_node; restart_changed'
     else
         timed "users, keys, config" eval 'ensure_users; make_dirs; make_secrets; write_configs; restart_changed'
     fi
@@ -611,11 +741,14 @@ up() {
     timed "slurmd (node idle)" start_slurmd
     timed "slurmrestd" start_slurmrestd
     timed "sshd" start_sshd
+    timed "registry" start_registry
     timed "checks (ssh PATH, sacct)" check_logins
     local us=$(( $(usec) - t0 ))
     log "cluster up in $((us / 1000000)).$((us / 100000 % 10))s: Slurm $(inroot sinfo -V | cut -d' ' -f2)"
     log "  ssh        jarvice|kirby|mario@127.0.0.1 -p $SSH_PORT (keys in $KEYS)"
     log "  slurmrestd http://127.0.0.1:$REST_PORT ($REST_PLUGINS)"
+    log "  registry   https://127.0.0.1:$REGISTRY_PORT (user $REGISTRY_USER, CA $REGISTRY_CA)"
+    [[ -z $APPTAINER ]] || log "  containers $(inroot apptainer --version) on the node (slurmd in a pivot_root namespace)"
     log "  node       $(inroot sinfo -h -N -n localhost -o '%N %T cpus=%c mem=%m' | head -n1)," \
         "partitions $(inroot sinfo -h -o %P | paste -sd' ')"
     log "  env        eval \"\$($0 env)\""
@@ -676,6 +809,11 @@ DSSR_CLUSTER_DIR $STATE
 DSSR_CLUSTER_BIN $BIN
 DSSR_CLUSTER_SLURM $SLURM_VERSION
 DSSR_CLUSTER_SLURM_BIN $SLURM_BIN
+DSSR_CLUSTER_REGISTRY 127.0.0.1:$REGISTRY_PORT
+DSSR_CLUSTER_REGISTRY_USER $REGISTRY_USER
+DSSR_CLUSTER_REGISTRY_PASSWORD $(registry_password)
+DSSR_CLUSTER_REGISTRY_CA $REGISTRY_CA
+DSSR_CLUSTER_APPTAINER ${APPTAINER:-0}
 EOF
 }
 
@@ -693,6 +831,8 @@ case ${1:-} in
     stop-slurmdbd) halt slurmdbd ;;
     start-slurmdbd) start_slurmdbd ;;
     stop-mariadb) halt mariadbd ;;
+    stop-registry) halt registry ;;
+    start-registry) start_registry ;;
     start-mariadb) restart_mariadbd ;;
     *) die "usage: $0 up|down|status|env|stop-{sshd,slurmctld,slurmrestd,slurmdbd,mariadb}|start-{...}" ;;
 esac

@@ -56,7 +56,8 @@ def test_a_job_that_succeeds_prints_the_marker(run_job, double_log):
     assert result.stdout.splitlines()[-1] == "JARVICE_CMD_SUCCESS"
     assert (run_job.scratch / "out.txt").read_text() == \
         f"cores=2 port=2228 in={run_job.scratch}\n"
-    assert list(run_job.tmp.iterdir()) == []                 # the work directory is removed
+    # the work directory is removed; the image cache stays, with the lock of its pulls
+    assert [path.name for path in run_job.tmp.iterdir()] == ["singularity-cache-alice"]
 
     init_pull, app_pull = calls(double_log, "pull")
     assert init_pull["argv"][0] == "-s" and init_pull["argv"][-1] == INIT_IMAGE
@@ -140,7 +141,7 @@ def test_a_failing_command_fails_the_job_without_the_marker(run_job, double_log)
     assert "about to fail" in result.stdout
     assert "JARVICE_CMD_SUCCESS" not in result.stdout
     assert "JARVICE_CMD exited with code 7" in result.stderr
-    assert list(run_job.tmp.iterdir()) == []
+    assert [path.name for path in run_job.tmp.iterdir()] == ["singularity-cache-alice"]
 
 
 def test_a_failing_pull_stops_the_job_before_it_runs(run_job, double_log):

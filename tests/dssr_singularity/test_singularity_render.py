@@ -236,3 +236,48 @@ def test_the_report_shows_the_settings(executor_for):
     assert report["app images"] == "JOBOBJ_REPO, through localhost:5001 for nvcr.io"
     assert report["interactive jobs"] == "refused"
     assert report["init image credentials"] == "not set"
+
+
+def rules_env(render, tmp_path, files: dict[str, str], gpus: str = "0", home: bool = True) -> dict[str, str]:
+    """Run the block with these files in $HOME (or no $HOME); what the job then exports."""
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    job, _ = render(JOBOBJ_GPUS=gpus)
+    script = tmp_path / "block.sh"
+    script.write_text(block_of(job.script) + "env\n")
+    env = {"PATH": "/usr/bin:/bin", **({"HOME": str(tmp_path)} if home else {})}
+    out = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, check=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def test_the_users_custom_env_is_sourced_and_no_nv_without_a_cuda_env(render, tmp_path):
+    env = rules_env(render, tmp_path, {".jarvice_custom_env": "export MINE=custom\n"})
+    assert env["MINE"] == "custom"
+    assert "APPTAINER_NV" not in env and "SINGULARITY_NV" not in env
+
+
+def test_a_cuda_env_is_sourced_and_turns_nv_on_for_apptainer_and_singularity(render, tmp_path):
+    env = rules_env(render, tmp_path, {".jarvice_cuda_env": "export CUDA_HOME=/opt/cuda\n"})
+    assert (env["CUDA_HOME"], env["APPTAINER_NV"], env["SINGULARITY_NV"]) == ("/opt/cuda", "1", "1")
+
+
+def test_a_gpu_job_runs_with_nv_without_a_cuda_env(render, tmp_path):
+    env = rules_env(render, tmp_path, {}, gpus="2")
+    assert (env["APPTAINER_NV"], env["SINGULARITY_NV"]) == ("1", "1")
+
+
+def test_without_home_the_rules_look_in_the_users_home_from_the_user_database(render, tmp_path):
+    home = subprocess.run(["sh", "-c", 'getent passwd "$(id -u)" | cut -d: -f6'], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    job, _ = render()
+    script = tmp_path / "block.sh"
+    script.write_text(block_of(job.script) + 'echo "home=$jarvice_home"\n')
+    out = subprocess.run(["bash", str(script)], env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == f"home={home}" and home
+
+
+def test_the_rules_leave_upstreams_singularity_lines_as_they_are(render):
+    job, _ = render(JOBOBJ_GPUS="1")
+    assert 'singularity "$SV_FLAG" exec "${writable[@]}" "${binds[@]}"' in job.script
+    assert "--nv" not in job.script.replace("with --nv", "")

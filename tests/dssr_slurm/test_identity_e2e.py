@@ -14,8 +14,8 @@ tests/cluster/cluster.sh).
   from ``JARVICE_KEYCLOAK_TOKEN_URL``) and reaches no cluster;
 - the provider stopped: 503 that says so; started again: DSSR answers again.
 
-Added to the chart's environment: the job PATH that finds the singularity TEST DOUBLE (Singularity
-is not packaged for Debian 12), as test_singularity_on_slurm.py does.
+Added to the chart's environment: the job PATH that finds the singularity TEST DOUBLE (the tests
+are about identity, not containers; tests/dssr_slurm/test_containers.py runs real ones on 26.05).
 """
 
 import json
@@ -73,7 +73,15 @@ def provider(cluster_env, oidc_provider_factory):
 
 @pytest.fixture(scope="module")
 def double(cluster_env):
-    shutil.copy(DOUBLE, Path(cluster_env["DSSR_CLUSTER_BIN"]) / "singularity")
+    """The double in a directory of its own that only these tests' jobs have on their PATH: the
+    26.05 cluster runs real Apptainer, and the container tests there must not meet the double."""
+    directory = double_bin(cluster_env)
+    directory.mkdir(mode=0o755, exist_ok=True)
+    shutil.copy(DOUBLE, directory / "singularity")
+
+
+def double_bin(cluster_env) -> Path:
+    return Path(cluster_env["DSSR_CLUSTER_DIR"]) / "double-bin"
 
 
 def chart_env(cluster_env, provider, **values) -> dict[str, str]:
@@ -83,7 +91,7 @@ def chart_env(cluster_env, provider, **values) -> dict[str, str]:
         JARVICE_SLURMRESTD_URL=f"http://127.0.0.1:{cluster_env['JARVICE_SLURMRESTD_PORT']}",
         JARVICE_KEYCLOAK_TOKEN_URL=provider.token_url,
         JARVICE_KEYCLOAK_CLIENT_SECRET=provider.secrets[SERVICE_CLIENT],
-        JARVICE_SLURMRESTD_JOB_PATH=f"{cluster_env['DSSR_CLUSTER_BIN']}:/usr/local/bin:/usr/bin:/bin",
+        JARVICE_SLURMRESTD_JOB_PATH=f"{double_bin(cluster_env)}:/usr/local/bin:/usr/bin:/bin",
         **values)
 
 

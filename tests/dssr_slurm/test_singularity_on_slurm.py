@@ -1,7 +1,7 @@
 """A full upstream-like Singularity job through DSSR's HTTP API on the real Slurm cluster:
 slurm-cli submits it as the mapped user, Slurm runs it under srun, and the singularity TEST
-DOUBLE (first on the cluster's PATH; Singularity is not packaged for Debian 12) logs what
-the job asked of it."""
+DOUBLE (first on the cluster's PATH; Apptainer is not packaged for Debian 12 or trixie) logs what
+the job asked of it. On 22.05 and 24.11 only: 26.05 runs real Apptainer (test_containers.py)."""
 
 import json
 import pwd
@@ -16,7 +16,7 @@ from dssr_core.testing.plugin import DssrServer
 from dssr_singularity.credentials import b64
 from dssr_singularity.executor import SingularityExecutor
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.slurm_versions("22.05", "24.11")]
 DOUBLE = Path(__file__).resolve().parents[1] / "doubles" / "singularity"
 APP = "nvcr.io/nvidia/pytorch:23.10-py3"
 INIT_PASSWORD = "init-secret-on-slurm"

@@ -274,7 +274,7 @@ class SingularityExecutor(Executor):
         log.info("job %s/%s: app image %s (credentials: %s), init image %s, %s",
                  request.name, request.number, app.url, credentials.source, init.url,
                  f"overlay {overlay} MB" if overlay else "writable tmpfs")
-        block = self.parameters(app, init, credentials, overlay, raw.get("JARVICE_CMD", ""))
+        block = self.parameters(app, init, credentials, overlay, raw.get("JARVICE_CMD", ""), gpus=facts.gpus)
         script = render_template(request.template, block)
         return RenderedJob(script=script, facts=facts, success_marker=SUCCESS_MARKER,
                            service_port=self.config.service_port if facts.interactive else None)
@@ -309,8 +309,9 @@ class SingularityExecutor(Executor):
         return repo
 
     def parameters(self, app: ImageRef, init: ImageRef, credentials: Credentials,
-                   overlay: int, command: str) -> str:
-        """The export block: exactly the Singularity block of the legacy API."""
+                   overlay: int, command: str, gpus: int = 0) -> str:
+        """The export block: exactly the Singularity block of the legacy API, then JARVICE's
+        container rules (a GPU job, ``gpus`` > 0, runs with ``--nv`` too)."""
         config = self.config
         username, password = credentials.exports()
         before = export_lines({
@@ -338,7 +339,7 @@ class SingularityExecutor(Executor):
             "SCNO_PROXY": config.no_proxy,
         })
         return (f"# --- DSSR singularity executor parameters ---\n{before}\n"
-                f'export JOB_LOCAL_USER="$USER"\n{after}\n'
+                f'export JOB_LOCAL_USER="$USER"\n{after}\n{container_rules(gpus)}'
                 "# --- end of DSSR singularity executor parameters ---")
 
     def redact(self, script: str) -> str:
@@ -394,6 +395,25 @@ class SingularityExecutor(Executor):
             ("https proxy", _masked_url(config.https_proxy) or "none"),
             ("no proxy", config.no_proxy or "none"),
         ]
+
+
+def container_rules(gpus: int) -> str:
+    """JARVICE's container rules (the chart's SlurmScheduler.md), run before upstream's own lines:
+    the user's ``$HOME/.jarvice_custom_env``; ``$HOME/.jarvice_cuda_env``, and ``--nv`` with it or
+    for a GPU job, given through the environment (Apptainer reads APPTAINER_NV, SingularityCE
+    SINGULARITY_NV) so that upstream's ``singularity`` command lines stay as they are."""
+    return (
+        "# JARVICE: the user's environment, and the GPU one with --nv (APPTAINER_NV, SINGULARITY_NV);\n"
+        "# $HOME from the user database when the job has none (slurmrestd passes only PATH)\n"
+        'jarvice_home="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"\n'
+        f"jarvice_nv={'1' if gpus > 0 else ''}\n"
+        "# shellcheck source=/dev/null\n"
+        'if [ -f "$jarvice_home/.jarvice_custom_env" ]; then . "$jarvice_home/.jarvice_custom_env"; fi\n'
+        "# shellcheck source=/dev/null\n"
+        'if [ -f "$jarvice_home/.jarvice_cuda_env" ]; then . "$jarvice_home/.jarvice_cuda_env"; '
+        "jarvice_nv=1; fi\n"
+        'if [ -n "$jarvice_nv" ]; then export APPTAINER_NV=1 SINGULARITY_NV=1; fi\n'
+    )
 
 
 def _appdefversion(raw: dict[str, str]) -> int:

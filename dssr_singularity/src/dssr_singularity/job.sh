@@ -40,8 +40,11 @@ trap 'exit 130' INT
 cache="${tmp_root:-/tmp}/singularity-cache-${JOB_LOCAL_USER:-$(id -un)}"
 export SINGULARITY_TMPDIR="$work" APPTAINER_TMPDIR="$work"
 export SINGULARITY_CACHEDIR="$cache" APPTAINER_CACHEDIR="$cache"
+mkdir -p "$cache" || fail "cannot create the image cache $cache"
 
-# pull SIF URL BASE64_USER BASE64_PASSWORD: the credentials reach only this one command.
+# pull SIF URL BASE64_USER BASE64_PASSWORD: the credentials reach only this one command. One pull
+# at a time per cache: Apptainer's cache is not safe for concurrent pulls (two jobs of a user
+# starting together on a node fail with "unexpected end of JSON input").
 pull() {
     local user password
     user=$(printf '%s' "$3" | base64 -d) || return 1
@@ -49,9 +52,9 @@ pull() {
     if [ -n "$user" ]; then
         SINGULARITY_DOCKER_USERNAME="$user" SINGULARITY_DOCKER_PASSWORD="$password" \
         APPTAINER_DOCKER_USERNAME="$user" APPTAINER_DOCKER_PASSWORD="$password" \
-            singularity "$SV_FLAG" pull --force "$1" "$2"
+            flock "$cache/.dssr-pull.lock" singularity "$SV_FLAG" pull --force "$1" "$2"
     else
-        singularity "$SV_FLAG" pull --force "$1" "$2"
+        flock "$cache/.dssr-pull.lock" singularity "$SV_FLAG" pull --force "$1" "$2"
     fi
 }
 
