@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import jwt
 import pytest
-from conftest import in_root
+from gridengine_helpers import in_root
 
 from dssr_core.models import JobFacts, JobRef, Submission
 from dssr_core.testing import wait_until

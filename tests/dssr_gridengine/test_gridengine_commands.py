@@ -6,10 +6,6 @@ import os
 import subprocess
 
 import pytest
-from dssr_gridengine.jobscript import batch_script
-from dssr_gridengine.jobspec import qsub_arguments
-from dssr_gridengine.settings import GridEngineOptions
-from dssr_gridengine.states import ended_state, live_state
 
 from dssr_core.errors import ClusterUnavailable, InvalidRequest, SchedulerRejected
 from dssr_core.models import JobFacts, JobRef, Submission
@@ -17,6 +13,10 @@ from dssr_core.plugins import make_registry
 from dssr_core.remote.jobs import matching
 from dssr_core.remote.ssh import CommandResult
 from dssr_gridengine import commands
+from dssr_gridengine.jobscript import batch_script
+from dssr_gridengine.jobspec import qsub_arguments
+from dssr_gridengine.settings import GridEngineOptions
+from dssr_gridengine.states import ended_state, live_state
 
 QSTAT = """2026-12-07T13:20:10
 --dssr--
