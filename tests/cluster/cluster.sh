@@ -773,14 +773,7 @@ down() {
 }
 
 status() {
-    local d
-    for d in "${DAEMONS[@]}"; do
-        if running "$d"; then
-            printf '%-11s running (pid %s)\n' "$d" "$(pid_of "$d")"
-        else
-            printf '%-11s stopped\n' "$d"
-        fi
-    done
+    daemons_status
     if running slurmctld; then
         inroot sinfo
         inroot squeue -a

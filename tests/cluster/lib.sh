@@ -99,3 +99,15 @@ SetEnv $3
 Subsystem sftp internal-sftp
 EOF
 }
+
+# daemons_status: each of DAEMONS running (with its pid) or stopped
+daemons_status() {
+    local d
+    for d in "${DAEMONS[@]}"; do
+        if running "$d"; then
+            printf '%-11s running (pid %s)\n' "$d" "$(pid_of "$d")"
+        else
+            printf '%-11s stopped\n' "$d"
+        fi
+    done
+}
