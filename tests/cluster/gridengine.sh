@@ -22,6 +22,9 @@ SSH_PORT=${DSSR_CLUSTER_SSH_PORT:-22030}
 QMASTER_PORT=${DSSR_CLUSTER_QMASTER_PORT:-6444}
 EXECD_PORT=$((QMASTER_PORT + 1))
 SUITE=bookworm
+#: In the root: Grid Engine, the login node's sshd, flock (util-linux), python3 for the tests' web
+#: service of an interactive job.
+ROOT_PACKAGES=(gridengine-master gridengine-exec gridengine-client openssh-server util-linux python3)
 SGE_ROOT=/var/lib/gridengine
 LOGIN_USERS=(jarvice kirby mario)
 MAPPED_USERS=(kirby mario)
@@ -87,7 +90,7 @@ build_root() {
         --essential-hook='printf "#!/bin/sh\nexit 101\n" >"$1/usr/sbin/policy-rc.d" && chmod 0755 "$1/usr/sbin/policy-rc.d"' \
         --essential-hook="printf '127.0.0.1 %s localhost\n' '$HOST' >\"\$1/etc/hosts\"" \
         --essential-hook="printf '%s\n' '$preseed' | chroot \"\$1\" debconf-set-selections" \
-        --include=gridengine-master,gridengine-exec,gridengine-client,openssh-server,util-linux \
+        --include="$(IFS=, && echo "${ROOT_PACKAGES[*]}")" \
         "$SUITE" "$new" "$(debian_mirror)" >"$out" 2>&1 || rc=$?
     if ((rc)); then
         tail -n 30 "$out" >&2
@@ -101,6 +104,21 @@ build_root() {
     # shellcheck disable=SC2016 # a dpkg-query format
     echo "Grid Engine $(chroot "$new" dpkg-query -W -f='${Version}' gridengine-master) from Debian $SUITE, built by DSSR's tests/cluster/gridengine.sh for host $HOST" >"$new/.dssr-test-cluster"
     mv "$new" "$ROOT"
+}
+
+# A root built before ROOT_PACKAGES grew gets what it lacks.
+root_packages() {
+    local missing=() p
+    for p in "${ROOT_PACKAGES[@]}"; do
+        # shellcheck disable=SC2016 # a dpkg-query format
+        [[ $(inroot dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == 'install ok installed' ]] || missing+=("$p")
+    done
+    ((${#missing[@]})) || return 0
+    log "  installing ${missing[*]} in $ROOT"
+    inroot apt-get -o Acquire::Check-Valid-Until=false update -qq
+    inroot env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null
+    inroot apt-get clean
 }
 
 mount_root() {
@@ -284,7 +302,7 @@ up() {
     timed "packages" install_packages
     timed "root (Debian $SUITE, Grid Engine)" build_root
     local sshd_changed=1
-    timed "users, keys, config" eval 'make_dirs; mount_root; ensure_users; make_keys'
+    timed "users, keys, config" eval 'make_dirs; mount_root; root_packages; ensure_users; make_keys'
     if write_configs; then sshd_changed=0; fi
     if ((sshd_changed == 0)) && running sshd; then log "  config changed: stopping sshd" && stop_sshd; fi
     timed "sge_qmaster" start_qmaster

@@ -11,11 +11,12 @@ from urllib.parse import quote
 
 import jwt
 import pytest
+import requests
 from gridengine_helpers import in_root
 
 from dssr_core.models import JobFacts, JobRef, Submission
 from dssr_core.testing import wait_until
-from dssr_core.testing.plugin import DssrServer
+from dssr_core.testing.plugin import DssrServer, find_free_port, wait_serving
 
 pytestmark = pytest.mark.slow
 MARKER = f"/tmp/dssr-ge-hostile-{uuid.uuid4().hex[:8]}"
@@ -229,3 +230,28 @@ def test_terminate_sends_term_before_kill(api):
     wait_ended(api, job)
     rc, _, (output, banner) = exitstatus(api, job)
     assert (rc, "CANCELLED" in banner, "got-term" in output.split()) == (-15, True, True), (output, banner)
+
+
+def test_an_interactive_job_is_served_through_dssrs_proxy(ge_env, tmp_path):
+    """A web service in a Grid Engine job, reached only through DSSR (an SSH direct-tcpip channel
+    via the login node), at the job's path-based URL."""
+    service_port = find_free_port()
+    env = {**ge_env, "DSSR_SHELL_SERVICE_PORT": str(service_port), "DSSR_PROXY_CHECK_INTERVAL": "0.5"}
+    server = DssrServer(env, tmp_path / "proxy.log")
+    server.env["JARVICE_JOBS_DOMAIN"] = f"http://127.0.0.1:{server.port}/job$"
+    api = server.start().api()
+    number = int(uuid.uuid4().int % 900_000) + 100_000
+    name = unique("web")
+    answer = api.submit(name, template('cd "$HOME" && exec python3 -m http.server "$JARVICE_SERVICE_PORT"',
+                                       extra="JOBOBJ_INTERACTIVE=true"), number=number, bearer=KIRBY)
+    job = {**job_of(name, answer), "number": number}
+    try:
+        info = f"/request/{name}/{number}/{job['jobid']}/info"
+        url = wait_until(lambda: api.post(info, {"qs": {}}).json["url"], 60, what="the job's url")
+        assert url == f"http://127.0.0.1:{server.port}/job{number}"
+        page = wait_serving(f"{url}/", 60, 10)
+        assert page.status_code == 200 and "Directory listing" in page.text, page.text[:300]
+        assert requests.get(f"http://127.0.0.1:{server.port}/job{number + 1}/", timeout=10).status_code == 404
+    finally:
+        api.post("/terminate", job)
+        server.stop()
