@@ -61,8 +61,9 @@ SERVER_KEY = Setting(
     "endpoint but the probes `/live` and `/ready` requires it", secret=True)
 LOG_LEVEL = Setting("JARVICE_SCHED_LOGLEVEL", "log level: Python's numbers (10, 20, ...) or names",
                     kind="log level", default=logging.INFO)
-SLURM_LOG_LEVEL = Setting("JARVICE_SLURM_SCHED_LOGLEVEL", "log level of the Slurm connectors (and paramiko, "
-                          "never below WARNING)", kind="log level", default_text="`JARVICE_SCHED_LOGLEVEL`")
+SLURM_LOG_LEVEL = Setting("JARVICE_SLURM_SCHED_LOGLEVEL", "log level of the connectors to a scheduler "
+                          "(Slurm's, Grid Engine's, their SSH; and paramiko, never below WARNING)",
+                          kind="log level", default_text="`JARVICE_SCHED_LOGLEVEL`")
 MAX_BODY_BYTES = Setting("DSSR_MAX_BODY_BYTES", "largest request body; a larger one gets a 413",
                          kind="int",
                          default=8 * 1024 * 1024, minimum=1024)
