@@ -172,8 +172,8 @@ def test_two_replicas_submitting_one_name_at_once_make_one_job(api, ge_env, tmp_
             thread.join(60)
         jobids = {job_of(name, answer)["jobid"] for answer in answers}
         assert len(jobids) == 1, answers
-        qstat = in_root(ge_env, "qstat", "-u", "kirby").stdout
-        assert sum(f"jarvice_{name}"[:10] in line for line in qstat.splitlines()) == 1, qstat
+        qstat = in_root(ge_env, "qstat", "-u", "*", "-xml").stdout
+        assert qstat.count(f"<JB_name>jarvice_{name}</JB_name>") == 1, qstat
         job = {"name": name, "number": 1, "jobid": jobids.pop()}
         assert api.post("/terminate", job).json is True
         wait_ended(api, job)
