@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 UNREACHABLE = ("unable to contact qmaster", "commlib error", "can't unpack gdi request",
                "failed receiving gdi request", "unable to send message to qmaster", "cell directory",
                "connection refused", "got select error", "endpoint is not unique")
-#: What qstat -j, qdel, qhold and qrls say of a job qmaster does not know (any more).
+#: What qstat -j, qdel and qrls say of a job qmaster does not know (any more).
 NO_SUCH_JOB = ("do not exist", "does not exist")
 #: The line between the two parts of :func:`status`'s answer.
 SEPARATOR = "--dssr--"
@@ -87,7 +87,7 @@ def failed(program: str, result: CommandResult) -> Exception:
 
 
 def is_unknown_job(result: CommandResult) -> bool:
-    """Whether a failed qstat -j, qdel, qhold or qrls failed because qmaster knows no such job."""
+    """Whether a failed qstat -j, qdel or qrls failed because qmaster knows no such job."""
     text = (result.stderr + result.stdout).lower()
     return not result.ok and any(words in text for words in NO_SUCH_JOB) and not is_unreachable(text)
 

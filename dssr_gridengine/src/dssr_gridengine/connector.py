@@ -1,4 +1,4 @@
-"""The ``gridengine`` connector: Grid Engine over SSH with qsub, qstat, qacct, qdel, qhold and qrls.
+"""The ``gridengine`` connector: Grid Engine over SSH with qsub, qstat, qacct, qdel and qrls.
 
 Jobs are submitted as the portal user's mapped cluster account; everything later on a job
 (terminate, release, events, tail, collecting its files) runs as the job's owner as qstat or

@@ -9,7 +9,7 @@ from dssr_gridengine.connector import GridEngineConnector
 @dssr_core.hookimpl
 def dssr_register_connectors():
     return [ConnectorSpec("gridengine", GridEngineConnector,
-                          "Grid Engine over SSH (qsub, qstat, qacct, qdel, qhold, qrls)")]
+                          "Grid Engine over SSH (qsub, qstat, qacct, qdel, qrls)")]
 
 
 @dssr_core.hookimpl
