@@ -9,6 +9,7 @@ LOCAL_DISTRIBUTIONS = (
     "-e", "./dssr_core",
     "-e", "./dssr_dummy",
     "-e", "./dssr_slurm",
+    "-e", "./dssr_gridengine",
     "-e", "./dssr_singularity",
 )
 # jsonschema: ApiClient checks every answer against openapi.json (dssr_core's testing extra);
@@ -22,7 +23,8 @@ CLUSTER = "tests/cluster/cluster.sh"
 
 @nox.session
 def tests(session):
-    """Run every test: core, dummy, singularity, and the Slurm end-to-end tests on a real cluster."""
+    """Run every test: core, dummy, singularity, and the Slurm and Grid Engine end-to-end tests on
+    real clusters."""
     session.install(*LOCAL_DISTRIBUTIONS, *TEST_TOOLS)
     session.run("pytest", *session.posargs)
 
@@ -37,8 +39,8 @@ def lint(session):
 @nox.session
 def bench(session):
     """Print figures: the API against a bare Falcon app, the metrics on and off, bearer checks,
-    logging, memory under 8 MB bodies, Slurm, Slurm with 10,000 jobs queued, the proxy of
-    interactive jobs, a job in a real container (26.05)."""
+    logging, memory under 8 MB bodies, Slurm, Slurm with 10,000 jobs queued, Grid Engine beside
+    slurm-cli, the proxy of interactive jobs, a job in a real container (26.05)."""
     session.install(*LOCAL_DISTRIBUTIONS, "websockets>=13")
     session.run("python", "bench/bench_api.py", *session.posargs)
     session.run("python", "bench/bench_metrics.py")
@@ -47,6 +49,7 @@ def bench(session):
     session.run("python", "bench/bench_body_memory.py")
     session.run("bash", CLUSTER, "up", external=True)
     session.run("python", "bench/bench_slurm_cli.py")
+    session.run("python", "bench/bench_gridengine.py")  # brings its Grid Engine cluster up itself
     session.run("python", "bench/bench_slurmrestd.py")
     # Both Slurm connectors with 0, 1,000 and 10,000 held jobs queued, on 26.05 then 22.05.
     session.run("python", "bench/bench_scale.py", "--n", "0,1000,10000", "--slurm", "26.05,22.05")

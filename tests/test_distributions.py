@@ -16,7 +16,7 @@ import dssr_core
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-DISTRIBUTIONS = ("dssr_core", "dssr_dummy", "dssr_slurm", "dssr_singularity")
+DISTRIBUTIONS = ("dssr_core", "dssr_dummy", "dssr_slurm", "dssr_gridengine", "dssr_singularity")
 SIBLINGS = DISTRIBUTIONS[1:]
 #: What each wheel must carry besides its modules (package data).
 DATA_FILES = {"dssr_core": "dssr_core/openapi.json", "dssr_singularity": "dssr_singularity/job.sh"}

@@ -9,6 +9,7 @@
 #   cluster.sh stop-sshd|start-sshd|stop-slurmctld|start-slurmctld|stop-slurmrestd|start-slurmrestd
 #   cluster.sh stop-slurmdbd|start-slurmdbd|stop-mariadb|start-mariadb|stop-registry|start-registry
 #
+# DSSR_CLUSTER_SCHEDULER=gridengine runs tests/cluster/gridengine.sh instead (Grid Engine).
 # DSSR_CLUSTER_SLURM picks the Slurm version: 22.05 (default) runs the host's Debian 12
 # packages; 24.11 (Debian trixie) and 26.05 (Debian sid) run in a chroot that mmdebstrap
 # builds from Debian's packages and that stays in DSSR_CLUSTER_ROOT, on ports of their own, so
@@ -24,6 +25,15 @@ set -euo pipefail
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "cluster.sh: $*"; exit 1; }
+# shellcheck source=tests/cluster/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# DSSR_CLUSTER_SCHEDULER=gridengine: a Grid Engine cluster instead (tests/cluster/gridengine.sh).
+case ${DSSR_CLUSTER_SCHEDULER:-slurm} in
+    slurm) ;;
+    gridengine) exec bash "$(dirname "${BASH_SOURCE[0]}")/gridengine.sh" "$@" ;;
+    *) die "DSSR_CLUSTER_SCHEDULER=$DSSR_CLUSTER_SCHEDULER: choose slurm (the default) or gridengine" ;;
+esac
 
 SLURM_VERSION=${DSSR_CLUSTER_SLURM:-22.05}
 case $SLURM_VERSION in
@@ -125,28 +135,6 @@ else
         [[ ! -e $ROOT ]] || die "$ROOT is not a chroot made by cluster.sh (no .dssr-test-cluster in it)"
     fi
 fi
-
-usec() { echo "${EPOCHREALTIME//[.,]/}"; }
-
-# timed LABEL CMD...: run CMD and print how long it took
-timed() {
-    local label=$1 t0
-    t0=$(usec)
-    shift
-    "$@"
-    local us=$(( $(usec) - t0 ))
-    printf '  %-34s %3d.%ds\n' "$label" $((us / 1000000)) $((us / 100000 % 10)) >&2
-}
-
-# wait_for WHAT SECONDS CMD...: poll CMD until it succeeds
-wait_for() {
-    local what=$1 deadline=$((SECONDS + $2))
-    shift 2
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || { log "cluster.sh: timed out waiting for $what (logs: $LOG)"; return 1; }
-        sleep 0.2
-    done
-}
 
 # inroot CMD...: run CMD in the cluster's root (the chroot, or the host for 22.05)
 inroot() { "${IN[@]}" "$@"; }
@@ -295,27 +283,10 @@ start_slurmrestd() {
     wait_for "slurmrestd ping" 30 rest_ping
 }
 
-ssh_as() {
-    local user=$1
-    shift
-    ssh -F /dev/null -i "$KEYS/$user" -p "$SSH_PORT" -o BatchMode=yes -o IdentitiesOnly=yes \
-        -o UserKnownHostsFile="$KNOWN_HOSTS" -o StrictHostKeyChecking=yes -o ConnectTimeout=5 \
-        -o LogLevel=ERROR "$user@127.0.0.1" "$@"
-}
-
 start_sshd() {
     inroot install -d -m 0755 /run/sshd
     launch sshd '' -D -e -f "$SSHD_CONFIG"
     wait_for "ssh login" 30 ssh_as jarvice true
-}
-
-stop_sshd() {
-    # Also end the open sessions (children of the listener), as a crashed server would.
-    local pid sessions=()
-    pid=$(pid_of sshd)
-    [[ -z $pid ]] || mapfile -t sessions < <(pgrep -P "$pid")
-    halt sshd
-    ((${#sessions[@]} == 0)) || kill -TERM "${sessions[@]}" 2>/dev/null || true
 }
 
 registry_password() { cat "$REGISTRY/password"; }
@@ -393,23 +364,6 @@ make_dirs() {
 }
 
 # ---------------------------------------------------------------- the chroot (24.11, 26.05)
-
-debian_mirror() {
-    local uri
-    uri=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)
-    [[ -n $uri ]] || uri=$(awk '/^deb / && $3 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
-    echo "${DSSR_CLUSTER_MIRROR:-${uri:-http://deb.debian.org/debian}}"
-}
-
-# mounts_below DIR: what is mounted below DIR, deepest first
-mounts_below() { findmnt -rn -o TARGET | awk -v dir="$1/" 'index($0, dir) == 1' | sort -r; }
-
-unmount_below() {
-    local m
-    while read -r m; do
-        [[ -z $m ]] || umount "$m" 2>/dev/null || umount -l "$m"
-    done < <(mounts_below "$1")
-}
 
 # A mirror that is a snapshot (the host's may be) has Release files past their Valid-Until.
 APT_NO_VALID_UNTIL=Acquire::Check-Valid-Until=false
@@ -692,42 +646,8 @@ EOF
 }
 
 sshd_conf() {
-    cat <<EOF
-# Written by tests/cluster/cluster.sh (DSSR test cluster)
-ListenAddress 127.0.0.1
-Port $SSH_PORT
-HostKey $STATE/sshd/ssh_host_ed25519_key
-PidFile $RUN/sshd.pid
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PubkeyAuthentication yes
-PermitRootLogin no
-AllowUsers ${LOGIN_USERS[*]}
-AuthorizedKeysFile $KEYS/%u.pub
-# Lets DSSR_CLUSTER_DIR live below a world-writable directory such as /tmp.
-StrictModes no
-MaxSessions 100
-MaxStartups 200
-PrintMotd no
-# Non-interactive logins read no profile; sbatch passes PATH on to the job.
-SetEnv PATH=$SSH_PATH
-Subsystem sftp internal-sftp
-EOF
-}
-
-id_mapping() {
-    local u
-    echo "users_id_mapping:"
-    for u in "${MAPPED_USERS[@]}"; do
-        cat <<EOF
-  - user: ${u^} Test
-    jarvice_user: $u
-    mail: $u@example.org
-    mapped_user: $u
-    ssh_private_key_b64: "$(base64 -w0 "$KEYS/$u")"
-EOF
-    done
+    sshd_config "tests/cluster/cluster.sh (DSSR test cluster)" \
+        "Non-interactive logins read no profile; sbatch passes PATH on to the job." "PATH=$SSH_PATH"
 }
 
 # Sets SLURM_CHANGED / SSHD_CHANGED when a running daemon must be restarted to see new config.
@@ -856,14 +776,7 @@ down() {
 }
 
 status() {
-    local d
-    for d in "${DAEMONS[@]}"; do
-        if running "$d"; then
-            printf '%-11s running (pid %s)\n' "$d" "$(pid_of "$d")"
-        else
-            printf '%-11s stopped\n' "$d"
-        fi
-    done
+    daemons_status
     if running slurmctld; then
         inroot sinfo
         inroot squeue -a

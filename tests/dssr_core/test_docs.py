@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 DOCUMENTED_ROW = re.compile(r"^\| `([A-Z][A-Z0-9_]+)` \|", re.M)
 #: The distributions of this repository: every Setting their modules define must be declared.
-DISTRIBUTIONS = ("dssr_core", "dssr_dummy", "dssr_slurm", "dssr_singularity")
+DISTRIBUTIONS = ("dssr_core", "dssr_dummy", "dssr_slurm", "dssr_gridengine", "dssr_singularity")
 
 
 def hook_names():

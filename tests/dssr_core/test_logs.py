@@ -62,3 +62,21 @@ def test_a_warning_reaches_stderr_while_the_process_runs():
     finally:
         child.stdin.close()
         child.wait(30)
+
+
+def test_the_scheduler_log_level_reaches_every_connector_to_a_scheduler_and_their_ssh():
+    child = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import logging
+        from dssr_core.cli.logs import configure_logging, stop_logging
+        from dssr_core.settings import Settings
+        configure_logging(Settings.from_env({"JARVICE_SCHED_LOGLEVEL": "INFO",
+                                             "JARVICE_SLURM_SCHED_LOGLEVEL": "DEBUG"}))
+        for name in ("dssr_slurm.commands", "dssr_gridengine.connector", "dssr_core.remote.ssh"):
+            logging.getLogger(name).debug("debug from %s", name)
+        logging.getLogger("dssr_core.app").debug("not shown")
+        stop_logging()
+    """)], capture_output=True, text=True, timeout=60)
+    lines = child.stderr.splitlines()
+    for name in ("dssr_slurm.commands", "dssr_gridengine.connector", "dssr_core.remote.ssh"):
+        assert any(f"debug from {name}" in line for line in lines), child.stderr
+    assert "not shown" not in child.stderr

@@ -20,6 +20,7 @@ KNOWN_DISTRIBUTIONS = {
     "dummy": "dssr_dummy",
     "slurm-cli": "dssr_slurm",
     "slurmrestd": "dssr_slurm",
+    "gridengine": "dssr_gridengine",
     "singularity": "dssr_singularity",
     "shell": "dssr_core",
 }

@@ -40,8 +40,8 @@ CLUSTER_HINTS = (("JARVICE_SLURM_CLUSTER_ADDR", "slurm-cli"), ("JARVICE_SLURMRES
 _LEGACY_MODULE = re.compile(r"^(?:connectors|executors)\.([A-Za-z0-9_-]+)\.(?:connector|executor)$")
 
 CONNECTOR = Setting(
-    "JARVICE_BAREMETAL_CONNECTOR", "the connector, by name (`dummy`, `slurm-cli`, `slurmrestd`, or a "
-    "third party's; the older `connectors.<name>.connector` too); `--connector`",
+    "JARVICE_BAREMETAL_CONNECTOR", "the connector, by name (`dummy`, `slurm-cli`, `slurmrestd`, "
+    "`gridengine`, or a third party's; the older `connectors.<name>.connector` too); `--connector`",
     default_text="`slurm-cli` or `slurmrestd` when a Slurm setting is set, else `dummy`")
 SLURM_CLIENT = Setting(
     "JARVICE_SLURM_CLIENT", "the chart's choice of connector when none is named: `ssh_client` is "
@@ -64,8 +64,9 @@ SERVER_KEY = Setting(
     "endpoint but the probes `/live` and `/ready` requires it", secret=True)
 LOG_LEVEL = Setting("JARVICE_SCHED_LOGLEVEL", "log level: Python's numbers (10, 20, ...) or names",
                     kind="log level", default=logging.INFO)
-SLURM_LOG_LEVEL = Setting("JARVICE_SLURM_SCHED_LOGLEVEL", "log level of the Slurm connectors (and paramiko, "
-                          "never below WARNING)", kind="log level", default_text="`JARVICE_SCHED_LOGLEVEL`")
+SLURM_LOG_LEVEL = Setting("JARVICE_SLURM_SCHED_LOGLEVEL", "log level of the connectors to a scheduler "
+                          "(Slurm's, Grid Engine's, their SSH; and paramiko, never below WARNING)",
+                          kind="log level", default_text="`JARVICE_SCHED_LOGLEVEL`")
 LOG_FORMAT = Setting("DSSR_LOG_FORMAT", "`text`: one plain line per record; `json`: one JSON object per "
                      "line (time, level, logger, message, request_id)", kind="choice",
                      choices=("text", "json"), default="text")

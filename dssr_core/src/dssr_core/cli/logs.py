@@ -63,6 +63,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+#: The loggers JARVICE_SLURM_SCHED_LOGLEVEL sets: the connectors to a scheduler and what they share.
+SCHEDULER_LOGGERS = ("dssr_slurm", "dssr_gridengine", "dssr_core.remote")
+
+
 def configure_logging(settings) -> None:
     """Send records to stderr at the levels of ``JARVICE_SCHED_LOGLEVEL`` (and ``..._SLURM_...``),
     in the format of ``DSSR_LOG_FORMAT``."""
@@ -78,7 +82,8 @@ def configure_logging(settings) -> None:
     root.handlers[:] = [_formatted(LineQueueHandler(records))]
     root.setLevel(settings.log_level)
     slurm_level = settings.slurm_log_level
-    logging.getLogger("dssr_slurm").setLevel(slurm_level)
+    for name in SCHEDULER_LOGGERS:
+        logging.getLogger(name).setLevel(slurm_level)
     logging.getLogger("paramiko").setLevel(max(slurm_level, logging.WARNING))
     global _listener
     _listener = FlushingListener(records, BufferedWriter())

@@ -17,8 +17,9 @@ DEFAULT_SERVICE_URL = "http://{node}:{port}/"
 DATA_ROOT = Setting("JARVICE_SLURM_DATA_ROOT", "the directory `/request/pvcls` lists as `/data`",
                     kind="directory",
                     default_text="`JARVICE_JOB_SCRATCH_DIR`, else the service account's home")
-STATUS_INTERVAL = Setting("JARVICE_SLURM_STATUS_INTERVAL", "seconds a status snapshot is used before Slurm "
-                          "is asked again", kind="float", default=DEFAULT_STATUS_INTERVAL, minimum=0.0)
+STATUS_INTERVAL = Setting("JARVICE_SLURM_STATUS_INTERVAL", "seconds a status snapshot is used before the "
+                          "scheduler is asked again", kind="float", default=DEFAULT_STATUS_INTERVAL,
+                          minimum=0.0)
 SERVICE_URL = Setting(
     "JARVICE_SLURM_SERVICE_URL", "the `url` that `/request/.../info` gives for a running interactive job: "
     "`{node}` is the job's first node, `{port}` its service port (checked at start)",

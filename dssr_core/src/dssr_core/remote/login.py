@@ -8,10 +8,14 @@ scheduler's own commands fill in the two halves.
 """
 
 import hashlib
+import logging
+from collections.abc import Callable
 
-from dssr_core.errors import ClusterUnavailable, ConnectorError, DssrError, SettingsError
+from dssr_core.errors import ClusterUnavailable, ConnectorError, DssrError, SchedulerRejected, SettingsError
 from dssr_core.models import DirEntry
-from dssr_core.remote.ssh import CommandResult, SshSettings, load_private_key, quote_command
+from dssr_core.remote.ssh import CommandResult, SshSettings, command_message, load_private_key, quote_command
+
+log = logging.getLogger(__name__)
 
 #: Where the submit locks are, relative to the submitting user's home.
 LOCK_DIR = ".dssr/locks"
@@ -87,12 +91,34 @@ def lock_failure(result: CommandResult, name: str) -> DssrError | None:
                               "than DSSR waits (half of JARVICE_SLURM_COMMAND_TIMEOUT); try again.")
 
 
-def submit_answer(result: CommandResult) -> tuple[str, bool]:
-    """The job id :func:`locked_submit` printed (the submit command's first word, or the existing
-    job's), and whether it was an existing job; an empty id when there is none."""
+def submit_answer(result: CommandResult, name: str, scheduler: str, submitter: str,
+                  unreachable: Callable[[str], bool], find_failed: Callable[[CommandResult], Exception],
+                  ) -> tuple[str, bool]:
+    """The job id :func:`locked_submit` answered for job ``name`` (the submit command's first word,
+    up to a ``;`` or ``.``, or the existing job's), and whether it was an existing job.
+
+    ``scheduler`` and ``submitter`` (``sbatch``, ``qsub``) name them in errors; ``unreachable``
+    tells the scheduler's words for "not reached" (503) from a refusal (422); ``find_failed`` is
+    the error of a failed look for a live job.
+    """
+    failure = lock_failure(result, name)
+    if failure is not None:
+        raise failure
+    if result.exit_status == FIND_FAILED:
+        raise find_failed(result)
+    if not result.ok:
+        message = command_message(result)
+        if unreachable(message):
+            raise ClusterUnavailable(f"{scheduler} could not take the job: {message}")
+        raise SchedulerRejected(f"{scheduler} refused the job: {message}")
     words = result.stdout.split()
     existing = bool(words) and words[0] == EXISTING
-    jobid = (words[1] if existing and len(words) > 1 else words[0] if words else "").split(";")[0]
+    jobid = (words[1] if existing and len(words) > 1 else words[0] if words else "")
+    jobid = jobid.split(";")[0].split(".")[0]  # sbatch --parsable: <id>;<cluster>; qsub: <id>.<tasks>
+    if not jobid.isdigit():
+        raise ConnectorError(f"{submitter} answered no job id; the DSSR log has its output.")
+    if result.stderr.strip():
+        log.info("%s said: %s", submitter, command_message(result))
     return jobid, existing
 
 

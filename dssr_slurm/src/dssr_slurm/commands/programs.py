@@ -7,7 +7,6 @@ job ids are checked to be digits before they get here.
 import logging
 
 from dssr_core.durations import parse_slurm_duration
-from dssr_core.errors import ClusterUnavailable, ConnectorError, SchedulerRejected
 from dssr_core.remote.jobs import JobRecord, interactive_fields, scheduler_job_name, upstream_name
 from dssr_core.remote.login import (  # noqa: F401 (LOCK_DIR, list_directory, ...: the tests' names)
     FIND_FAILED,
@@ -21,7 +20,7 @@ from dssr_core.remote.login import (  # noqa: F401 (LOCK_DIR, list_directory, ..
 )
 from dssr_core.remote.ssh import CommandResult, quote_command
 from dssr_core.remote.states import LIVE_STATE_NAMES, state_code, state_name
-from dssr_slurm.failures import command_message, is_unreachable, unreachable_or_failed
+from dssr_slurm.failures import is_unreachable, unreachable_or_failed
 from dssr_slurm.jobspec import JobSpec
 from dssr_slurm.nodelist import expand_nodelist
 
@@ -174,22 +173,8 @@ def parse_sacct(text: str) -> list[JobRecord]:
 
 def parse_submit(result: CommandResult, name: str) -> tuple[str, bool]:
     """The job id from :func:`submit`'s answer for job ``name``, and whether it was an existing job."""
-    failure = lock_failure(result, name)
-    if failure is not None:
-        raise failure
-    if result.exit_status == FIND_FAILED:
-        raise unreachable_or_failed("squeue", result)
-    if not result.ok:
-        message = command_message(result)
-        if is_unreachable(message):
-            raise ClusterUnavailable(f"Slurm could not take the job: {message}")
-        raise SchedulerRejected(f"Slurm refused the job: {message}")
-    jobid, existing = submit_answer(result)
-    if not jobid.isdigit():
-        raise ConnectorError("sbatch answered no job id; the DSSR log has its output.")
-    if result.stderr.strip():
-        log.info("sbatch said: %s", command_message(result))
-    return jobid, existing
+    return submit_answer(result, name, "Slurm", "sbatch", is_unreachable,
+                         lambda failed: unreachable_or_failed("squeue", failed))
 
 
 def is_invalid_job(result: CommandResult) -> bool:
