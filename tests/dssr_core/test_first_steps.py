@@ -156,7 +156,7 @@ def test_serve_on_port_0_logs_the_port_it_got_and_sigterm_a_line(tmp_path):
 
 
 def test_with_only_a_third_party_connector_the_default_is_that_one(client_env):
-    # dummy, slurmrestd and gridengine disabled: slurm-cli stands for the one connector a third party installed.
+    # three disabled: slurm-cli stands for the one connector a third party installed.
     client_env.setenv("DSSR_DISABLE_PLUGINS", "dummy,slurmrestd,gridengine")
     settings = load_settings(type("Args", (), {})())
     assert settings.connector == "slurm-cli"

@@ -75,7 +75,8 @@ def test_a_submit_that_finds_a_live_job_answers_its_id_and_its_comment_holds_the
     found = CommandResult(0, f"{EXISTING} 12 dssr-script=0123456789abcdef\n", "")
     assert commands.parse_submit(found, "job-a") == ("12", True)
     assert script_fingerprint_of(found.stdout) == "0123456789abcdef"
-    assert "--format=%i %k" in commands.submit("job-a", ["--job-name=jarvice_job-a"], 15, "/scratch/jarvice_job-a.jobid")
+    record = "/scratch/jarvice_job-a.jobid"
+    assert "--format=%i %k" in commands.submit("job-a", ["--job-name=jarvice_job-a"], 15, record)
 
 
 def test_sacct_lines():
