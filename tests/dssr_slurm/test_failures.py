@@ -12,6 +12,7 @@ from slurm_helpers import (
     SHARED,
     bearer_for,
     job_of,
+    slurm,
     squeue_field,
     template,
     wait_ended,
@@ -139,6 +140,7 @@ def matrix(slurm_env, rest_env, tmp_path_factory) -> Matrix:
             "defaults": slurm_env}
     logs = tmp_path_factory.mktemp("matrix")
     servers = {connector: DssrServer(env, logs / f"{connector}.log") for connector, env in envs.items()}
+    running = None
     try:
         _in_parallel(lambda server: server.start(), list(servers.values()))
         apis = {connector: server.api() for connector, server in servers.items()}
@@ -152,6 +154,8 @@ def matrix(slurm_env, rest_env, tmp_path_factory) -> Matrix:
         wait_running(at_defaults, running)
         yield Matrix({each.connector: each for each in polled}, at_defaults, running)
     finally:
+        if running is not None:  # a failed matrix must not leave its 900 s job holding the node
+            slurm("scancel", running["jobid"])
         for server in servers.values():
             server.stop()
 
