@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -202,7 +203,9 @@ def assert_interactive_job_gets_its_url(connector, name: str, bearer: str, devic
     api = ApiClient.for_app(create_app(settings, connector, ServiceExecutor(settings), executor_name="shell"))
     job = job_of(name, api.submit(name, template("sleep 30", devices=devices), bearer=bearer))
     try:
-        assert squeue_field(job["jobid"], "%k") == "dssr-service-port=2228 dssr-job-number=1"
+        comment = squeue_field(job["jobid"], "%k")
+        expected = r"dssr-service-port=2228 dssr-job-number=1 dssr-script=[0-9a-f]{16}"
+        assert re.fullmatch(expected, comment), comment
         wait_running(api, job)
         answer = api.post(f"/request/{name}/1/{job['jobid']}/info", {"qs": {}})
         assert answer.status == 200, answer.text
