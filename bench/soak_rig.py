@@ -143,7 +143,8 @@ class Replica:
     def __init__(self, name: str, env: dict[str, str], log_dir: Path):
         self.name = name
         self.port = free_port()
-        self.env = env
+        # Each pod has its own address, so the chart's one metrics port; here, one host: a port each.
+        self.env = {**env, "DSSR_METRICS_PORT": str(free_port())}
         self.log = log_dir / f"replica-{name}.log"
         self.process: subprocess.Popen | None = None
         self.lives: list[dict] = []  # one per process: pid, started, samples [(t, rss_kb, fds)]

@@ -2,6 +2,7 @@
 and one that keeps it. The soak itself runs in .ci/run (``nox -s soak``); these run in a second."""
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -158,3 +159,23 @@ def test_a_replica_too_short_lived_is_reported_not_judged():
     verdict = soak.Verdict()
     lines = soak.check_flat([LifeDouble("a", lambda t: 60 + t, lambda t: 11)], verdict, warmup=600)
     assert verdict.checks == [] and "too short to judge" in lines[0]
+
+
+def test_two_replicas_on_one_host_both_start(tmp_path):
+    """The soak's two replicas share one host, so each needs ports of its own (the API's and the
+    metrics'), where the chart's pods each have an address of their own."""
+    import soak_rig
+
+    def env(name: str) -> dict[str, str]:  # the dummy keeps one state folder per process
+        return {**os.environ, "JARVICE_BAREMETAL_CONNECTOR": "dummy",
+                "JARVICE_DUMMY_STATE_DIR": str(tmp_path / name)}
+
+    replicas = [soak_rig.Replica(name, env(name), tmp_path) for name in ("a", "b")]
+    try:
+        for replica in replicas:
+            replica.start()
+        assert all(replica.process.poll() is None for replica in replicas)
+    finally:
+        for replica in replicas:
+            if replica.process is not None:
+                replica.stop()
