@@ -20,6 +20,7 @@ import slurm_helpers
 from slurm_helpers import SERVED_API_VERSIONS, SLURM_VERSIONS, slurm
 
 from dssr_core.settings import Settings
+from dssr_core.testing import wait_until
 from dssr_slurm.commands.connector import SlurmCliConnector
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,6 +114,7 @@ def cluster_env(slurm_version):
     assert env.get("DSSR_CLUSTER_SLURM") == slurm_version, env.get("DSSR_CLUSTER_SLURM")
     slurm_helpers.use_cluster(env)
     with open(SESSIONS_LOCK, "a") as lock:
+        cancel_leftover_jobs(lock)
         fcntl.flock(lock, fcntl.LOCK_SH)  # held while this run uses the clusters
         yield env
         cancel_test_jobs(lock)
@@ -120,6 +122,13 @@ def cluster_env(slurm_version):
 
 #: Every test run holds this lock shared; the cleanup needs it alone.
 SESSIONS_LOCK = "/tmp/dssr-test-cluster-sessions.lock"
+
+
+def queued_job_ids(prefixes: tuple[str, ...]) -> set[str]:
+    """The ids of the cluster's live jobs whose names start with one of ``prefixes``."""
+    listing = slurm("squeue", "-h", "-a", "-o", "%i %j")
+    return {words[0] for words in map(str.split, listing.stdout.splitlines())
+            if len(words) == 2 and words[1].startswith(prefixes)}
 
 
 def cancel_test_jobs(lock) -> None:
@@ -130,11 +139,27 @@ def cancel_test_jobs(lock) -> None:
     except BlockingIOError:
         return
     try:
-        listing = slurm("squeue", "-h", "-a", "-o", "%i %j")
-        ids = [words[0] for words in map(str.split, listing.stdout.splitlines())
-               if len(words) == 2 and words[1].startswith(TEST_JOB_PREFIXES)]
+        ids = queued_job_ids(TEST_JOB_PREFIXES)
         if ids:
             slurm("scancel", *ids)
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+
+
+def cancel_leftover_jobs(lock) -> None:
+    """A run that finds no other run on the clusters cancels every DSSR job (``jarvice_...``) left
+    on this one, and waits for them to end: slurmctld keeps the jobs of a killed test run or bench
+    across restarts, and a leftover job holding the node's cores fails every test that needs them."""
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return
+    try:
+        ids = queued_job_ids(("jarvice_",))
+        if ids:
+            slurm("scancel", *ids)
+            wait_until(lambda: not ids & queued_job_ids(("jarvice_",)), 120, interval=0.5,
+                       what=f"the {len(ids)} jobs left by an earlier run to end")
     finally:
         fcntl.flock(lock, fcntl.LOCK_SH)
 

@@ -39,7 +39,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.slurm_versions("26.05")]
 IMAGES_SH = Path(__file__).resolve().parents[2] / "tests" / "cluster" / "images.sh"
 #: Interactive jobs hold their node alone, so they start once the module's other jobs end.
 INTERACTIVE_START = 480
-KIRBY_HOME = Path(pwd.getpwnam("kirby").pw_dir)
 
 
 @pytest.fixture(scope="module")
@@ -273,11 +272,12 @@ def test_terminate_leaves_no_process_of_the_container(images, servers):
 
 
 @pytest.fixture
-def kirby_env_files():
+def kirby_env_files(cluster_env):
     """Kirby's $HOME/.jarvice_custom_env and .jarvice_cuda_env, removed after the test; the homes
-    are the host's, so test runs of other checkouts wait for each other here."""
-    files = {name: KIRBY_HOME / name for name in (".jarvice_custom_env", ".jarvice_cuda_env")}
+    are the host's, so test runs of other checkouts wait for each other here. (cluster.sh up
+    makes the user: on a new machine there is no kirby before.)"""
     owner = pwd.getpwnam("kirby")
+    files = {name: Path(owner.pw_dir) / name for name in (".jarvice_custom_env", ".jarvice_cuda_env")}
     with open("/tmp/dssr-test-kirby-jarvice-env.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         files[".jarvice_custom_env"].write_text("export DSSR_TEST_CUSTOM_ENV=from-custom-env\n")
