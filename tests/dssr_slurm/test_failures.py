@@ -247,9 +247,7 @@ def test_a_daemon_stopped_and_started_during_polling_loses_nothing(matrix, daemo
     seen = _in_parallel(_seen_ended, polled) if daemon == "slurmctld" else [None] * len(polled)
     daemons.stop(daemon)
     try:
-        # Let the snapshots age past twice their interval: until then one is answered from while
-        # its refresh runs in the background.
-        time.sleep(2 * max(each.interval for each in polled) + 0.1)
+        time.sleep(max(each.interval for each in polled) + 0.1)  # let the snapshots age
         with ThreadPoolExecutor(1) as pool:  # the default timeouts' answers (up to 18 s) come meanwhile
             named = [pool.submit(_cause_named, matrix, daemon)] if daemon in CAUSES else []
             for _ in range(2):  # upstream polls on

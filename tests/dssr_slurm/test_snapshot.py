@@ -9,7 +9,6 @@ from dssr_core.errors import ClusterUnavailable
 from dssr_core.models import JobListing, JobRef
 from dssr_core.remote.jobs import JobRecord
 from dssr_core.remote.snapshot import StatusSnapshot
-from dssr_core.testing import wait_until
 
 RECORDS = [JobRecord("1", "a", "kirby", "RUNNING", 5, ("n1",)),
            JobRecord("2", "b", "mario", "PENDING"),
@@ -34,75 +33,15 @@ def test_listings_and_lookups():
 
 def test_refreshed_at_most_once_per_interval():
     clock, calls = Clock(), []
-    snapshot = StatusSnapshot(lambda: calls.append(1) or list(RECORDS), 2.0, clock=clock)
+    snapshot = StatusSnapshot(lambda: calls.append(1) or RECORDS, 2.0, clock=clock)
     first = snapshot.get()
     clock.now += 1.9
     assert snapshot.get() is first and len(calls) == 1
-    clock.now += 2.2
-    assert snapshot.get() is not first and len(calls) == 2  # past twice the interval: waited for
+    clock.now += 0.2
+    assert snapshot.get() is not first and len(calls) == 2
     snapshot.invalidate()
     snapshot.get()
     assert len(calls) == 3
-
-
-def test_past_its_interval_it_answers_while_one_refresh_runs_in_the_background():
-    clock, calls, release = Clock(), [], threading.Event()
-
-    def fetch():
-        calls.append(1)
-        if len(calls) > 1:
-            release.wait(5)
-        return list(RECORDS)
-
-    snapshot = StatusSnapshot(fetch, 2.0, clock=clock)
-    first = snapshot.get()
-    clock.now += 2.5
-    answers = [snapshot.get() for _ in range(20)]  # none of them waits for the refresh
-    assert all(answer is first for answer in answers) and len(calls) == 2
-    release.set()
-    wait_until(lambda: snapshot.peek() is not first, 5, what="the background refresh")
-    assert snapshot.get() is snapshot.peek() and len(calls) == 2
-
-
-def test_after_a_failed_background_refresh_the_old_snapshot_is_not_answered():
-    clock, outcome = Clock(), {"fail": False}
-
-    def fetch():
-        if outcome["fail"]:
-            raise ClusterUnavailable("Slurm does not answer (squeue): connection refused")
-        return list(RECORDS)
-
-    snapshot = StatusSnapshot(fetch, 2.0, clock=clock)
-    first = snapshot.get()
-    outcome["fail"] = True
-    clock.now += 2.5
-    assert snapshot.get() is first  # its refresh fails in the background
-    wait_until(lambda: snapshot._flight is None, 5, what="the background refresh")
-    with pytest.raises(ClusterUnavailable):
-        snapshot.get()
-    outcome["fail"] = False
-    assert snapshot.get() is not first
-
-
-def test_a_refresh_under_way_when_a_job_is_submitted_is_not_kept():
-    started, release, calls = threading.Event(), threading.Event(), []
-
-    def fetch():
-        calls.append(1)
-        if len(calls) == 1:
-            started.set()
-            release.wait(5)
-            return RECORDS[:1]  # listed before the submission
-        return list(RECORDS)
-
-    snapshot = StatusSnapshot(fetch, 2.0)
-    early = threading.Thread(target=snapshot.get)
-    early.start()
-    started.wait(5)
-    snapshot.invalidate()  # a submission
-    release.set()
-    early.join(5)
-    assert len(snapshot.get().records) == 3 and len(calls) == 2
 
 
 def test_concurrent_refreshes_collapse_into_one():

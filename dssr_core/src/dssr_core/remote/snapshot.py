@@ -4,16 +4,10 @@ Upstream polls ``/queued``, ``/running`` and ``/runstatus`` for every job; all o
 answered from one list of our jobs (one ``squeue``, one ``GET /jobs``). The snapshot is
 refreshed when it is older than the interval (``JARVICE_SLURM_STATUS_INTERVAL``). Threads that
 need a refresh while one is under way wait for it instead of starting their own
-(single-flight).
-
-A snapshot past its interval but younger than twice the interval is still answered from while
-its refresh runs in the background, so that no request waits for a long job list (10,000 jobs:
-a quarter of a second for ``squeue``, far more for slurmrestd 22.05). One older than that, none
-at all, or one marked old by a submission, a cancel or a release is never answered from: the
-request waits for the refresh. A refresh that fails raises to every thread that waited for it
-and is not kept; after a failed refresh the old snapshot is not answered from either, so a
-cluster that cannot be reached gives errors, never an empty list or an old one, and the next
-call tries again. Each snapshot taken resets ``dssr_scheduler_snapshot_age_seconds``.
+(single-flight). A refresh that fails raises to every thread that waited for it and is not
+kept: the next call tries again. An old snapshot is never served past its interval, so a
+cluster that cannot be reached gives errors, never an empty list. Each snapshot taken resets
+``dssr_scheduler_snapshot_age_seconds``.
 """
 
 import logging
@@ -66,26 +60,17 @@ class StatusSnapshot:
         self._lock = threading.Lock()
         self._current: Snapshot | None = None
         self._flight: _Flight | None = None
-        self._last_refresh_failed = False
 
     def get(self) -> Snapshot:
-        """A snapshot younger than the interval, or, while it is refreshed, one younger than twice
-        the interval; refreshes (once, for everyone) when needed."""
+        """A snapshot younger than the interval; refreshes (once, for everyone) when needed."""
         with self._lock:
             current = self._current
-            age = self._clock() - current.taken_at if current is not None else None
-            if age is not None and age < self.interval:
+            if current is not None and self._clock() - current.taken_at < self.interval:
                 return current
             leader = self._flight is None
             if leader:
                 self._flight = _Flight()
             flight = self._flight
-            answer_current = age is not None and age < 2 * self.interval and not self._last_refresh_failed
-        if answer_current:
-            if leader:
-                threading.Thread(target=self._refresh_in_background, args=(flight,),
-                                 name="status-refresh", daemon=True).start()
-            return current
         if leader:
             return self._refresh(flight)
         flight.done.wait()
@@ -99,11 +84,9 @@ class StatusSnapshot:
             return self._current
 
     def invalidate(self) -> None:
-        """Forget the current snapshot and any refresh under way (it may have listed the jobs
-        before the change): the next :meth:`get` asks the scheduler."""
+        """Forget the current snapshot: the next :meth:`get` asks the scheduler."""
         with self._lock:
             self._current = None
-            self._flight = None
 
     def _refresh(self, flight: _Flight) -> Snapshot:
         started = self._clock()
@@ -116,20 +99,10 @@ class StatusSnapshot:
             raise
         finally:
             with self._lock:
-                if self._flight is flight:  # not invalidated meanwhile
-                    self._flight = None
-                    self._last_refresh_failed = flight.result is None
-                    if flight.result is not None:
-                        self._current = flight.result
+                if flight.result is not None:
+                    self._current = flight.result
+                self._flight = None
             flight.done.set()
-
-    def _refresh_in_background(self, flight: _Flight) -> None:
-        try:
-            self._refresh(flight)
-        except DssrError as error:
-            log.warning("status refresh failed: %s", error.message)
-        except BaseException as error:  # noqa: BLE001 - a thread of its own: nobody else would see it
-            log.error("status refresh failed unexpectedly: %s: %s", type(error).__name__, error)
 
 
 def _shared_error(error: BaseException) -> BaseException:
