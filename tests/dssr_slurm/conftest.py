@@ -9,6 +9,7 @@ groups the tests by version, so one cluster is brought up after the other. When 
 cannot be brought up, the tests that need it FAIL: they never skip.
 """
 
+import contextlib
 import fcntl
 import os
 import shlex
@@ -28,6 +29,8 @@ CLUSTER_SH = ROOT / "tests" / "cluster" / "cluster.sh"
 #: Job names of these tests start with one of these (contract-..., cli-...), so that the
 #: cleanup at the end cancels only what these tests left behind.
 TEST_JOB_PREFIXES = ("jarvice_contract-", "jarvice_cli-", "jarvice_rest-")
+#: Every job DSSR submits (tests, benches, the soak) has a name starting so.
+DSSR_JOB_PREFIXES = ("jarvice_",)
 
 
 def selected_versions() -> list[str]:
@@ -131,37 +134,38 @@ def queued_job_ids(prefixes: tuple[str, ...]) -> set[str]:
             if len(words) == 2 and words[1].startswith(prefixes)}
 
 
-def cancel_test_jobs(lock) -> None:
-    """Cancel what the tests left running, unless another test run still uses the cluster (its
-    jobs carry the same names): the last run to end cancels them all."""
+@contextlib.contextmanager
+def alone_on_the_clusters(lock):
+    """True inside when no other test run uses the clusters (this run holds the lock alone), else
+    False; afterwards the lock is held shared again."""
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        yield False
         return
     try:
-        ids = queued_job_ids(TEST_JOB_PREFIXES)
-        if ids:
-            slurm("scancel", *ids)
+        yield True
     finally:
         fcntl.flock(lock, fcntl.LOCK_SH)
+
+
+def cancel_test_jobs(lock) -> None:
+    """Cancel what the tests left running, unless another test run still uses the cluster (its
+    jobs carry the same names): the last run to end cancels them all."""
+    with alone_on_the_clusters(lock) as alone:
+        if alone and (ids := queued_job_ids(TEST_JOB_PREFIXES)):
+            slurm("scancel", *ids)
 
 
 def cancel_leftover_jobs(lock) -> None:
     """A run that finds no other run on the clusters cancels every DSSR job (``jarvice_...``) left
     on this one, and waits for them to end: slurmctld keeps the jobs of a killed test run or bench
     across restarts, and a leftover job holding the node's cores fails every test that needs them."""
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return
-    try:
-        ids = queued_job_ids(("jarvice_",))
-        if ids:
+    with alone_on_the_clusters(lock) as alone:
+        if alone and (ids := queued_job_ids(DSSR_JOB_PREFIXES)):
             slurm("scancel", *ids)
-            wait_until(lambda: not ids & queued_job_ids(("jarvice_",)), 120, interval=0.5,
+            wait_until(lambda: not ids & queued_job_ids(DSSR_JOB_PREFIXES), 120, interval=0.5,
                        what=f"the {len(ids)} jobs left by an earlier run to end")
-    finally:
-        fcntl.flock(lock, fcntl.LOCK_SH)
 
 
 @pytest.fixture(scope="session")
