@@ -128,6 +128,45 @@ def test_a_large_download_through_the_proxy(proxy):
     assert hashlib.sha256(answer.content).digest() == hashlib.sha256(direct.content).digest()
 
 
+def test_after_a_long_body_the_connection_to_the_job_carries_the_next_request(proxy):
+    """A long body is relayed past h11 (front.py): the job's connection is then still reused."""
+    session = requests.Session()
+    before = session.get(proxy.url + "/headers", timeout=5).json()["peer"]
+    for size in (64 * 1024, 3_000_001):
+        answer = session.get(proxy.url + f"/big?bytes={size}", timeout=60)
+        assert (answer.status_code, len(answer.content)) == (200, size)
+        assert session.get(proxy.url + "/headers", timeout=5).json()["peer"] == before
+
+
+def test_a_long_answer_that_closes_the_jobs_connection_opens_a_new_one_for_the_next(proxy):
+    session = requests.Session()
+    before = session.get(proxy.url + "/headers", timeout=5).json()["peer"]
+    answer = session.get(proxy.url + "/big?bytes=1000000&close=1", timeout=60)
+    assert len(answer.content) == 1_000_000
+    assert "close" not in answer.headers.get("Connection", "")  # hop-by-hop: the job's, not ours
+    after = session.get(proxy.url + "/headers", timeout=5).json()["peer"]
+    assert after != before
+
+
+def test_head_of_a_long_answer_has_its_length_and_no_body(proxy):
+    session = requests.Session()
+    head = session.head(proxy.url + "/big?bytes=5000000", timeout=5)
+    assert (head.status_code, head.headers["Content-Length"], head.content) == (200, "5000000", b"")
+    assert session.get(proxy.url + "/headers", timeout=5).status_code == 200
+
+
+def test_a_job_that_stops_in_the_middle_of_a_long_body_closes_the_client_connection(proxy):
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
+        sock.sendall(b"GET /job41/big?bytes=2000000&stop=700000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(1 << 20):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"content-length: 2000000" in head.lower()
+    assert len(body) == 700_000  # what came, then the close: the client knows it is cut short
+    assert requests.get(proxy.url + "/headers", timeout=5).status_code == 200
+
+
 def error_document(answer: requests.Response, status: int) -> str:
     """The description of an answer that must be the contract's JSON error with ``status``."""
     assert answer.status_code == status, answer.text

@@ -2,8 +2,10 @@
 
 ``python3 web_service.py PORT`` serves on 127.0.0.1... and every address:
 
-- ``GET /headers...``: JSON of the request line's path and the headers as received;
-- ``GET /big?bytes=N``: N bytes (a repeating pattern), with a Content-Length;
+- ``GET /headers...``: JSON of the request line's path, the headers as received, and the
+  client's port (``peer``: the same while one connection carries the requests);
+- ``GET /big?bytes=N``: N bytes (a repeating pattern), with a Content-Length; ``&close=1``
+  answers ``Connection: close``, ``&stop=M`` closes after M bytes; ``HEAD`` the head alone;
 - ``GET /echo`` with a websocket upgrade: echoes every text or binary message.
 
 The websocket side is the few lines of RFC 6455 an echo needs; the tests' client is the
@@ -33,21 +35,34 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/echo" and self.headers.get("Upgrade", "").lower() == "websocket":
             return self.websocket_echo()
         if url.path == "/big":
-            return self.big(int(parse_qs(url.query).get("bytes", ["1048576"])[0]))
+            return self.big(parse_qs(url.query))
         body = json.dumps({"path": self.path, "headers": [[k, v] for k, v in self.headers.items()],
-                           "port": self.server.server_address[1]}).encode()
+                           "port": self.server.server_address[1], "peer": self.client_address[1]}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
-    def big(self, size):
+    def do_HEAD(self):
+        url = urlsplit(self.path)
+        if url.path != "/big":
+            return self.send_error(404)
+        self.big(parse_qs(url.query), head_only=True)
+
+    def big(self, query, head_only=False):
+        size = int(query.get("bytes", ["1048576"])[0])
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(size))
+        if query.get("close"):
+            self.send_header("Connection", "close")
         self.end_headers()
-        left = size
+        if head_only:
+            return
+        left = int(query.get("stop", [size])[0])
+        if left < size:
+            self.close_connection = True
         while left > 0:
             chunk = PATTERN[:min(left, len(PATTERN))]
             self.wfile.write(chunk)

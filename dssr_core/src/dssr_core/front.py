@@ -71,6 +71,10 @@ LINGER_S = 2.0
 #: after an answer of ours (a 404 for a job); past that it is closed.
 DRAIN_LIMIT = 1 << 20
 _CHUNK = 64 * 1024
+#: Answers of a job with a Content-Length of at least this many bytes are relayed past h11's
+#: parsing, in reads of up to ``_LONG_BODY_CHUNK``.
+_LONG_BODY = 64 * 1024
+_LONG_BODY_CHUNK = 256 * 1024
 #: Hop-by-hop headers (RFC 9110 7.6.1) and older proxy ones: never relayed. h11 frames the
 #: body itself from content-length / transfer-encoding, which are relayed as they came.
 #: ``Expect`` is answered here (100 Continue), not by the job.
@@ -276,6 +280,7 @@ class _Upstream:
         self.stream = stream
         self.h11 = h11.Connection(h11.CLIENT)
         self._open = True
+        self._spent = False  # it cannot carry another request
         metrics.PROXY_CONNECTIONS.inc()
 
     def send(self, event) -> None:
@@ -286,9 +291,17 @@ class _Upstream:
                 _TO_JOB.inc(len(event.data))
 
     def reusable(self) -> bool:
+        if self._spent:
+            return False
         if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
             self.h11.start_next_cycle()
         return self.h11.our_state is h11.IDLE and self.h11.their_state is h11.IDLE
+
+    def reuse_after_raw_body(self, reusable: bool) -> None:
+        """The answer's body is read past h11: a fresh h11 for the next request, or none."""
+        self._spent = not reusable
+        if reusable:
+            self.h11 = h11.Connection(h11.CLIENT)
 
     def close(self) -> None:
         if self._open:
@@ -663,6 +676,10 @@ class _Conversation:
                     self._send(h11.Response(status_code=event.status_code, headers=self._with_id(headers),
                                             reason=event.reason))
                     sent_head = True
+                    length = None if self._head_only else _long_body_length(event)
+                    if length is not None:
+                        self._relay_long_body(upstream, length, _keeps_alive(event))
+                        return True
                 elif isinstance(event, h11.Data):
                     _FROM_JOB.inc(len(event.data))
                     self._send(h11.Data(data=event.data))
@@ -678,6 +695,34 @@ class _Conversation:
             if not sent_head:
                 return self._answer_error(502, f"{what.capitalize()} did not answer properly.")
             return False
+
+    def _relay_long_body(self, upstream: _Upstream, length: int, keeps_alive: bool) -> None:
+        """A body of ``length`` bytes (its Content-Length), read from the job's stream and sent
+        on as it comes. The upstream's h11 would copy each chunk four times on the way (buffer,
+        slice, event, join) for framing that the length alone decides; the client's h11 still
+        frames the answer, without a copy (``send_with_data_passthrough``)."""
+        waiting, _ = upstream.h11.trailing_data  # what came with the head
+        reusable = keeps_alive and len(waiting) <= length and upstream.h11.our_state is h11.DONE
+        upstream.reuse_after_raw_body(False)  # until the body is whole
+        left = length
+        try:
+            if waiting:
+                self._send_data(waiting[:length])
+                left -= min(len(waiting), length)
+            while left:
+                data = upstream.stream.recv(min(left, _LONG_BODY_CHUNK))
+                if not data:
+                    raise OSError("closed before the answer ended")
+                self._send_data(data)
+                left -= len(data)
+        finally:
+            _FROM_JOB.inc(length - left)
+        upstream.reuse_after_raw_body(reusable)
+        self._send(h11.EndOfMessage())
+
+    def _send_data(self, data) -> None:
+        for piece in self.h11.send_with_data_passthrough(h11.Data(data=data)):
+            self.client.sendall(piece)
 
     def _pipe(self, upstream: _Upstream) -> None:
         """After a 101: bytes both ways, raw, until either side closes (or the job ends)."""
@@ -781,6 +826,25 @@ def _next_event(connection: h11.Connection, stream):
         if event is not h11.NEED_DATA:
             return event
         connection.receive_data(stream.recv(_CHUNK))
+
+
+def _long_body_length(response: h11.Response) -> int | None:
+    """The Content-Length of an answer to relay past h11 (:meth:`_Conversation._relay_long_body`):
+    one that has a body by that length alone, of at least ``_LONG_BODY``; else None. h11 still
+    frames the rest: chunked bodies, bodies to the close, and the short ones, which mostly came
+    whole with their head."""
+    chunked = any(name == b"transfer-encoding" for name, _ in response.headers)
+    if chunked or response.status_code in (204, 304):
+        return None
+    length = _content_length(response.headers)
+    return length if length is not None and length >= _LONG_BODY else None
+
+
+def _keeps_alive(response: h11.Response) -> bool:
+    """Whether the job's connection may carry another request after this answer (RFC 9112 9.3)."""
+    tokens = {token.strip().lower() for name, value in response.headers if name == b"connection"
+              for token in value.split(b",")}
+    return response.http_version == b"1.1" and b"close" not in tokens
 
 
 def _head_size(request: h11.Request) -> int:
