@@ -85,6 +85,17 @@ def test_forwards_share_one_master_and_carry_bytes_both_ways(forwarder, echo_por
             stream.close()
 
 
+def test_a_forwards_socket_buffers_a_megabyte_where_the_kernel_allows(forwarder, echo_port):
+    stream = forwarder.open("localhost", echo_port, 10)
+    try:
+        allowed = int(Path("/proc/sys/net/core/wmem_max").read_text())
+        buffered = stream._stream.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        assert buffered == 2 * min(1 << 20, allowed)  # Linux doubles what it is asked for
+        assert echoed(stream, b"x" * 3_000_000) == b"x" * 3_000_000
+    finally:
+        stream.close()
+
+
 def test_a_closed_stream_ends_its_forward_and_the_master_carries_on(forwarder, echo_port):
     stream = forwarder.open("localhost", echo_port, 10)
     stream.close()

@@ -52,6 +52,10 @@ _FAILURE = 0x80000003
 _PERMISSION_DENIED = 0x80000002
 _SESSION_OPENED = 0x80000006
 _VERSION = 4
+#: The send buffer of both ends of a forward's socketpair (Linux caps it at net.core.wmem_max).
+#: The default, about 200 KB, is a tenth of the SSH channel's window; with this, a download
+#: relayed through h11 went from 68% to 80% of ``ssh -L``'s speed (bench/bench_proxy.py).
+_SOCKET_BUFFER = 1 << 20
 
 
 class ForwardRefused(ConnectionRefusedError):
@@ -252,6 +256,8 @@ class OpenSshForwarder:
 def _stdio_forward(control: socket.socket, host: str, port: int, timeout: float) -> MuxStream:
     """Ask the master for a stdio forward to ``host:port`` through ``control`` (``ssh -W``'s request)."""
     ours, theirs = socket.socketpair()
+    for end in (ours, theirs):
+        end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
     try:
         _send_packet(control, struct.pack(">II", _NEW_STDIO_FWD, 1) + _string(b"") + _string(host.encode())
                      + struct.pack(">I", port))
