@@ -32,7 +32,7 @@ from pathlib import Path
 import jwt
 
 sys.path.insert(0, str(Path(__file__).parent))
-from loadgen import cpu_seconds, post, run_echo_load, run_load, stop, wait_live  # noqa: E402
+from loadgen import cpu_seconds, post, run_echo_load, run_load, stop, thread_cpu_seconds, wait_live  # noqa: E402
 from slurm_bench_common import cluster_env  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "dssr_slurm"))
@@ -245,8 +245,9 @@ def print_path_figures(figures: dict[str, dict], rounds: int, ws_seconds: float,
 
 
 def tree_cpu_seconds(pid: int) -> float:
-    """CPU time of a process and of its children that still run (the OpenSSH master of the proxy)."""
-    total = cpu_seconds(pid)
+    """CPU time of a process and of its children that still run (the OpenSSH master of the proxy),
+    to the nanosecond: a download costs a few ms, finer than /proc's clock ticks."""
+    total = thread_cpu_seconds(pid)
     for task in Path(f"/proc/{pid}/task").iterdir():
         for child in (task / "children").read_text().split():
             try:

@@ -40,6 +40,7 @@ from dssr_core.testing import ApiClient, shell_template
 from dssr_core.testing.plugin import DssrServer
 
 sys.path.insert(0, str(Path(__file__).parent))
+from loadgen import thread_cpu_seconds  # noqa: E402
 from slurm_bench_common import cluster_env  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,9 +158,9 @@ def measure(env: dict[str, str], server: DssrServer, connector: str, options, qu
     time.sleep(MIN_JOB_AGE)  # what the last measure cancelled is purged
     api.get("/queued")  # connections open, the first list read
     time.sleep(INTERVAL + 0.2)
-    before = cpu_seconds(pid)
+    before = thread_cpu_seconds(pid)
     api.get("/queued")  # nothing changed since the last list
-    unchanged = cpu_seconds(pid) - before
+    unchanged = thread_cpu_seconds(pid) - before
     times, submitted, slurm_times = [], [], []
     straight = StraightSubmit(env) if connector == "slurmrestd" else None
     for i in range(options.submits):
@@ -181,9 +182,9 @@ def measure(env: dict[str, str], server: DssrServer, connector: str, options, qu
         submitted += jobids
         queued += jobids
     # The last submit changed the queue and made the snapshot stale: this /queued refreshes it.
-    before = cpu_seconds(pid)
+    before = thread_cpu_seconds(pid)
     api.get("/queued")
-    changed = cpu_seconds(pid) - before
+    changed = thread_cpu_seconds(pid) - before
     cancel(env, submitted)
     time.sleep(MIN_JOB_AGE)  # the cancelled jobs purged: the cycles see a queue that does not change
     cycles, listed = [], 0
@@ -199,18 +200,6 @@ def measure(env: dict[str, str], server: DssrServer, connector: str, options, qu
             "refresh_cpu_changed_ms": round(changed * 1000, 1),
             "refresh_cpu_unchanged_ms": round(unchanged * 1000, 1),
             "rss_mb": memory(status, "VmRSS"), "rss_peak_mb": memory(status, "VmHWM")}
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time of every thread of a process, in nanoseconds' precision (``/proc/<pid>/task/*/schedstat``;
-    a thread that ended is missed, so measure across requests that end none)."""
-    total = 0
-    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
-        try:
-            total += int(stat.read_text().split()[0])
-        except (OSError, IndexError, ValueError):
-            pass
-    return total / 1e9
 
 
 class StraightSubmit:
