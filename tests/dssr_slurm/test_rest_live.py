@@ -234,6 +234,27 @@ def test_through_an_ssh_tunnel_to_the_login_node(make_rest_connector, rest_env):
     wait_ended(api, job)
 
 
+def test_the_job_list_is_read_again_only_when_a_job_changed(make_rest_connector, rest_env):
+    """update_time on every version the clusters serve: v0.0.42 on with Slurm's last_update, 22.05's
+    v0.0.38 with slurmctld's clock (GET /diag) and its 304."""
+    connector = make_rest_connector()
+    api = api_of(connector, rest_env)
+    name = unique("quiet")
+    job = job_of(name, api.submit(name, template("sleep 30", devices=SHARED), hold=True, bearer=KIRBY))
+
+    def listing_after_a_read():
+        connector.snapshot.invalidate()
+        assert [name, job["jobid"]] in api.get("/queued").json
+        return connector.lists._last
+
+    # update_time counts whole seconds: the list after the one of the submit's second stands
+    wait_until(lambda: listing_after_a_read() is listing_after_a_read(), 15, what="a list not read again")
+    quiet = connector.lists._last
+    assert api.post("/terminate", job).json is True
+    wait_until(lambda: [name, job["jobid"]] not in api.get("/queued").json, 15, what="the cancel to show")
+    assert connector.lists._last is not quiet
+
+
 def test_init_report_names_no_secret(make_rest_connector, rest_env):
     connector = make_rest_connector(**SSH_OUTPUT)
     text = "\n".join(f"{label}: {value}" for label, value in connector.report()) + connector.check()

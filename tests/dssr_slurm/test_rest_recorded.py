@@ -174,6 +174,49 @@ def test_a_queue_that_did_not_change_is_not_read_again(make, fake_slurmrestd, ve
     assert set(later) == ({since} if version >= "v0.0.42" else {plain})
 
 
+def serve_v0_0_38_with_its_clock(fake) -> str:
+    """v0.0.38 with GET /diag recorded; the path of the job list asked since that clock."""
+    serve(fake, "v0.0.38", **{"GET /slurm/v0.0.38/diag": "diag"})
+    return f"/slurm/v0.0.38/jobs?update_time={recorded('v0.0.38', 'diag')['body']['statistics']['req_time']}"
+
+
+def test_a_v0_0_38_queue_that_did_not_change_is_not_read_again(make, fake_slurmrestd):
+    """22.05 says no last_update, but answers update_time=<slurmctld's clock, from GET /diag just
+    before the last list> with 304 and no body when no job changed since."""
+    since = serve_v0_0_38_with_its_clock(fake_slurmrestd)
+    fake_slurmrestd.answer("GET", since, recorded("v0.0.38", "jobs-not-modified"))
+    connector, api = make()
+    first = sorted(api.get("/queued").json + api.get("/running").json)
+    for _ in range(2):
+        connector.snapshot.invalidate()
+        assert sorted(api.get("/queued").json + api.get("/running").json) == first and first
+    plain, *later = [r["path"] for r in fake_slurmrestd.requested("GET", "/slurm/v0.0.38/jobs")]
+    assert plain == "/slurm/v0.0.38/jobs" and later and set(later) == {since}
+    assert len(fake_slurmrestd.requested("GET", "/slurm/v0.0.38/diag")) == 1 + len(later)  # before each list
+
+
+def test_a_v0_0_38_answer_of_no_job_since_its_clock_is_checked_with_the_whole_list(make, fake_slurmrestd):
+    """An empty list to update_time would be every job ended; only the whole list may say so."""
+    since = serve_v0_0_38_with_its_clock(fake_slurmrestd)
+    fake_slurmrestd.answer("GET", since, (200, {**recorded("v0.0.38", "jobs")["body"], "jobs": []}))
+    connector, api = make()
+    first = sorted(api.get("/queued").json + api.get("/running").json)
+    connector.snapshot.invalidate()
+    assert sorted(api.get("/queued").json + api.get("/running").json) == first and first
+    plain, *later = [r["path"] for r in fake_slurmrestd.requested("GET", "/slurm/v0.0.38/jobs")]
+    assert later[:2] == [since, plain] and set(later) == {since, plain}
+
+
+def test_without_slurmctlds_clock_a_v0_0_38_list_is_read_whole(make, fake_slurmrestd):
+    serve(fake_slurmrestd, "v0.0.38", **{"GET /slurm/v0.0.38/diag": "ping-expired-token"})
+    connector, api = make()
+    first = sorted(api.get("/queued").json)
+    connector.snapshot.invalidate()
+    assert sorted(api.get("/queued").json) == first and first
+    paths = {r["path"] for r in fake_slurmrestd.requested("GET", "/slurm/v0.0.38/jobs")}
+    assert paths == {"/slurm/v0.0.38/jobs"}
+
+
 def test_a_slurmrestd_that_refuses_update_time_is_asked_for_whole_lists(make, fake_slurmrestd, caplog):
     serve(fake_slurmrestd, "v0.0.42")
     listed = recorded("v0.0.42", "jobs")["body"]

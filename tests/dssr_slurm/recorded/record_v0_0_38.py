@@ -13,6 +13,7 @@ slurmrestd answered no JSON). Jobs of other users and other tests are left out o
 """
 
 import json
+import time
 import uuid
 from functools import partial
 from pathlib import Path
@@ -47,6 +48,17 @@ def save_submit_schema() -> None:
             **{name: schemas[name] for name in ("v0.0.38_job_submission", "v0.0.38_job_properties")}}
     (OUT / "openapi-job-submission.json").write_text(json.dumps(data, indent=2) + "\n")
     print("openapi-job-submission: the submit schema")
+
+
+def save_clock_and_not_modified() -> None:
+    """slurmctld's clock (``GET /diag``), then the job list asked with it as ``update_time``: with
+    no job changed in the last second, 22.05 answers 304 and no body."""
+    time.sleep(1.5)
+    clock = save("diag", call("GET", "/slurm/v0.0.38/diag", "jarvice"),
+                 "statistics.req_time: slurmctld's clock, which DSSR asks the next job list with")
+    since = clock["body"]["statistics"]["req_time"]
+    save("jobs-not-modified", call("GET", f"/slurm/v0.0.38/jobs?update_time={since}", "jarvice"),
+         "no job changed since update_time (slurmctld's clock from diag.json): 304, no body")
 
 
 def main() -> None:
@@ -97,6 +109,7 @@ def main() -> None:
         wait_purged(jobid)
     save("job-purged", call("GET", f"/slurm/v0.0.38/job/{done_id}", "jarvice"),
          "after MinJobAge 22.05 answers 500 with error 2017")
+    save_clock_and_not_modified()
     save("db-job-completed", call("GET", f"/slurmdb/v0.0.38/job/{done_id}", "jarvice"))
     save("db-job-failed", call("GET", f"/slurmdb/v0.0.38/job/{failed_id}", "jarvice"),
          "dbv0.0.38 bug: exit_code says SUCCESS/0 for a job that exited 3; state.current says FAILED")

@@ -6,7 +6,9 @@ DSSR reads (:data:`JOB_FIELDS`) with msgspec, which skips the rest without build
 From v0.0.40 on the answer carries Slurm's ``last_update``, and from v0.0.42 on the request
 takes it back as ``update_time`` (24.11 refuses it in v0.0.40 and v0.0.41): slurmctld then
 answers no job at all when none has changed since, and the last list stands, running jobs'
-elapsed time moved on by the clock.
+elapsed time moved on by the clock. 22.05's v0.0.38 says no ``last_update`` but answers
+``update_time`` with ``304 Not Modified``: there the time is slurmctld's clock (``GET /diag``)
+read just before the list.
 
 :class:`JobLists` reads the status snapshot's lists. :class:`Listing` also remembers the highest
 job id Slurm listed (every user's): a job with a higher id was submitted after the list was
@@ -66,6 +68,7 @@ _JOBS_KEY = re.compile(rb'"jobs"\s*:\s*\[')
 _GAP = re.compile(rb"[\s,]*")
 #: How much of the answer is read at a time.
 CHUNK = 1 << 16
+NOT_MODIFIED = 304
 
 
 class JobStream(Protocol):
@@ -155,7 +158,8 @@ def highest_job_id(raw_jobs: list[dict]) -> int:
 @attrs.frozen
 class Listing:
     """One full job list: our jobs' records as they were at ``taken`` (``time.time()``), the highest
-    job id listed, and Slurm's ``last_update`` (None: the API version does not say)."""
+    job id listed, and the time on slurmctld's clock the list was current at: the answer's
+    ``last_update``, or (v0.0.38) slurmctld's clock just before it was asked (None: not known)."""
 
     records: tuple[JobRecord, ...]
     highest: int
@@ -185,8 +189,8 @@ def unchanged(body: dict, last_update: int | None) -> bool:
 
 class JobLists:
     """The job lists of the status snapshot (``GET /slurm/vX/jobs`` as the service account): only
-    when some job changed since the last one (``update_time``, from v0.0.42 on), else the last
-    list's records as they are now. Each list read feeds ``twins``. Thread-safe."""
+    when some job changed since the last one (``update_time``, v0.0.38 and from v0.0.42 on), else
+    the last list's records as they are now. Each list read feeds ``twins``. Thread-safe."""
 
     def __init__(self, client: RestClient, tokens, twins: TwinIndex):
         self.client = client
@@ -198,13 +202,19 @@ class JobLists:
 
     def read(self, version: ApiVersion) -> list[JobRecord]:
         previous = self._last
-        since = (previous.update_time(version.name) if previous is not None and version.lists_changes
-                 and not self._whole else None)
+        asks_changes = (version.lists_changes or version.answers_not_modified) and not self._whole
+        since = previous.update_time(version.name) if previous is not None and asks_changes else None
         credentials = self.tokens.service()
         what = "listing jobs"
+        clock = self._controller_clock(version, credentials) if asks_changes else None
         taken = time.time()
         answer = self.client.get(version.jobs_path + (f"?update_time={since}" if since else ""), credentials,
                                  what, reader=read_jobs)
+        if since and answer.status == NOT_MODIFIED and version.answers_not_modified:
+            return previous.records_now()
+        if since and version.answers_not_modified and answer.ok and not answer.body.get("jobs"):
+            since = None  # no job at all, or a slurmrestd that says "no change" so: the whole list says
+            answer = self.client.get(version.jobs_path, credentials, what, reader=read_jobs)
         if since and not answer.ok:  # a slurmrestd that refuses update_time: ask for the whole list
             answer = self.client.get(version.jobs_path, credentials, what, reader=read_jobs)
             if answer.ok:
@@ -215,16 +225,28 @@ class JobLists:
             raise failure(answer, what, self.tokens, credentials.user)
         if "jobs" not in answer.body:  # never an empty list for an answer that could not be read
             raise ConnectorError(f"slurmrestd's job list could not be read: {answer.text[:200] or 'no JSON'}")
-        if unchanged(answer.body, since):
+        if version.lists_changes and unchanged(answer.body, since):
             return previous.records_now()
+        last_update = number(answer.body.get("last_update")) if version.lists_changes else clock
         listing = Listing(records=tuple(records_of(version, answer, taken)),
                           highest=highest_job_id(raw_jobs(answer)),
-                          last_update=number(answer.body.get("last_update")), taken=taken, api=version.name)
+                          last_update=last_update, taken=taken, api=version.name)
         with self._lock:
             if self._last is None or listing.taken >= self._last.taken:
                 self._last = listing
         self.twins.listed(listing.records, listing.highest)
         return list(listing.records)
+
+
+    def _controller_clock(self, version: ApiVersion, credentials) -> int | None:
+        """slurmctld's clock now (``GET /diag``'s ``req_time``), for a version whose job list does not
+        say when it was current; None when the list says it, or slurmctld did not tell (the next
+        list is then asked whole)."""
+        if not version.answers_not_modified:
+            return None
+        answer = self.client.get(version.diag_path, credentials, "reading slurmctld's clock")
+        statistics = answer.body.get("statistics") if answer.ok else None
+        return number(statistics.get("req_time")) if isinstance(statistics, dict) else None
 
 
 def raw_jobs(answer: Answer) -> list[dict]:

@@ -125,8 +125,19 @@ class ApiVersion:
         return False
 
     @property
+    def answers_not_modified(self) -> bool:
+        """Whether ``GET /jobs?update_time=<T>`` answers ``304 Not Modified`` when no job changed
+        since ``T`` on slurmctld's clock, for a list that carries no ``last_update``: ``T`` is then
+        slurmctld's clock read from ``GET /diag`` before the list (22.05's v0.0.38)."""
+        return False
+
+    @property
     def ping_path(self) -> str:
         return f"/slurm/{self.name}/ping"
+
+    @property
+    def diag_path(self) -> str:
+        return f"/slurm/{self.name}/diag"
 
     @property
     def jobs_path(self) -> str:
@@ -199,6 +210,10 @@ class V0038(ApiVersion):
     """22.05's openapi/v0.0.38 (also served by 23.02 and 23.11)."""
 
     name: str = "v0.0.38"
+
+    @property
+    def answers_not_modified(self) -> bool:
+        return True
 
     def submit_body(self, script: str, spec: JobSpec) -> dict:
         job = {
