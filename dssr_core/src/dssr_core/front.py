@@ -280,7 +280,6 @@ class _Upstream:
         self.stream = stream
         self.h11 = h11.Connection(h11.CLIENT)
         self._open = True
-        self._spent = False  # it cannot carry another request
         metrics.PROXY_CONNECTIONS.inc()
 
     def send(self, event) -> None:
@@ -291,17 +290,9 @@ class _Upstream:
                 _TO_JOB.inc(len(event.data))
 
     def reusable(self) -> bool:
-        if self._spent:
-            return False
         if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
             self.h11.start_next_cycle()
         return self.h11.our_state is h11.IDLE and self.h11.their_state is h11.IDLE
-
-    def reuse_after_raw_body(self, reusable: bool) -> None:
-        """The answer's body is read past h11: a fresh h11 for the next request, or none."""
-        self._spent = not reusable
-        if reusable:
-            self.h11 = h11.Connection(h11.CLIENT)
 
     def close(self) -> None:
         if self._open:
@@ -700,10 +691,13 @@ class _Conversation:
         """A body of ``length`` bytes (its Content-Length), read from the job's stream and sent
         on as it comes. The upstream's h11 would copy each chunk four times on the way (buffer,
         slice, event, join) for framing that the length alone decides; the client's h11 still
-        frames the answer, without a copy (``send_with_data_passthrough``)."""
+        frames the answer, without a copy (``send_with_data_passthrough``).
+
+        The upstream's h11 stays where the head left it (their side sending a body), so it tells
+        ``reusable()`` no, unless the whole body came and the connection may carry another
+        request: then a fresh h11 takes the next one."""
         waiting, _ = upstream.h11.trailing_data  # what came with the head
         reusable = keeps_alive and len(waiting) <= length and upstream.h11.our_state is h11.DONE
-        upstream.reuse_after_raw_body(False)  # until the body is whole
         left = length
         try:
             if waiting:
@@ -717,7 +711,8 @@ class _Conversation:
                 left -= len(data)
         finally:
             _FROM_JOB.inc(length - left)
-        upstream.reuse_after_raw_body(reusable)
+        if reusable:
+            upstream.h11 = h11.Connection(h11.CLIENT)
         self._send(h11.EndOfMessage())
 
     def _send_data(self, data) -> None:

@@ -206,7 +206,8 @@ class JobLists:
         since = previous.update_time(version.name) if previous is not None and asks_changes else None
         credentials = self.tokens.service()
         what = "listing jobs"
-        clock = self._controller_clock(version, credentials) if asks_changes else None
+        by_clock = asks_changes and version.answers_not_modified
+        clock = self._controller_clock(version, credentials) if by_clock else None
         taken = time.time()
         answer = self.client.get(version.jobs_path + (f"?update_time={since}" if since else ""), credentials,
                                  what, reader=read_jobs)
@@ -240,10 +241,7 @@ class JobLists:
 
     def _controller_clock(self, version: ApiVersion, credentials) -> int | None:
         """slurmctld's clock now (``GET /diag``'s ``req_time``), for a version whose job list does not
-        say when it was current; None when the list says it, or slurmctld did not tell (the next
-        list is then asked whole)."""
-        if not version.answers_not_modified:
-            return None
+        say when it was current; None when slurmctld did not tell (the next list is then asked whole)."""
         answer = self.client.get(version.diag_path, credentials, "reading slurmctld's clock")
         statistics = answer.body.get("statistics") if answer.ok else None
         return number(statistics.get("req_time")) if isinstance(statistics, dict) else None
